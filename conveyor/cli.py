@@ -1,0 +1,33 @@
+"""`conveyor`: one entry point; each sub-command group lives with the code it drives."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from bundles.cli import app as bundle_app
+from infra.cli import app as env_app
+from ml.cli import app as model_app
+
+app = typer.Typer(
+    name="conveyor",
+    help="Environments as code and asset bundles of ML jobs that move dev → staging → prod.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(env_app, name="env", help="Provision and inspect environments (Pulumi stacks).")
+app.add_typer(bundle_app, name="bundle", help="Validate, plan, deploy and run the asset bundle.")
+app.add_typer(model_app, name="model", help="Operate the models an environment serves.")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
