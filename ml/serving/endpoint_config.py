@@ -1,0 +1,153 @@
+"""The endpoint config: which model versions an environment serves and how traffic splits.
+
+Written by the deploy step (and by `conveyor model rollback`, and by the service itself
+when a canary trips its guard); read by every serving worker, which swaps models when the
+revision changes. One JSON file (`endpoint.json`) replaced atomically, plus an append-only
+`history.jsonl` so rollback knows what served before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+CONFIG_FILE = "endpoint.json"
+HISTORY_FILE = "history.jsonl"
+LOCK_FILE = ".endpoint.lock"
+
+Strategy = Literal["direct", "ab", "canary", "shadow"]
+
+
+class ServedModel(BaseModel):
+    """One model version: `path` (local copy, fast) else `uri` (e.g. models:/name/3)."""
+
+    name: str
+    version: str
+    uri: str
+    path: str | None = None
+
+
+class CanaryStage(BaseModel):
+    percent: float = Field(gt=0, le=100)
+    seconds: float = Field(gt=0)
+
+
+class CanaryGuard(BaseModel):
+    """Live bounds; crossing one rolls the canary back without a human."""
+
+    max_error_rate: float = Field(default=0.05, ge=0, le=1)
+    max_p95_ms: float = Field(default=250.0, gt=0)
+    min_requests: int = Field(default=20, ge=1)
+
+
+class Rollout(BaseModel):
+    strategy: Strategy = "direct"
+    challenger_percent: float = Field(default=0.0, ge=0, le=100, description="ab: fixed share of traffic")
+    sticky_key: str | None = Field(default="customer_id", description="ab/canary: request field hashed for stickiness")
+    stages: list[CanaryStage] = Field(default_factory=list)
+    guard: CanaryGuard = Field(default_factory=CanaryGuard)
+    started_at: float | None = None
+
+
+class SLA(BaseModel):
+    """Pre-traffic gate: a short load test must meet these figures."""
+
+    p95_ms: float = Field(default=200.0, gt=0)
+    max_error_rate: float = Field(default=0.0, ge=0, le=1)
+    min_qps: float = Field(default=20.0, ge=0)
+    duration_s: float = Field(default=3.0, gt=0)
+    concurrency: int = Field(default=4, ge=1)
+
+
+class EndpointConfig(BaseModel):
+    revision: int = 0
+    updated_at: float = 0.0
+    updated_by: str = ""
+    reason: str = ""
+    champion: ServedModel | None = None
+    challenger: ServedModel | None = None
+    candidate: ServedModel | None = Field(default=None, description="loaded for pre-traffic checks, gets no traffic")
+    previous_champions: list[ServedModel] = Field(default_factory=list, description="rollback stack, newest last")
+    rollout: Rollout = Field(default_factory=Rollout)
+    sla: SLA = Field(default_factory=SLA)
+    state: Literal["empty", "serving", "testing", "rolling_out", "rolled_back"] = "empty"
+
+    def served(self) -> list[ServedModel]:
+        return [m for m in (self.champion, self.challenger, self.candidate) if m is not None]
+
+    def canary_percent(self, now: float | None = None) -> float:
+        """Share of traffic the challenger gets right now (time-driven canary stages)."""
+        r = self.rollout
+        if self.challenger is None:
+            return 0.0
+        if r.strategy == "ab":
+            return r.challenger_percent
+        if r.strategy != "canary" or not r.stages:
+            return 0.0
+        elapsed = (now or time.time()) - (r.started_at or self.updated_at)
+        for stage in r.stages:
+            if elapsed < stage.seconds:
+                return stage.percent
+            elapsed -= stage.seconds
+        return r.stages[-1].percent
+
+
+def read_config(endpoint_dir: Path) -> EndpointConfig:
+    path = Path(endpoint_dir) / CONFIG_FILE
+    if not path.exists():
+        return EndpointConfig()
+    return EndpointConfig.model_validate_json(path.read_text())
+
+
+def _lock(endpoint_dir: Path):
+    from filelock import FileLock
+
+    return FileLock(str(Path(endpoint_dir) / LOCK_FILE), timeout=30)
+
+
+def update_config(endpoint_dir: Path, change, *, by: str, reason: str) -> EndpointConfig:
+    """Read-modify-write under a file lock; `change(cfg)` returns the new config or None to skip.
+
+    The file is replaced atomically (tmp + rename) so readers never see half a config.
+    """
+    endpoint_dir = Path(endpoint_dir)
+    endpoint_dir.mkdir(parents=True, exist_ok=True)
+    with _lock(endpoint_dir):
+        current = read_config(endpoint_dir)
+        new = change(current.model_copy(deep=True))
+        if new is None:
+            return current
+        new.revision = current.revision + 1
+        new.updated_at = time.time()
+        new.updated_by = by
+        new.reason = reason
+        tmp = endpoint_dir / f".{CONFIG_FILE}.{os.getpid()}.tmp"
+        tmp.write_text(new.model_dump_json(indent=2))
+        os.replace(tmp, endpoint_dir / CONFIG_FILE)
+        with open(endpoint_dir / HISTORY_FILE, "a") as fh:
+            fh.write(new.model_dump_json() + "\n")
+        return new
+
+
+def history(endpoint_dir: Path) -> list[EndpointConfig]:
+    path = Path(endpoint_dir) / HISTORY_FILE
+    if not path.exists():
+        return []
+    return [EndpointConfig.model_validate_json(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def promote(cfg: EndpointConfig, model: ServedModel) -> EndpointConfig:
+    """Make `model` the champion, remembering the old one for rollback; clears the rollout."""
+    if cfg.champion is not None and cfg.champion.version != model.version:
+        cfg.previous_champions = [*cfg.previous_champions, cfg.champion][-10:]
+    cfg.champion = model
+    cfg.challenger = None
+    cfg.candidate = None
+    cfg.rollout = Rollout()
+    cfg.state = "serving"
+    return cfg

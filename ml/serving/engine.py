@@ -1,0 +1,272 @@
+"""What one serving worker does, independent of BentoML so it can be tested in-process.
+
+- follows the endpoint config (a watcher thread polls it); loads every model of a new
+  revision fully, then swaps one immutable `Snapshot` reference — requests already running
+  keep the snapshot they started with, so an update never fails a request;
+- routes rows to champion / challenger (ab, canary) and scores shadow copies off the
+  request path;
+- a canary challenger that errors or is slow trips `LiveGuard` and the worker rewrites the
+  endpoint config without it (rollback on its own); meanwhile its rows fall back to the
+  champion so callers never see the broken model;
+- every row and response goes to the inference table.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from ml.serving import routing
+from ml.serving.endpoint_config import EndpointConfig, Rollout, read_config, update_config
+from ml.serving.features import add_on_demand_features
+from ml.serving.guard import LiveGuard
+from ml.serving.inference_log import InferenceLogger
+from ml.serving.models import LoadedModel, load
+
+log = logging.getLogger("conveyor.serving")
+THRESHOLD = 0.5
+
+
+class NoModelDeployed(RuntimeError):
+    """The endpoint has no champion (or no candidate) yet: answered with 503."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    config: EndpointConfig
+    models: dict[str, LoadedModel] = field(default_factory=dict)  # role -> model
+
+    def get(self, role: str) -> LoadedModel | None:
+        return self.models.get(role)
+
+
+class Engine:
+    def __init__(self, endpoint_dir: Path | None, table_dir: Path | None, env: str = "local",
+                 poll_s: float = 0.25, loader: Callable = load, metrics: Any = None):
+        self.env = env
+        self.endpoint_dir = Path(endpoint_dir) if endpoint_dir else None
+        self.logger = InferenceLogger(table_dir)
+        self.snapshot = Snapshot(EndpointConfig())
+        self.load_error: str | None = None
+        self.poll_s = poll_s
+        self._loader = loader
+        self._metrics = metrics
+        self._guard: LiveGuard | None = None
+        self._guard_revision = -1
+        self._tripping = False
+        self._shadow_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
+        self._stop = threading.Event()
+        self._seen_mtime: float | None = None
+        self._watcher: threading.Thread | None = None
+        if self.endpoint_dir is not None:
+            self._watcher = threading.Thread(target=self._watch, name="endpoint-config", daemon=True)
+            self._watcher.start()
+
+    # ---- following the endpoint config ------------------------------------------------
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+            except Exception as exc:  # keep serving the old snapshot, report in /status
+                self.load_error = f"{type(exc).__name__}: {exc}"
+                log.exception("endpoint config refresh failed")
+            self._stop.wait(self.poll_s)
+
+    def refresh(self) -> bool:
+        """Load a new config revision if there is one; True if the snapshot changed."""
+        path = self.endpoint_dir / "endpoint.json"
+        try:
+            mtime = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return False
+        if mtime == self._seen_mtime:
+            return False
+        cfg = read_config(self.endpoint_dir)
+        if cfg.revision == self.snapshot.config.revision and self.snapshot.config.revision:
+            self._seen_mtime = mtime
+            return False
+        current = self.snapshot
+        by_version = {(m.spec.name, m.spec.version, m.spec.path or m.spec.uri): m for m in current.models.values()}
+        models: dict[str, LoadedModel] = {}
+        for role in ("champion", "challenger", "candidate"):
+            spec = getattr(cfg, role)
+            if spec is None:
+                continue
+            key = (spec.name, spec.version, spec.path or spec.uri)
+            models[role] = by_version.get(key) or self._loader(spec)
+        self.snapshot = Snapshot(cfg, models)  # the atomic swap
+        self._seen_mtime = mtime
+        self.load_error = None
+        if self._metrics:
+            self._metrics.revision(cfg.revision)
+        log.info("serving endpoint revision %s: %s", cfg.revision,
+                 {r: m.version for r, m in models.items()})
+        return True
+
+    # ---- scoring -----------------------------------------------------------------------
+    def score(self, rows: list[dict], target: str = "traffic") -> list[dict]:
+        started = time.perf_counter()
+        snap = self.snapshot  # one read: this batch finishes on this snapshot
+        champion = snap.get("candidate" if target == "candidate" else "champion")
+        if champion is None:
+            raise NoModelDeployed(target)
+        for r in rows:
+            if not r.get("transaction_id"):
+                r["transaction_id"] = uuid.uuid4().hex
+        frame = add_on_demand_features(pd.DataFrame(rows))
+        cfg = snap.config
+        roles = ["candidate" if target == "candidate" else "champion"] * len(rows)
+        challenger = snap.get("challenger") if target == "traffic" else None
+        if challenger is not None and cfg.rollout.strategy in ("ab", "canary"):
+            pct = cfg.canary_percent()
+            key = cfg.rollout.sticky_key
+            for i, r in enumerate(rows):
+                k = str(r.get(key) or r["transaction_id"]) if key else r["transaction_id"]
+                if routing.goes_to_challenger(k, pct):
+                    roles[i] = "challenger"
+        probs = [0.0] * len(rows)
+        by_role: dict[str, list[int]] = {}
+        for i, role in enumerate(roles):
+            by_role.setdefault(role, []).append(i)
+        if "challenger" in by_role:
+            idx = by_role.pop("challenger")
+            t0 = time.perf_counter()
+            try:
+                p = challenger.predict_proba(frame.iloc[idx])
+                for j, i in enumerate(idx):
+                    probs[i] = float(p[j])
+                self._observe_challenger(cfg, True, (time.perf_counter() - t0) * 1000, len(idx))
+            except Exception as exc:
+                log.warning("challenger %s failed on %d rows: %s", challenger.version, len(idx), exc)
+                self._observe_challenger(cfg, False, 0.0, len(idx))
+                for i in idx:
+                    roles[i] = "champion"
+                by_role.setdefault("champion", []).extend(idx)
+        for role, idx in by_role.items():
+            p = champion.predict_proba(frame.iloc[idx])
+            for j, i in enumerate(idx):
+                probs[i] = float(p[j])
+        latency_ms = (time.perf_counter() - started) * 1000
+        now = time.time()
+        out, records = [], []
+        for i, r in enumerate(rows):
+            model = challenger if roles[i] == "challenger" else champion
+            resp = {"transaction_id": r["transaction_id"], "is_fraud": probs[i] >= THRESHOLD,
+                    "fraud_probability": probs[i], "model_version": model.version, "served_by": roles[i]}
+            out.append(resp)
+            records.append(self._record(r, frame, i, resp, latency_ms, now, cfg))
+        self.logger.log(records)
+        if self._metrics:
+            self._metrics.observe(roles, [o["model_version"] for o in out], latency_ms / 1000)
+        if target == "traffic" and cfg.rollout.strategy == "shadow" and challenger is not None:
+            self._shadow_pool.submit(self._shadow, challenger, rows, frame, cfg)
+        return out
+
+    def _record(self, row, frame, i, resp, latency_ms, now, cfg) -> dict:
+        rec = dict(row)
+        rec["distance_km"] = float(frame["distance_km"].iat[i])
+        rec.update(request_id=resp["transaction_id"], prediction=int(resp["is_fraud"]),
+                   probability=resp["fraud_probability"], model_name=self._model_name(cfg),
+                   model_version=resp["model_version"], served_by=resp["served_by"],
+                   latency_ms=round(latency_ms, 3), timestamp=now, endpoint_revision=cfg.revision, env=self.env)
+        return rec
+
+    @staticmethod
+    def _model_name(cfg: EndpointConfig) -> str:
+        return cfg.champion.name if cfg.champion else ""
+
+    def _shadow(self, challenger: LoadedModel, rows, frame, cfg) -> None:
+        t0 = time.perf_counter()
+        try:
+            p = challenger.predict_proba(frame)
+        except Exception as exc:
+            log.warning("shadow model %s failed: %s", challenger.version, exc)
+            return
+        latency_ms = (time.perf_counter() - t0) * 1000
+        now = time.time()
+        records = []
+        for i, r in enumerate(rows):
+            resp = {"transaction_id": r["transaction_id"], "is_fraud": float(p[i]) >= THRESHOLD,
+                    "fraud_probability": float(p[i]), "model_version": challenger.version, "served_by": "shadow"}
+            records.append(self._record(r, frame, i, resp, latency_ms, now, cfg))
+        self.logger.log(records)
+        if self._metrics:
+            self._metrics.observe(["shadow"] * len(rows), [challenger.version] * len(rows), latency_ms / 1000)
+
+    # ---- canary guard ------------------------------------------------------------------
+    def _observe_challenger(self, cfg: EndpointConfig, ok: bool, latency_ms: float, n: int) -> None:
+        if self._metrics and not ok:
+            self._metrics.error("challenger", n)
+        if cfg.rollout.strategy != "canary" or self.endpoint_dir is None:
+            return
+        if self._guard_revision != cfg.revision:
+            self._guard, self._guard_revision = LiveGuard(cfg.rollout.guard), cfg.revision
+        reason = self._guard.record(ok, latency_ms, n)
+        if reason and not self._tripping:
+            self._tripping = True
+            threading.Thread(target=self._roll_back_canary, args=(cfg, reason), daemon=True).start()
+
+    def _roll_back_canary(self, tripped: EndpointConfig, reason: str) -> None:
+        def change(cfg: EndpointConfig):
+            if cfg.rollout.strategy != "canary" or cfg.challenger is None or \
+                    cfg.challenger.version != tripped.challenger.version:
+                return None  # someone already moved on
+            cfg.challenger = None
+            cfg.rollout = Rollout()
+            cfg.state = "rolled_back"
+            return cfg
+
+        try:
+            update_config(self.endpoint_dir, change, by=f"canary-guard@{os.getpid()}", reason=reason)
+            log.warning("canary rolled back: %s", reason)
+            self.refresh()
+        finally:
+            self._tripping = False
+
+    # ---- status / lifecycle ------------------------------------------------------------
+    def ready(self) -> bool:
+        """Caught up with the endpoint config (an empty endpoint is ready: it answers 503)."""
+        if self.endpoint_dir is None or not (self.endpoint_dir / "endpoint.json").exists():
+            return True
+        return read_config(self.endpoint_dir).revision == self.snapshot.config.revision
+
+    def status(self) -> dict:
+        snap = self.snapshot
+        cfg = snap.config
+        return {
+            "env": self.env, "pid": os.getpid(), "revision": cfg.revision, "state": cfg.state,
+            "strategy": cfg.rollout.strategy, "challenger_percent": cfg.canary_percent(),
+            "models": {role: {"name": m.spec.name, "version": m.version, "loaded_in_s": round(m.loaded_in_s, 3)}
+                       for role, m in snap.models.items()},
+            "reason": cfg.reason, "load_error": self.load_error, "logged_rows": self.logger.written,
+        }
+
+    def close(self) -> None:
+        self._stop.set()
+        self._shadow_pool.shutdown(wait=True)
+        self.logger.close()
+
+
+_ENGINE: Engine | None = None
+_ENGINE_LOCK = threading.Lock()
+
+
+def get_engine(metrics: Any = None) -> Engine:
+    """The worker's engine, configured from the env vars infra sets for the serving process."""
+    global _ENGINE
+    with _ENGINE_LOCK:
+        if _ENGINE is None:
+            ep = os.environ.get("CONVEYOR_ENDPOINT_DIR")
+            table = os.environ.get("CONVEYOR_INFERENCE_TABLE")
+            _ENGINE = Engine(Path(ep) if ep else None, Path(table) if table else None,
+                             env=os.environ.get("CONVEYOR_ENV", "local"), metrics=metrics)
+        return _ENGINE
