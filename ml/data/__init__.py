@@ -1,0 +1,1 @@
+"""Data for the fraud use case: synthetic source, medallion steps, DVC versioning."""

@@ -1,0 +1,82 @@
+"""Medallion steps run by `dvc repro` (see dvc.yaml): bronze → silver → gold.
+
+- bronze: raw transactions exactly as they arrived (generated or landed from a file);
+  no fixing, so data validation sees what the source really sent.
+- silver: typed, de-duplicated, ordered by time.
+- gold: model features (ml/features.py) + label + keys, ready for training.
+
+Usage: python -m ml.data.medallion {bronze,silver,gold} [--params params.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from ml.config import ConfigError, load_params
+from ml.data.generate import generate_transactions
+from ml.features import FEATURES, LABEL, build_features
+
+DATA_DIR = Path("data")
+BRONZE = DATA_DIR / "bronze.parquet"
+SILVER = DATA_DIR / "silver.parquet"
+GOLD = DATA_DIR / "gold.parquet"
+LANDING = DATA_DIR / "landing"
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A parquet or csv file as a frame; the suffix decides."""
+    if path.suffix == ".csv":
+        return pd.read_csv(path)
+    return pd.read_parquet(path)
+
+
+def bronze(source: str, rows: int, seed: int, drift: float, days: int, start: str) -> pd.DataFrame:
+    if source == "generate":
+        return generate_transactions(rows, seed=seed, drift=drift, days=days, start=start)
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError(f"data.source {source!r} is neither `generate` nor an existing file")
+    return read_table(path)
+
+
+def silver(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    out["timestamp"] = pd.to_datetime(out["timestamp"], errors="coerce")
+    for col in ("amount", "home_lat", "home_lon", "txn_lat", "txn_lon"):
+        out[col] = pd.to_numeric(out[col], errors="coerce")
+    out = out.drop_duplicates(subset="transaction_id", keep="first")
+    return out.sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+
+def gold(df: pd.DataFrame) -> pd.DataFrame:
+    feats = build_features(df)
+    keys = df[["transaction_id", "customer_id", "timestamp"]]
+    return pd.concat([keys, feats[FEATURES], df[[LABEL]].astype("int64")], axis=1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m ml.data.medallion", description=__doc__.splitlines()[0])
+    ap.add_argument("stage", choices=["bronze", "silver", "gold"])
+    ap.add_argument("--params", default="params.yaml")
+    args = ap.parse_args(argv)
+    try:
+        p = load_params(args.params).data
+        DATA_DIR.mkdir(exist_ok=True)
+        if args.stage == "bronze":
+            bronze(p.source, p.rows, p.seed, p.drift, p.days, p.start).to_parquet(BRONZE, index=False)
+        elif args.stage == "silver":
+            silver(pd.read_parquet(BRONZE)).to_parquet(SILVER, index=False)
+        else:
+            gold(pd.read_parquet(SILVER)).to_parquet(GOLD, index=False)
+    except (ConfigError, KeyError, ValueError) as exc:
+        print(f"error: {args.stage} stage: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

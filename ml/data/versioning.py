@@ -1,0 +1,172 @@
+"""DVC versioning of the medallion data, one isolated DVC workspace per environment.
+
+Why a workspace per env: DVC needs a git repo, and the project checkout is shared
+by people and by every environment. Running `dvc repro` there would let dev, staging
+and prod overwrite each other's `dvc.lock` and cache. Instead each env gets
+`<storage.root>/dvc-workspace`: its own git repo + DVC cache, `ml/` linked to the
+project's code, the project's `dvc.yaml`, and `params.yaml` as used for that run.
+Its default remote is the env's `storage.dvc_remote`, so pushed data lives in the
+env's storage. The data version is the DVC md5 of `data/gold.parquet` (what training
+reads); bronze/silver md5s and the workspace commit are recorded too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+from filelock import FileLock
+from pydantic import BaseModel
+
+from conveyor.paths import project_dir
+
+OUTPUTS = {"bronze": "data/bronze.parquet", "silver": "data/silver.parquet", "gold": "data/gold.parquet"}
+
+
+class DataVersionError(RuntimeError):
+    """DVC could not produce or find a data version; the message says which step."""
+
+
+class DataVersion(BaseModel):
+    gold_md5: str
+    silver_md5: str
+    bronze_md5: str
+    commit: str
+    rows: int | None = None
+
+    @property
+    def id(self) -> str:
+        return self.gold_md5
+
+
+def _tool(name: str) -> str:
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else (shutil.which(name) or name)
+
+
+def _env(project: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = f"{project}{os.pathsep}{env['PYTHONPATH']}" if env.get("PYTHONPATH") else str(project)
+    env["DVC_NO_ANALYTICS"] = "1"
+    env.setdefault("GIT_AUTHOR_NAME", "conveyor")
+    env.setdefault("GIT_AUTHOR_EMAIL", "conveyor@localhost")
+    env.setdefault("GIT_COMMITTER_NAME", "conveyor")
+    env.setdefault("GIT_COMMITTER_EMAIL", "conveyor@localhost")
+    return env
+
+
+def _run(args: list[str], cwd: Path, project: Path, what: str) -> str:
+    proc = subprocess.run(args, cwd=cwd, env=_env(project), capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-12:])
+        raise DataVersionError(f"{what} failed in {cwd}:\n{tail}")
+    return proc.stdout
+
+
+def ensure_workspace(ws: Path, remote: Path, project: Path | None = None) -> None:
+    """Create (idempotently) the env's git+DVC workspace pointing at `remote`."""
+    project = project or project_dir()
+    ws.mkdir(parents=True, exist_ok=True)
+    remote.mkdir(parents=True, exist_ok=True)
+    if not (ws / ".git").exists():
+        _run(["git", "init", "-q", "-b", "main"], ws, project, "git init")
+        (ws / ".gitignore").write_text("/ml\n/data/\n/restored/\n/.conveyor-*\n")
+    if not (ws / ".dvc").exists():
+        _run([_tool("dvc"), "init", "-q"], ws, project, "dvc init")
+        _run([_tool("dvc"), "config", "core.analytics", "false"], ws, project, "dvc config")
+    _run([_tool("dvc"), "remote", "add", "-f", "-d", "env", str(remote)], ws, project, "dvc remote add")
+    link = ws / "ml"
+    if link.is_symlink() and Path(os.readlink(link)) != project / "ml":
+        link.unlink()
+    if not link.exists():
+        link.symlink_to(project / "ml", target_is_directory=True)
+    (ws / "data" / "landing").mkdir(parents=True, exist_ok=True)
+
+
+def _lock_md5s(ws: Path) -> dict[str, str]:
+    lock = yaml.safe_load((ws / "dvc.lock").read_text())
+    found: dict[str, str] = {}
+    for stage in lock.get("stages", {}).values():
+        for out in stage.get("outs", []):
+            found[out["path"]] = out["md5"]
+    return found
+
+
+def reproduce(ws: Path, remote: Path, params: dict, source_file: Path | None = None, project: Path | None = None) -> DataVersion:
+    """`dvc repro` + `dvc push` in the workspace with `params`; returns the data version.
+
+    Holds a lock on the workspace so concurrent job runs in one env don't interleave.
+    """
+    project = project or project_dir()
+    ensure_workspace(ws, remote, project)
+    with FileLock(str(ws / ".conveyor-ingest.lock"), timeout=600):
+        params = json.loads(json.dumps(params))  # deep copy
+        landing = ws / "data" / "landing"
+        for old in landing.iterdir():
+            old.unlink()
+        if source_file is not None:
+            target = landing / f"transactions{source_file.suffix}"
+            shutil.copyfile(source_file, target)
+            params.setdefault("data", {})["source"] = str(target.relative_to(ws))
+        else:
+            params.setdefault("data", {})["source"] = "generate"
+        shutil.copyfile(project / "dvc.yaml", ws / "dvc.yaml")
+        (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        _run([_tool("dvc"), "repro", "-q"], ws, project, "dvc repro")
+        _run([_tool("dvc"), "push", "-q", "-r", "env"], ws, project, "dvc push")
+        _run(["git", "add", "dvc.yaml", "dvc.lock", "params.yaml", ".gitignore", ".dvcignore", ".dvc/config"], ws, project, "git add")
+        staged = subprocess.run(["git", "diff", "--cached", "--quiet"], cwd=ws, env=_env(project))
+        if staged.returncode != 0 or not (ws / ".git" / "refs" / "heads" / "main").exists():
+            _run(["git", "commit", "-q", "-m", "ingest"], ws, project, "git commit")
+        commit = _run(["git", "rev-parse", "HEAD"], ws, project, "git rev-parse").strip()
+        md5 = _lock_md5s(ws)
+        return DataVersion(gold_md5=md5[OUTPUTS["gold"]], silver_md5=md5[OUTPUTS["silver"]], bronze_md5=md5[OUTPUTS["bronze"]], commit=commit)
+
+
+def cache_file(ws: Path, md5: str) -> Path:
+    """Where DVC 3 keeps content `md5` in the workspace cache."""
+    return ws / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def restore(remote: Path, md5: str, out: Path, project: Path | None = None) -> Path:
+    """Materialise the file with DVC hash `md5` from `remote` into `out` via `dvc pull`.
+
+    Builds a throw-away DVC repo holding only a `.dvc` pointer to that hash, so it
+    needs nothing but the env's remote — the same thing a person does by hand.
+    """
+    project = project or project_dir()
+    if not (remote / "files" / "md5" / md5[:2] / md5[2:]).exists():
+        raise DataVersionError(f"data version {md5} is not in the DVC remote {remote}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="conveyor-restore-") as tmp:
+        repo = Path(tmp)
+        _run(["git", "init", "-q"], repo, project, "git init")
+        _run([_tool("dvc"), "init", "-q"], repo, project, "dvc init")
+        _run([_tool("dvc"), "remote", "add", "-d", "env", str(remote)], repo, project, "dvc remote add")
+        (repo / "data.parquet.dvc").write_text(yaml.safe_dump({"outs": [{"md5": md5, "path": "data.parquet", "hash": "md5"}]}))
+        _run([_tool("dvc"), "pull", "-q", "data.parquet.dvc"], repo, project, "dvc pull")
+        shutil.copyfile(repo / "data.parquet", out)
+    return out
+
+
+def read_version(ws: Path, remote: Path, md5: str) -> Path:
+    """A local path holding data version `md5`: the workspace cache, else pulled from the remote."""
+    cached = cache_file(ws, md5)
+    if cached.exists():
+        return cached
+    return restore(remote, md5, ws / "restored" / f"{md5}.parquet")
+
+
+def workspace_for(ctx) -> tuple[Path, Path]:
+    """(workspace dir, DVC remote dir) of the task's environment."""
+    from infra.contract import local_path
+
+    root = local_path(ctx.outputs.storage.root)
+    return root / "dvc-workspace", local_path(ctx.outputs.storage.dvc_remote)
