@@ -1,5 +1,101 @@
-"""`conveyor model …` (placeholder until serving lands)."""
+"""`conveyor model …`: operate the models an environment's endpoint serves."""
+
+from __future__ import annotations
+
+import json
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, help="Operate the models an environment serves.")
+console = Console()
+err = Console(stderr=True)
+
+TargetOpt = typer.Option(..., "--target", "-t", help="environment: dev, staging or prod")
+
+
+def _env(target: str):
+    from conveyor.stack import StackError, read_outputs
+    from infra.contract import local_path
+
+    try:
+        outputs = read_outputs(target)
+    except StackError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    return outputs, local_path(outputs.storage.endpoint)
+
+
+def _fail(msg: str) -> None:
+    err.print(f"[red]error:[/] {msg}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def status(target: str = TargetOpt, as_json: bool = typer.Option(False, "--json", help="machine-readable")) -> None:
+    """What the endpoint serves: config revision, versions, rollout state, and what the live process reports."""
+    from ml.serving import client
+    from ml.serving.endpoint_config import read_config
+
+    outputs, endpoint_dir = _env(target)
+    cfg = read_config(endpoint_dir)
+    try:
+        live = client.status(outputs.serving_url)
+    except Exception as exc:  # endpoint down is information, not a crash
+        live = {"error": f"endpoint not reachable at {outputs.serving_url}: {exc}"}
+    if as_json:
+        console.print_json(json.dumps({"config": cfg.model_dump(), "live": live}))
+        return
+    table = Table(title=f"endpoint of {target} ({outputs.serving_url})")
+    table.add_column("")
+    table.add_column("configured")
+    table.add_column("live")
+    lm = live.get("models", {})
+    for role in ("champion", "challenger", "candidate"):
+        m = getattr(cfg, role)
+        table.add_row(role, f"{m.name} v{m.version}" if m else "-",
+                      f"v{lm[role]['version']}" if role in lm else "-")
+    table.add_row("revision", str(cfg.revision), str(live.get("revision", live.get("error", "?"))))
+    table.add_row("state", cfg.state, str(live.get("state", "")))
+    table.add_row("strategy", f"{cfg.rollout.strategy} ({cfg.canary_percent():g}% challenger)", "")
+    table.add_row("last change", f"{cfg.reason} (by {cfg.updated_by})" if cfg.revision else "-", "")
+    table.add_row("rollback to", ", ".join(f"v{m.version}" for m in reversed(cfg.previous_champions)) or "-", "")
+    console.print(table)
+
+
+@app.command()
+def rollback(target: str = TargetOpt,
+             persona: str = typer.Option("ml_engineer", help="whose credentials move the MLflow champion alias"),
+             wait: float = typer.Option(60.0, help="seconds to wait for the endpoint to serve it")) -> None:
+    """Serve the previous champion again, now (and point the `champion` alias back at it)."""
+    import time
+
+    from ml.serving import client
+    from ml.serving.deploy import DeployError
+    from ml.serving.deploy import rollback as do_rollback
+
+    outputs, endpoint_dir = _env(target)
+    started = time.monotonic()
+    try:
+        cfg = do_rollback(endpoint_dir, by=f"conveyor model rollback ({persona})")
+    except DeployError as exc:
+        _fail(str(exc))
+    model = cfg.champion
+    console.print(f"endpoint config revision {cfg.revision}: champion → {model.name} v{model.version}")
+    try:
+        client.wait_for_revision(outputs.serving_url, cfg.revision, timeout_s=wait, confirmations=1)
+        console.print(f"[green]serving {model.name} v{model.version}[/] after {time.monotonic() - started:.1f}s")
+    except Exception as exc:
+        err.print(f"[yellow]warning:[/] endpoint has not confirmed yet: {exc}")
+    try:
+        from mlflow import MlflowClient
+
+        cred = outputs.credential(persona)
+        import os
+
+        os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = cred.username, cred.password
+        MlflowClient(tracking_uri=outputs.tracking_uri).set_registered_model_alias(model.name, "champion", model.version)
+        console.print(f"MLflow alias champion → {model.name} v{model.version}")
+    except Exception as exc:
+        err.print(f"[yellow]warning:[/] endpoint rolled back but the MLflow alias was not moved: {exc}")

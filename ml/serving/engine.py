@@ -27,7 +27,7 @@ import pandas as pd
 
 from ml.serving import routing
 from ml.serving.endpoint_config import EndpointConfig, Rollout, read_config, update_config
-from ml.serving.features import add_on_demand_features
+from ml.features import FEATURES, build_features
 from ml.serving.guard import LiveGuard
 from ml.serving.inference_log import InferenceLogger
 from ml.serving.models import LoadedModel, load
@@ -122,7 +122,8 @@ class Engine:
         for r in rows:
             if not r.get("transaction_id"):
                 r["transaction_id"] = uuid.uuid4().hex
-        frame = add_on_demand_features(pd.DataFrame(rows))
+        raw = pd.DataFrame(rows)
+        frame = build_features(raw)  # on-demand features (compute_distance), same code as training
         cfg = snap.config
         roles = ["candidate" if target == "candidate" else "champion"] * len(rows)
         challenger = snap.get("challenger") if target == "traffic" else None
@@ -173,7 +174,10 @@ class Engine:
 
     def _record(self, row, frame, i, resp, latency_ms, now, cfg) -> dict:
         rec = dict(row)
-        rec["distance_km"] = float(frame["distance_km"].iat[i])
+        rec["txn_timestamp"] = rec.pop("timestamp", None)
+        for col in FEATURES:
+            v = frame[col].iat[i]
+            rec[f"f_{col}"] = v.item() if hasattr(v, "item") else v
         rec.update(request_id=resp["transaction_id"], prediction=int(resp["is_fraud"]),
                    probability=resp["fraud_probability"], model_name=self._model_name(cfg),
                    model_version=resp["model_version"], served_by=resp["served_by"],

@@ -1,34 +1,36 @@
 """The request/response contract of `POST /predict`.
 
 The schema lives with the service code (a schema change is a code change that moves
-through CI like any other); models must accept these columns plus the on-demand
-features in `features.py`. Strict types so a quoted number is a 4xx, not a silent cast.
+through CI like any other); models must accept these columns after `ml.features.build_features`
+(which computes the on-demand `compute_distance` feature). Strict types so a quoted number is a 4xx, not a silent cast.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
 class Transaction(BaseModel):
-    """One card transaction to score. `transaction_id` doubles as the request id."""
+    """One raw card transaction to score (the bronze schema of `ml.data.generate`, minus the label).
+
+    `transaction_id` doubles as the request id (generated if absent); `customer_id` is the
+    sticky routing key for A/B and canary splits.
+    """
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    transaction_id: str | None = Field(default=None, max_length=128, description="request id; generated if absent")
-    customer_id: str = Field(min_length=1, max_length=128, description="sticky routing key for A/B splits")
-    amount: float = Field(ge=0, le=1_000_000)
+    transaction_id: str | None = Field(default=None, min_length=1, max_length=128)
+    customer_id: str = Field(min_length=1, max_length=128)
+    timestamp: datetime = Field(strict=False, description="ISO 8601 time of the transaction")
+    amount: float = Field(ge=0, le=10_000_000)
     merchant_category: str = Field(min_length=1, max_length=64)
-    hour: int = Field(ge=0, le=23, description="local hour of the transaction")
     card_present: bool
-    customer_age: int = Field(ge=14, le=120)
     home_lat: float = Field(ge=-90, le=90)
     home_lon: float = Field(ge=-180, le=180)
-    tx_lat: float = Field(ge=-90, le=90)
-    tx_lon: float = Field(ge=-180, le=180)
-
-
-RAW_FEATURES = [n for n in Transaction.model_fields if n not in ("transaction_id", "customer_id")]
+    txn_lat: float = Field(ge=-90, le=90)
+    txn_lon: float = Field(ge=-180, le=180)
 
 
 class Prediction(BaseModel):

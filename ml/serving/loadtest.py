@@ -1,0 +1,84 @@
+"""A short closed-loop load test: `concurrency` clients sending one request after another.
+
+Used before traffic moves (the SLA gate) and by `bench/serving.py`. Every request counts:
+non-2xx answers and transport errors are errors.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import httpx
+import numpy as np
+
+
+@dataclass
+class LoadResult:
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float] = field(repr=False, default_factory=list)
+    error_samples: list[str] = field(default_factory=list)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 1.0
+
+    @property
+    def qps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def pct(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+
+    def summary(self) -> dict:
+        return {"requests": self.requests, "errors": self.errors, "error_rate": round(self.error_rate, 4),
+                "qps": round(self.qps, 1), "p50_ms": round(self.pct(50), 2), "p95_ms": round(self.pct(95), 2),
+                "p99_ms": round(self.pct(99), 2)}
+
+
+def run(url: str, bodies: list, *, token: str | None = None, duration_s: float = 3.0, concurrency: int = 4,
+        max_requests: int | None = None, timeout_s: float = 10.0) -> LoadResult:
+    """POST bodies (cycled) to `url` from `concurrency` threads for `duration_s` seconds."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    lock = threading.Lock()
+    latencies: list[float] = []
+    errors: list[str] = []
+    counter = {"n": 0}
+    deadline = time.perf_counter() + duration_s
+
+    def client(offset: int) -> None:
+        i = offset
+        with httpx.Client(timeout=timeout_s, headers=headers) as http:
+            while time.perf_counter() < deadline:
+                with lock:
+                    if max_requests is not None and counter["n"] >= max_requests:
+                        return
+                    counter["n"] += 1
+                body = bodies[i % len(bodies)]
+                i += concurrency
+                t0 = time.perf_counter()
+                try:
+                    resp = http.post(url, json=body)
+                    ok = resp.status_code < 300
+                    detail = f"{resp.status_code} {resp.text[:200]}"
+                except httpx.HTTPError as exc:
+                    ok, detail = False, f"{type(exc).__name__}: {exc}"
+                ms = (time.perf_counter() - t0) * 1000
+                with lock:
+                    if ok:
+                        latencies.append(ms)
+                    else:
+                        errors.append(detail)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - started
+    return LoadResult(requests=len(latencies) + len(errors), errors=len(errors), seconds=seconds,
+                      latencies_ms=latencies, error_samples=errors[:5])
