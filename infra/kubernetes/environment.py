@@ -32,8 +32,9 @@ def _random_secret(name: str, parent: pulumi.Resource) -> pulumi.Output[str]:
     return RandomSecret(name, length=32, opts=pulumi.ResourceOptions(parent=parent)).value
 
 
-def _config_secret(key: str, what: str) -> pulumi.Output:
-    value = pulumi.Config("conveyor").get_secret_object(key)
+def _config_secret(key: str, what: str, structured: bool = False) -> pulumi.Output:
+    config = pulumi.Config("conveyor")
+    value = config.get_secret_object(key) if structured else config.get_secret(key)
     if value is None:
         raise pulumi.RunError(f"conveyor:{key}: required secret for {what} is missing "
                               f"(pulumi config set --secret --path conveyor:{key}...)")
@@ -85,7 +86,7 @@ class KubernetesEnvironment(Environment):
                                      images=cfg.images, sizing=cfg.sizing,
                                      root_password=_random_secret(f"{env}-minio-root-password", self), opts=child)
         else:
-            creds = _config_secret(cfg.storage.credentials_key, "external S3 storage")
+            creds = _config_secret(cfg.storage.credentials_key, "external S3 storage", structured=True)
             store = ExternalBucket(f"{name}-storage", env=env, namespace=namespace, cfg=cfg.storage,
                                    access_key_id=creds.apply(lambda c: c["accessKeyId"]),
                                    secret_access_key=creds.apply(lambda c: c["secretAccessKey"]), opts=child)

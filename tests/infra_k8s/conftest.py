@@ -1,0 +1,68 @@
+"""Render the Pulumi program once per scenario (each in its own process, all in parallel)."""
+
+from __future__ import annotations
+
+import copy
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.infra_k8s.harness import render
+
+PORTS = {"dev": (5101, 3101), "staging": (5201, 3201), "prod": (5301, 3301)}
+# the seeds' rule: data scientists write dev only; ci and ml engineers write everywhere
+ROLES = {
+    "dev": {"data_scientist": "write", "ml_engineer": "write", "ci": "write"},
+    "staging": {"data_scientist": "read", "ml_engineer": "write", "ci": "write"},
+    "prod": {"data_scientist": "read", "ml_engineer": "write", "ci": "write"},
+}
+
+
+def stack_config(env: str, platform: str = "kubernetes", kubernetes: dict | None = None, **extra) -> dict:
+    tracking, serving = PORTS[env]
+    cfg = {
+        "conveyor:platform": platform,
+        "conveyor:ports": {"tracking": tracking, "serving": serving},
+        "conveyor:access": {
+            "default_permission": "EDIT" if env == "dev" else "READ",
+            "personas": {p: {"role": r} for p, r in ROLES[env].items()},
+        },
+    }
+    if kubernetes is not None:
+        cfg["conveyor:kubernetes"] = kubernetes
+    cfg.update(extra)
+    return cfg
+
+
+EXTERNAL = {
+    "context": "kind-conveyor",
+    "kubeconfig": "~/.kube/config",
+    "storage": {"kind": "s3", "bucket": "acme-ml", "prefix": "conveyor", "region": "eu-west-1",
+                "egressCidr": "52.218.0.0/17"},
+    "postgres": {"kind": "external", "host": "pg.internal.example", "egressCidr": "10.20.0.0/16"},
+    "ingress": {"trackingHost": "mlflow.prod.example", "servingHost": "api.prod.example", "tlsSecret": "prod-tls"},
+    "serving": {"minReplicas": 2, "maxReplicas": 6, "stateAccessMode": "ReadWriteMany"},
+    "images": {"platform": {"repository": "registry.example/conveyor", "tag": "1.2.3", "pullPolicy": "Always"}},
+}
+
+SCENARIOS = {
+    "dev": ("dev", stack_config("dev")),
+    "staging": ("staging", stack_config("staging")),
+    "prod": ("prod", stack_config("prod")),
+    "prod-external": ("prod", stack_config(
+        "prod", kubernetes=copy.deepcopy(EXTERNAL),
+        **{"conveyor:s3Credentials": {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "s3-secret-example"},
+           "conveyor:postgresPassword": "pg-secret-example"},
+    )),
+    "local-dev": ("dev", stack_config("dev", platform="local")),
+}
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory) -> dict[str, dict]:
+    """scenario → {"resources": [...], "outputs": {...}} from a real program run under mocks."""
+    home: Path = tmp_path_factory.mktemp("conveyor-home")
+    with ThreadPoolExecutor(max_workers=len(SCENARIOS)) as pool:
+        futures = {key: pool.submit(render, env, cfg, home / key) for key, (env, cfg) in SCENARIOS.items()}
+        return {key: f.result() for key, f in futures.items()}
