@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 from infra.contract import EnvironmentOutputs
 from conveyor.paths import project_dir
-from conveyor.toolchain import pulumi_env
+from conveyor.toolchain import pulumi_env, real_pulumi
 
 
 class StackError(RuntimeError):
@@ -16,10 +15,11 @@ class StackError(RuntimeError):
 
 
 def pulumi_bin() -> str:
-    found = shutil.which("pulumi")
-    if not found:
-        raise StackError("pulumi CLI not found on PATH: run `make setup` and activate .venv")
-    return found
+    """The real pulumi CLI chosen by `make setup`."""
+    try:
+        return real_pulumi()
+    except SystemExit as exc:
+        raise StackError(str(exc.code).removeprefix("error: ")) from None
 
 
 def read_outputs(env: str) -> EnvironmentOutputs:

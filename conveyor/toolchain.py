@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from pathlib import Path
 
 from conveyor.paths import state_dir
@@ -37,4 +38,64 @@ def pulumi_env(base: dict[str, str] | None = None) -> dict[str, str]:
     env.setdefault("PULUMI_SKIP_CONFIRMATIONS", "true")
     env.setdefault("PULUMI_DIY_BACKEND_NO_LEGACY_WARNING", "true")
     env.setdefault("CONVEYOR_HOME", str(home))
+    # Pulumi finds its Python plugins (conveyor/plugins.py) next to this interpreter.
+    venv_bin = str(Path(sys.executable).parent)
+    if (Path(sys.prefix) / "pulumi" / "bin" / "pulumi-language-python").exists():
+        # Our CLI build has the plugins beside it; don't let PATH lookups warn about them.
+        env.setdefault("PULUMI_IGNORE_AMBIENT_PLUGINS", "true")
+    if venv_bin not in env.get("PATH", "").split(os.pathsep):
+        env["PATH"] = os.pathsep.join([venv_bin, env.get("PATH", "")])
     return env
+
+
+def real_pulumi() -> str:
+    """The CLI binary `make setup` chose (recorded next to the venv), else one on PATH."""
+    import shutil
+
+    override = os.environ.get("CONVEYOR_PULUMI_BIN")
+    if override:
+        return override
+    recorded = Path(sys.prefix) / "pulumi-bin"
+    if recorded.exists():
+        return recorded.read_text().strip()
+    me = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        found = shutil.which("pulumi", path=folder)
+        if found and Path(found).resolve() != me:
+            return found
+    raise SystemExit("error: pulumi CLI not installed: run `make setup`")
+
+
+def exec_pulumi() -> None:
+    """`pulumi` inside the venv: the real CLI with the project's offline defaults."""
+    binary = real_pulumi()
+    env = pulumi_env()
+    os.execve(binary, [binary, *sys.argv[1:]], env)
+
+
+def ensure_stack(stack: str) -> None:
+    """Create the stack in the file backend on first use (its config file is committed)."""
+    import subprocess
+
+    env = pulumi_env()
+    binary = real_pulumi()
+    probe = subprocess.run([binary, "stack", "ls", "--json"], cwd=_project(), env=env, capture_output=True, text=True)
+    if probe.returncode == 0 and any(s.get("name") == stack for s in _json(probe.stdout)):
+        return
+    subprocess.run([binary, "stack", "init", stack, "--secrets-provider", "passphrase", "--non-interactive"],
+                   cwd=_project(), env=env, check=True, capture_output=True, text=True)
+
+
+def _project() -> Path:
+    from conveyor.paths import project_dir
+
+    return project_dir()
+
+
+def _json(text: str) -> list[dict]:
+    import json
+
+    try:
+        return json.loads(text or "[]")
+    except ValueError:
+        return []

@@ -1,0 +1,48 @@
+# The two commands a new user needs: `make demo` and `make test`. Both set themselves up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export PULUMI_SKIP_UPDATE_CHECK := true
+
+.PHONY: setup toolchain test test-unit test-e2e demo demo-clean envs-down bench lint help
+
+help:
+	@echo "make demo        provision dev/staging/prod, train, promote, serve (does its own setup)"
+	@echo "make test        the whole test suite (does its own setup)"
+	@echo "make test-unit   fast tests only (no servers)"
+	@echo "make demo-clean  stop every environment and delete local state (.conveyor/)"
+	@echo "make bench       benchmarks (prints tables)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Re-install only when the dependency list changes.
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+toolchain: $(VENV)/.installed
+	@bash scripts/pulumi-toolchain.sh
+
+setup: $(VENV)/.installed toolchain
+
+test: setup
+	$(BIN)/pytest
+
+test-unit: setup
+	$(BIN)/pytest -m "not e2e"
+
+test-e2e: setup
+	$(BIN)/pytest -m e2e
+
+demo: setup
+	$(BIN)/python -m conveyor.demo
+
+demo-clean: setup
+	$(BIN)/python -m conveyor.demo --clean
+
+bench: setup
+	$(BIN)/python -m bench

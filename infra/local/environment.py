@@ -1,0 +1,192 @@
+"""The `local` platform: one environment as supervised processes on this machine.
+
+Layout per env (all under `.conveyor/envs/<env>/` unless `conveyor:storage.root`):
+  storage/   DVC remote, MLflow DB + artifacts, model/Bento store, tables, bundle state
+  run/       supervisord config, sockets, process logs, generated config files (0600)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pulumi
+
+from conveyor.paths import project_dir, state_dir
+from infra.contract import storage_layout
+from infra.environment import Environment, EnvironmentArgs, Identity, credentials_output
+from infra.local.resources import DirectoryTree, LocalFile, SupervisedProgram
+from infra.local.users import MlflowUsers
+
+STORAGE_SUBDIRS = [
+    "dvc", "mlflow-artifacts", "tracking", "models", "bentos",
+    "tables/inference", "tables/metrics", "bundle", "endpoint",
+]
+SERVING_SERVICE = "ml.serving.service:ConveyorEndpoint"
+
+
+def _bin(name: str) -> str:
+    """Executables of the environment Pulumi itself runs in (the project venv)."""
+    return str(Path(sys.executable).with_name(name))
+
+
+def env_dir(env: str) -> Path:
+    return state_dir() / "envs" / env
+
+
+class LocalStorage(pulumi.ComponentResource):
+    """A directory tree per env: the DVC remote, artifacts, model store and tables."""
+
+    def __init__(self, name: str, root: Path, retain: bool, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("conveyor:local:Storage", name, None, opts)
+        self.tree = DirectoryTree(f"{name}-tree", str(root), STORAGE_SUBDIRS, retain,
+                                  opts=pulumi.ResourceOptions(parent=self))
+        self.root = root
+        self.uri = root.as_uri()
+        self.register_outputs({"storage_uri": self.uri})
+
+
+class LocalTracking(pulumi.ComponentResource):
+    """`mlflow server` with sqlite, basic-auth and persona roles; artifacts proxied to storage."""
+
+    def __init__(self, name: str, args: EnvironmentArgs, storage: LocalStorage, run_dir: Path,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("conveyor:local:Tracking", name, None, opts)
+        cfg = args.config
+        child = pulumi.ResourceOptions(parent=self, depends_on=[storage.tree])
+        roles = {i.username: i.role for i in args.personas.values()}
+        roles[args.admin.username] = "write"
+        roles[args.serving.username] = "read"
+        roles_file = LocalFile(f"{name}-roles", str(run_dir / "mlflow-roles.json"),
+                               json.dumps(roles, indent=2, sort_keys=True), opts=child)
+        auth_ini = args.admin.password.apply(lambda pw: "\n".join([
+            "[mlflow]",
+            f"default_permission = {cfg.access.default_permission}",
+            f"database_uri = sqlite:///{storage.root / 'tracking' / 'auth.db'}",
+            f"admin_username = {args.admin.username}",
+            f"admin_password = {pw}",
+            "authorization_function = infra.local.mlflow_auth:authenticate",
+            "",
+        ]))
+        auth_file = LocalFile(f"{name}-auth-config", str(run_dir / "mlflow-auth.ini"), auth_ini, opts=child)
+        self.uri = f"http://127.0.0.1:{cfg.ports.tracking}"
+        command = [
+            _bin("mlflow"), "server", "--app-name", "basic-auth",
+            "--backend-store-uri", f"sqlite:///{storage.root / 'tracking' / 'mlflow.db'}",
+            "--artifacts-destination", str(storage.root / "mlflow-artifacts"), "--serve-artifacts",
+            "--host", "127.0.0.1", "--port", str(cfg.ports.tracking), "--workers", "1",
+        ]
+        environment = args.flask_secret.apply(lambda secret: {
+            "MLFLOW_AUTH_CONFIG_PATH": str(run_dir / "mlflow-auth.ini"),
+            "CONVEYOR_MLFLOW_ROLES_FILE": str(run_dir / "mlflow-roles.json"),
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": secret,
+            "PYTHONPATH": str(project_dir()),
+        })
+        self.server = SupervisedProgram(
+            f"{name}-server", env=cfg.env, run_dir=str(run_dir), program="tracking", command=command,
+            directory=str(run_dir), environment=environment, health_url=f"{self.uri}/health",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[roles_file, auth_file, storage.tree]),
+        )
+        users = {i.username: i.password for i in [*args.personas.values(), args.serving]}
+        self.users = MlflowUsers(f"{name}-users", tracking_uri=self.uri, admin_username=args.admin.username,
+                                 admin_password=args.admin.password, users=users,
+                                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.server]))
+        self.register_outputs({"tracking_uri": self.uri})
+
+
+class LocalServing(pulumi.ComponentResource):
+    """The env's BentoML endpoint process; what it serves comes from the endpoint config."""
+
+    def __init__(self, name: str, args: EnvironmentArgs, storage: LocalStorage, tracking: LocalTracking,
+                 run_dir: Path, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("conveyor:local:Serving", name, None, opts)
+        cfg = args.config
+        child = pulumi.ResourceOptions(parent=self, depends_on=[storage.tree])
+        digests = pulumi.Output.all(*[i.token for i in args.personas.values()]).apply(
+            lambda tokens: json.dumps(sorted(hashlib.sha256(t.encode()).hexdigest() for t in tokens), indent=2)
+        )
+        tokens_file = LocalFile(f"{name}-tokens", str(run_dir / "serving-tokens.json"), digests, opts=child)
+        self.url = f"http://127.0.0.1:{cfg.ports.serving}"
+        layout = storage_layout(storage.uri)
+        environment = args.serving.password.apply(lambda pw: {
+            "CONVEYOR_ENV": cfg.env,
+            "CONVEYOR_ENDPOINT_DIR": str(storage.root / "endpoint"),
+            "CONVEYOR_INFERENCE_TABLE": str(storage.root / "tables" / "inference"),
+            "CONVEYOR_SERVING_TOKENS_FILE": str(run_dir / "serving-tokens.json"),
+            "CONVEYOR_STORAGE_URI": layout.root,
+            "BENTOML_HOME": str(storage.root / "bentos"),
+            "BENTOML_DO_NOT_TRACK": "true",
+            "MLFLOW_TRACKING_URI": tracking.uri,
+            "MLFLOW_TRACKING_USERNAME": args.serving.username,
+            "MLFLOW_TRACKING_PASSWORD": pw,
+            "PYTHONPATH": str(project_dir()),
+        })
+        command = [_bin("bentoml"), "serve", SERVING_SERVICE, "--host", "127.0.0.1",
+                   "--port", str(cfg.ports.serving), "--working-dir", str(project_dir())]
+        self.server = SupervisedProgram(
+            f"{name}-server", env=cfg.env, run_dir=str(run_dir), program="serving", command=command,
+            directory=str(project_dir()), environment=environment, health_url=f"{self.url}/livez",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[tokens_file, tracking.users]),
+        )
+        self.register_outputs({"serving_url": self.url})
+
+
+class LocalJobs(pulumi.ComponentResource):
+    """The env's scheduler: starts deployed bundle jobs on their cron."""
+
+    def __init__(self, name: str, args: EnvironmentArgs, storage: LocalStorage, tracking: LocalTracking,
+                 run_dir: Path, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("conveyor:local:Jobs", name, None, opts)
+        cfg = args.config
+        environment = {
+            "CONVEYOR_ENV": cfg.env,
+            "CONVEYOR_PROJECT_DIR": str(project_dir()),
+            "CONVEYOR_HOME": str(state_dir()),
+            "CONVEYOR_STORAGE_URI": storage.uri,
+            "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+            "PYTHONPATH": str(project_dir()),
+        }
+        self.scheduler = SupervisedProgram(
+            f"{name}-scheduler", env=cfg.env, run_dir=str(run_dir), program="scheduler",
+            command=[sys.executable, "-m", "bundles.scheduler", "--env", cfg.env],
+            directory=str(project_dir()), environment=environment, startsecs=2,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[tracking.users, storage.tree]),
+        )
+        self.register_outputs({})
+
+
+class LocalEnvironment(Environment):
+    """Storage + Tracking + Access + Serving + Jobs, each env under its own supervisord."""
+
+    def __init__(self, name: str, args: EnvironmentArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("conveyor:local:Environment", name, None, opts)
+        cfg = args.config
+        self.env_name, self.platform = cfg.env, "local"
+        base = env_dir(cfg.env)
+        run_dir = base / "run"
+        root = Path(cfg.storage.root).expanduser().resolve() if cfg.storage.root else base / "storage"
+        child = pulumi.ResourceOptions(parent=self)
+        run_tree = DirectoryTree(f"{name}-run", str(run_dir), ["logs", "programs"], False, opts=child)
+        storage = LocalStorage(f"{name}-storage", root, cfg.storage.retain_on_destroy, opts=child)
+        after_run = pulumi.ResourceOptions(parent=self, depends_on=[run_tree])
+        tracking = LocalTracking(f"{name}-tracking", args, storage, run_dir, opts=after_run)
+        serving = LocalServing(f"{name}-serving", args, storage, tracking, run_dir, opts=after_run)
+        if importlib.util.find_spec("bundles.scheduler") is not None:
+            LocalJobs(f"{name}-jobs", args, storage, tracking, run_dir, opts=after_run)
+
+        # URLs resolve only once their servers (and users) are up, so consumers never race them.
+        self.tracking_uri = tracking.users.id.apply(lambda _: tracking.uri)
+        self.serving_url = serving.server.id.apply(lambda _: serving.url)
+        self.storage_uri = pulumi.Output.from_input(storage.uri)
+        self.storage = pulumi.Output.from_input(storage_layout(storage.uri).model_dump())
+        self.credentials = credentials_output(args.personas)
+        self.register_outputs({
+            "tracking_uri": self.tracking_uri, "serving_url": self.serving_url,
+            "storage_uri": self.storage_uri, "storage": self.storage, "credentials": self.credentials,
+        })
+
+
+__all__ = ["LocalEnvironment", "Identity"]

@@ -1,0 +1,183 @@
+"""One `supervisord` per environment: it restarts what dies, and one env's teardown never
+reaches another's processes (separate daemon, socket, config and logs per env)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import xmlrpc.client
+from pathlib import Path
+
+from supervisor.xmlrpc import SupervisorTransport
+
+_DAEMON_CONF = """\
+; Written by Conveyor (infra/local). One daemon per environment.
+[unix_http_server]
+file={socket}
+chmod=0700
+
+[supervisord]
+logfile={run_dir}/logs/supervisord.log
+pidfile={run_dir}/supervisord.pid
+childlogdir={run_dir}/logs
+identifier=conveyor-{env}
+nodaemon=false
+silent=true
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://{socket}
+
+[include]
+files = {run_dir}/programs/*.conf
+"""
+
+_PROGRAM_CONF = """\
+[program:{name}]
+command={command}
+directory={directory}
+environment={environment}
+autostart=true
+autorestart=true
+startsecs={startsecs}
+startretries=10
+stopsignal=TERM
+stopwaitsecs=20
+stopasgroup=true
+killasgroup=true
+redirect_stderr=true
+stdout_logfile={run_dir}/logs/{name}.log
+stdout_logfile_maxbytes=20MB
+stdout_logfile_backups=2
+"""
+
+
+def socket_path(run_dir: Path) -> Path:
+    """Unix sockets are limited to ~108 bytes: long project paths get a short alias in /tmp."""
+    path = run_dir / "supervisor.sock"
+    if len(str(path)) < 100:
+        return path
+    digest = hashlib.sha256(str(run_dir).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"conveyor-{digest}.sock"
+
+
+def _rpc(run_dir: Path):
+    transport = SupervisorTransport(None, None, f"unix://{socket_path(run_dir)}")
+    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+
+
+def daemon_pid(run_dir: Path) -> int | None:
+    """The daemon's pid if it is alive and answering on its socket, else None."""
+    try:
+        return int(_rpc(run_dir).getPID())
+    except (OSError, xmlrpc.client.Error):
+        return None
+
+
+def _quote_env(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%") + '"'
+
+
+def ensure_daemon(env: str, run_dir: Path) -> int:
+    """Start the env's supervisord if it is not running; return its pid."""
+    pid = daemon_pid(run_dir)
+    if pid:
+        return pid
+    for sub in ("logs", "programs"):
+        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    conf = run_dir / "supervisord.conf"
+    conf.write_text(_DAEMON_CONF.format(socket=socket_path(run_dir), run_dir=run_dir, env=env))
+    stale = socket_path(run_dir)
+    if stale.exists():
+        stale.unlink()
+    supervisord = Path(sys.executable).with_name("supervisord")
+    subprocess.run([str(supervisord), "-c", str(conf)], check=True, cwd=run_dir)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        pid = daemon_pid(run_dir)
+        if pid:
+            return pid
+        time.sleep(0.2)
+    raise RuntimeError(f"supervisord for {env} did not start; see {run_dir / 'logs' / 'supervisord.log'}")
+
+
+def write_program(
+    run_dir: Path,
+    name: str,
+    command: list[str],
+    directory: str,
+    environment: dict[str, str],
+    startsecs: int = 3,
+) -> None:
+    conf = _PROGRAM_CONF.format(
+        name=name,
+        command=subprocess.list2cmdline(command),
+        directory=directory,
+        environment=",".join(f"{k}={_quote_env(v)}" for k, v in sorted(environment.items())),
+        startsecs=startsecs,
+        run_dir=run_dir,
+    )
+    path = run_dir / "programs" / f"{name}.conf"
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # env may hold secrets
+    with os.fdopen(fd, "w") as fh:
+        fh.write(conf)
+    tmp.replace(path)
+
+
+def apply(run_dir: Path, restart: str | None = None) -> None:
+    """Make the daemon match the program files (add/remove), optionally restarting one program."""
+    rpc = _rpc(run_dir)
+    added, changed, removed = rpc.reloadConfig()[0]
+    for name in removed + changed:
+        try:
+            rpc.stopProcessGroup(name)
+        except xmlrpc.client.Fault:
+            pass
+        rpc.removeProcessGroup(name)
+    for name in added + changed:
+        rpc.addProcessGroup(name)
+    if restart and restart not in added + changed:
+        info = program_info(run_dir, restart)
+        if info and info["statename"] in ("RUNNING", "STARTING", "BACKOFF"):
+            rpc.stopProcess(restart)
+        rpc.startProcess(restart, False)
+
+
+def program_info(run_dir: Path, name: str) -> dict | None:
+    try:
+        return _rpc(run_dir).getProcessInfo(name)
+    except (OSError, xmlrpc.client.Error):
+        return None
+
+
+def remove_program(run_dir: Path, name: str) -> None:
+    (run_dir / "programs" / f"{name}.conf").unlink(missing_ok=True)
+    if daemon_pid(run_dir):
+        apply(run_dir)
+
+
+def stop_daemon(run_dir: Path) -> None:
+    """Stop the env's daemon (and with it every program it supervises)."""
+    pid = daemon_pid(run_dir)
+    if not pid:
+        return
+    try:
+        _rpc(run_dir).shutdown()
+    except (OSError, xmlrpc.client.Error):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)
