@@ -20,13 +20,13 @@ KubeRole = Literal["none", "view", "edit", "deploy"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class Image(_Strict):
     repository: str
     tag: str
-    pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field("IfNotPresent", alias="pullPolicy")
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field("IfNotPresent")
 
     @property
     def ref(self) -> str:
@@ -82,7 +82,7 @@ class MinioStorage(_Strict):
     kind: Literal["minio"] = "minio"
     bucket: str = "conveyor"
     size: str = "10Gi"
-    storage_class: str | None = Field(None, alias="storageClass")
+    storage_class: str | None = Field(None)
 
 
 class ExternalS3Storage(_Strict):
@@ -91,21 +91,20 @@ class ExternalS3Storage(_Strict):
     kind: Literal["s3"]
     bucket: str
     prefix: str = ""
-    endpoint_url: str | None = Field(None, alias="endpointUrl")
+    endpoint_url: str | None = Field(None)
     region: str | None = None
     credentials_key: str = Field(
-        "s3Credentials",
-        alias="credentialsKey",
-        description="secret config key (namespace conveyor) holding {accessKeyId, secretAccessKey}",
+        "s3_credentials",
+        description="secret config key (namespace conveyor) holding {access_key_id, secret_access_key}",
     )
-    egress_cidr: str = Field("0.0.0.0/0", alias="egressCidr")
-    egress_port: int = Field(443, alias="egressPort")
+    egress_cidr: str = Field("0.0.0.0/0")
+    egress_port: int = Field(443)
 
 
 class InClusterPostgres(_Strict):
     kind: Literal["statefulset"] = "statefulset"
     size: str = "5Gi"
-    storage_class: str | None = Field(None, alias="storageClass")
+    storage_class: str | None = Field(None)
 
 
 class ExternalPostgres(_Strict):
@@ -115,26 +114,26 @@ class ExternalPostgres(_Strict):
     host: str
     port: int = 5432
     user: str = "mlflow"
-    password_key: str = Field("postgresPassword", alias="passwordKey")
+    password_key: str = Field("postgres_password")
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "require"
-    egress_cidr: str = Field("0.0.0.0/0", alias="egressCidr")
+    egress_cidr: str = Field("0.0.0.0/0")
 
 
 class Serving(_Strict):
     service: str = Field("ml.serving.service:ConveyorEndpoint", description="bentoml serve target")
-    min_replicas: int = Field(1, alias="minReplicas", ge=1)
-    max_replicas: int = Field(3, alias="maxReplicas", ge=1)
-    target_cpu_utilization: int = Field(70, alias="targetCpuUtilization", ge=1, le=100)
-    state_size: str = Field("2Gi", alias="stateSize", description="PVC for endpoint config + inference table")
+    min_replicas: int = Field(1, ge=1)
+    max_replicas: int = Field(3, ge=1)
+    target_cpu_utilization: int = Field(70, ge=1, le=100)
+    state_size: str = Field("2Gi", description="PVC for endpoint config + inference table")
     state_access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = Field(
-        "ReadWriteOnce", alias="stateAccessMode", description="ReadWriteMany when serving pods span nodes"
+        "ReadWriteOnce", description="ReadWriteMany when serving pods span nodes"
     )
-    state_storage_class: str | None = Field(None, alias="stateStorageClass")
+    state_storage_class: str | None = Field(None)
 
     @model_validator(mode="after")
     def _bounds(self) -> "Serving":
         if self.max_replicas < self.min_replicas:
-            raise ValueError(f"maxReplicas ({self.max_replicas}) must be >= minReplicas ({self.min_replicas})")
+            raise ValueError(f"max_replicas ({self.max_replicas}) must be >= min_replicas ({self.min_replicas})")
         return self
 
 
@@ -159,11 +158,11 @@ ROLE_FALLBACK: dict[str, KubeRole] = {"read": "view", "write": "edit"}
 class Ingress(_Strict):
     """Optional: expose tracking/serving through an ingress controller instead of port-forward."""
 
-    class_name: str = Field("nginx", alias="className")
-    controller_namespace: str = Field("ingress-nginx", alias="controllerNamespace")
-    tracking_host: str = Field(alias="trackingHost")
-    serving_host: str = Field(alias="servingHost")
-    tls_secret: str | None = Field(None, alias="tlsSecret")
+    class_name: str = Field("nginx")
+    controller_namespace: str = Field("ingress-nginx")
+    tracking_host: str
+    serving_host: str
+    tls_secret: str | None = Field(None)
 
 
 class KubernetesConfig(_Strict):
@@ -171,7 +170,7 @@ class KubernetesConfig(_Strict):
 
     kubeconfig: str | None = Field(None, description="path; default: $KUBECONFIG or ~/.kube/config")
     context: str | None = None
-    namespace_prefix: str = Field("conveyor", alias="namespacePrefix")
+    namespace_prefix: str = Field("conveyor")
     images: Images = Images()
     sizing: Sizing = Sizing()
     storage: Annotated[Union[MinioStorage, ExternalS3Storage], Field(discriminator="kind")] = MinioStorage()
@@ -219,5 +218,5 @@ def parse_kubernetes_config(raw: dict | None) -> KubernetesConfig:
     except ValidationError as exc:
         err = exc.errors()[0]
         key = "conveyor:kubernetes." + ".".join(str(p) for p in err["loc"])
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
         raise ValueError(f"{key}: {msg}") from None

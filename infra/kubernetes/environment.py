@@ -88,8 +88,8 @@ class KubernetesEnvironment(Environment):
         else:
             creds = _config_secret(cfg.storage.credentials_key, "external S3 storage", structured=True)
             store = ExternalBucket(f"{name}-storage", env=env, namespace=namespace, cfg=cfg.storage,
-                                   access_key_id=creds.apply(lambda c: c["accessKeyId"]),
-                                   secret_access_key=creds.apply(lambda c: c["secretAccessKey"]), opts=child)
+                                   access_key_id=creds.apply(lambda c: c["access_key_id"]),
+                                   secret_access_key=creds.apply(lambda c: c["secret_access_key"]), opts=child)
         storage = store.endpoint
         layout = storage_layout(storage.root_uri)
 

@@ -39,11 +39,11 @@ EXTERNAL = {
     "context": "kind-conveyor",
     "kubeconfig": "~/.kube/config",
     "storage": {"kind": "s3", "bucket": "acme-ml", "prefix": "conveyor", "region": "eu-west-1",
-                "egressCidr": "52.218.0.0/17"},
-    "postgres": {"kind": "external", "host": "pg.internal.example", "egressCidr": "10.20.0.0/16"},
-    "ingress": {"trackingHost": "mlflow.prod.example", "servingHost": "api.prod.example", "tlsSecret": "prod-tls"},
-    "serving": {"minReplicas": 2, "maxReplicas": 6, "stateAccessMode": "ReadWriteMany"},
-    "images": {"platform": {"repository": "registry.example/conveyor", "tag": "1.2.3", "pullPolicy": "Always"}},
+                "egress_cidr": "52.218.0.0/17"},
+    "postgres": {"kind": "external", "host": "pg.internal.example", "egress_cidr": "10.20.0.0/16"},
+    "ingress": {"tracking_host": "mlflow.prod.example", "serving_host": "api.prod.example", "tls_secret": "prod-tls"},
+    "serving": {"min_replicas": 2, "max_replicas": 6, "state_access_mode": "ReadWriteMany"},
+    "images": {"platform": {"repository": "registry.example/conveyor", "tag": "1.2.3", "pull_policy": "Always"}},
 }
 
 SCENARIOS = {
@@ -52,8 +52,8 @@ SCENARIOS = {
     "prod": ("prod", stack_config("prod")),
     "prod-external": ("prod", stack_config(
         "prod", kubernetes=copy.deepcopy(EXTERNAL),
-        **{"conveyor:s3Credentials": {"accessKeyId": "AKIAEXAMPLE", "secretAccessKey": "s3-secret-example"},
-           "conveyor:postgresPassword": "pg-secret-example"},
+        **{"conveyor:s3_credentials": {"access_key_id": "AKIAEXAMPLE", "secret_access_key": "s3-secret-example"},
+           "conveyor:postgres_password": "pg-secret-example"},
     )),
     "local-dev": ("dev", stack_config("dev", platform="local")),
 }
