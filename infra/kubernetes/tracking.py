@@ -32,6 +32,8 @@ def auth_ini(default_permission: str, auth_db_uri: str, admin_username: str, adm
         f"admin_username = {admin_username}",
         f"admin_password = {admin_password}",
         "authorization_function = infra.local.mlflow_auth:authenticate",
+        # password hashing is deliberately slow; remember a verified login for a minute (as local does)
+        "auth_cache_ttl_seconds = 60",
         "",
     ])
 
