@@ -12,6 +12,7 @@ Anything else it meets raises, so a workflow cannot silently outgrow it.
 from __future__ import annotations
 
 import os
+import shutil
 import re
 import subprocess
 import tempfile
@@ -194,3 +195,25 @@ def run_job(workflow: Path, job_id: str, workspace: Path, env: dict[str, str], *
     """Run one job of `workflow` (a path inside `workspace`) and return each step's outcome."""
     runner = Runner(workspace, env, Context(**ctx), timeout=timeout, skip_actions=skip_actions)
     return runner.run_job(workflow, job_id)
+
+
+def project_copy(src: Path, dest: Path, branch: str) -> Path:
+    """The working tree of `src` (tracked and untracked, minus ignored files) as a fresh
+    one-commit git repository on `branch`, sharing src's .venv: what a CI checkout sees."""
+    env = {**os.environ, "GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.invalid",
+           "GIT_COMMITTER_NAME": "ci", "GIT_COMMITTER_EMAIL": "ci@example.invalid"}
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=src,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, listed):
+        source = src / rel
+        if source.is_file():
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    (dest / ".venv").symlink_to(src / ".venv")
+    git = lambda *a: subprocess.run(["git", *a], cwd=dest, env=env, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q", "-b", branch)
+    (dest / ".git" / "info" / "exclude").write_text(".venv\n")
+    git("add", "-A")
+    git("commit", "-q", "-m", "checkout")
+    return dest
