@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -86,19 +86,18 @@ class MinioStorage(_Strict):
 
 
 class ExternalS3Storage(_Strict):
-    """An existing bucket; credentials come from stack config secret `credentials_key`."""
+    """An existing bucket. Set the keys as secrets:
+    `pulumi config set --secret --path conveyor:kubernetes.storage.secret_access_key ...`"""
 
     kind: Literal["s3"]
     bucket: str
     prefix: str = ""
-    endpoint_url: str | None = Field(None)
+    endpoint_url: str | None = None
     region: str | None = None
-    credentials_key: str = Field(
-        "s3_credentials",
-        description="secret config key (namespace conveyor) holding {access_key_id, secret_access_key}",
-    )
-    egress_cidr: str = Field("0.0.0.0/0")
-    egress_port: int = Field(443)
+    access_key_id: SecretStr
+    secret_access_key: SecretStr
+    egress_cidr: str = "0.0.0.0/0"
+    egress_port: int = 443
 
 
 class InClusterPostgres(_Strict):
@@ -108,15 +107,16 @@ class InClusterPostgres(_Strict):
 
 
 class ExternalPostgres(_Strict):
-    """A managed PostgreSQL; its password comes from stack config secret `password_key`."""
+    """A managed PostgreSQL with databases `mlflow` and `mlflow_auth`. The password as a secret:
+    `pulumi config set --secret --path conveyor:kubernetes.postgres.password ...`"""
 
     kind: Literal["external"]
     host: str
     port: int = 5432
     user: str = "mlflow"
-    password_key: str = Field("postgres_password")
+    password: SecretStr
     sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "require"
-    egress_cidr: str = Field("0.0.0.0/0")
+    egress_cidr: str = "0.0.0.0/0"
 
 
 class Serving(_Strict):
@@ -209,6 +209,9 @@ class KubernetesConfig(_Strict):
         return result
 
 
+_UNION_TAGS = {"minio", "s3", "statefulset", "external"}
+
+
 def parse_kubernetes_config(raw: dict | None) -> KubernetesConfig:
     """`conveyor:kubernetes` as a typed object; errors name the key, like infra.config does."""
     from pydantic import ValidationError
@@ -217,6 +220,14 @@ def parse_kubernetes_config(raw: dict | None) -> KubernetesConfig:
         return KubernetesConfig.model_validate(raw or {})
     except ValidationError as exc:
         err = exc.errors()[0]
-        key = "conveyor:kubernetes." + ".".join(str(p) for p in err["loc"])
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+        # drop the union tag pydantic puts in the location (storage.s3.bucket → storage.bucket)
+        loc = [str(p) for i, p in enumerate(err["loc"])
+               if not (i > 0 and err["loc"][i - 1] in ("storage", "postgres") and p in _UNION_TAGS)]
+        key = "conveyor:kubernetes." + ".".join(loc)
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing (secrets: pulumi config set --secret --path <key> <value>)"
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
         raise ValueError(f"{key}: {msg}") from None

@@ -32,13 +32,16 @@ def _random_secret(name: str, parent: pulumi.Resource) -> pulumi.Output[str]:
     return RandomSecret(name, length=32, opts=pulumi.ResourceOptions(parent=parent)).value
 
 
-def _config_secret(key: str, what: str, structured: bool = False) -> pulumi.Output:
-    config = pulumi.Config("conveyor")
-    value = config.get_secret_object(key) if structured else config.get_secret(key)
-    if value is None:
-        raise pulumi.RunError(f"conveyor:{key}: required secret for {what} is missing "
-                              f"(pulumi config set --secret --path conveyor:{key}...)")
-    return value
+def _secret_setting(*path: str) -> pulumi.Output[str]:
+    """A secret inside `conveyor:kubernetes`, read so Pulumi keeps it marked secret end to end.
+
+    (The typed config already checked it is present.)"""
+    def dig(data: dict) -> str:
+        for key in path:
+            data = data[key]
+        return str(data)
+
+    return pulumi.Output.secret(pulumi.Config("conveyor").require_secret_object("kubernetes").apply(dig))
 
 
 def provider(name: str, cfg: KubernetesConfig, opts: pulumi.ResourceOptions | None = None) -> k8s.Provider:
@@ -86,10 +89,9 @@ class KubernetesEnvironment(Environment):
                                      images=cfg.images, sizing=cfg.sizing,
                                      root_password=_random_secret(f"{env}-minio-root-password", self), opts=child)
         else:
-            creds = _config_secret(cfg.storage.credentials_key, "external S3 storage", structured=True)
             store = ExternalBucket(f"{name}-storage", env=env, namespace=namespace, cfg=cfg.storage,
-                                   access_key_id=creds.apply(lambda c: c["access_key_id"]),
-                                   secret_access_key=creds.apply(lambda c: c["secret_access_key"]), opts=child)
+                                   access_key_id=_secret_setting("storage", "access_key_id"),
+                                   secret_access_key=_secret_setting("storage", "secret_access_key"), opts=child)
         storage = store.endpoint
         layout = storage_layout(storage.root_uri)
 
@@ -99,9 +101,8 @@ class KubernetesEnvironment(Environment):
                                    images=cfg.images, sizing=cfg.sizing,
                                    password=_random_secret(f"{env}-postgres-password", self), opts=child)
         else:
-            password = _config_secret(cfg.postgres.password_key, "external PostgreSQL")
             db = ExternalDatabase(f"{name}-postgres", env=env, namespace=namespace, cfg=cfg.postgres,
-                                  password=password, opts=child)
+                                  password=_secret_setting("postgres", "password"), opts=child)
 
         # ---- access
         self.access = PersonaAccessControl(f"{name}-access", env=env, namespace=namespace, access=access, opts=child)

@@ -39,8 +39,9 @@ EXTERNAL = {
     "context": "kind-conveyor",
     "kubeconfig": "~/.kube/config",
     "storage": {"kind": "s3", "bucket": "acme-ml", "prefix": "conveyor", "region": "eu-west-1",
-                "egress_cidr": "52.218.0.0/17"},
-    "postgres": {"kind": "external", "host": "pg.internal.example", "egress_cidr": "10.20.0.0/16"},
+                "egress_cidr": "52.218.0.0/17", "access_key_id": "AKIAEXAMPLE", "secret_access_key": "s3-secret-example"},
+    "postgres": {"kind": "external", "host": "pg.internal.example", "egress_cidr": "10.20.0.0/16",
+                 "password": "pg-secret-example"},
     "ingress": {"tracking_host": "mlflow.prod.example", "serving_host": "api.prod.example", "tls_secret": "prod-tls"},
     "serving": {"min_replicas": 2, "max_replicas": 6, "state_access_mode": "ReadWriteMany"},
     "images": {"platform": {"repository": "registry.example/conveyor", "tag": "1.2.3", "pull_policy": "Always"}},
@@ -50,11 +51,7 @@ SCENARIOS = {
     "dev": ("dev", stack_config("dev")),
     "staging": ("staging", stack_config("staging")),
     "prod": ("prod", stack_config("prod")),
-    "prod-external": ("prod", stack_config(
-        "prod", kubernetes=copy.deepcopy(EXTERNAL),
-        **{"conveyor:s3_credentials": {"access_key_id": "AKIAEXAMPLE", "secret_access_key": "s3-secret-example"},
-           "conveyor:postgres_password": "pg-secret-example"},
-    )),
+    "prod-external": ("prod", stack_config("prod", kubernetes=copy.deepcopy(EXTERNAL))),
     "local-dev": ("dev", stack_config("dev", platform="local")),
 }
 

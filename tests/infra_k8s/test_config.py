@@ -50,7 +50,8 @@ def test_access_for_an_unknown_persona_is_refused():
 
 
 @pytest.mark.parametrize("kubernetes,extra,message", [
-    ({"storage": {"kind": "s3", "bucket": "b"}}, {}, "conveyor:s3_credentials: required secret for external S3 storage"),
+    ({"storage": {"kind": "s3", "bucket": "b", "access_key_id": "AKIA"}}, {},
+     "conveyor:kubernetes.storage.secret_access_key: required key is missing"),
     ({"serving": {"max_replicas": 0}}, {}, "conveyor:kubernetes.serving.max_replicas"),
 ])
 def test_the_program_fails_with_the_message(tmp_path, kubernetes, extra, message):

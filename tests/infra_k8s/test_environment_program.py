@@ -174,3 +174,15 @@ def test_external_storage_database_and_ingress(rendered):
     provider = next(r["inputs"] for r in render["resources"] if r["type"] == "pulumi:providers:kubernetes")
     assert provider["context"] == "kind-conveyor" and provider["kubeconfig"].endswith("/.kube/config")
     assert not provider["kubeconfig"].startswith("~")
+
+
+def test_external_secrets_stay_in_secrets(rendered):
+    for res in rendered["prod-external"]["resources"]:
+        if not res["type"].startswith("kubernetes:") or res["type"] == "pulumi:providers:kubernetes":
+            continue
+        text = json.dumps(res["inputs"])
+        leaked = [s for s in ("s3-secret-example", "pg-secret-example") if s in text]
+        if res["inputs"]["kind"] == "Secret":
+            assert not leaked or res["secret_paths"] == ["/stringData"]
+        else:
+            assert not leaked, f"{res['inputs']['kind']}/{res['inputs']['metadata']['name']} leaks {leaked}"

@@ -96,7 +96,8 @@ def test_job_pods_use_secrets_and_accounts_the_env_creates(rendered, target):
 
 def test_external_storage_settings_reach_job_pods():
     cfg = parse_kubernetes_config({"storage": {"kind": "s3", "bucket": "b", "endpoint_url": "https://s3.example",
-                                               "region": "eu-west-1"}})
+                                               "region": "eu-west-1",
+                                               "access_key_id": "AKIA", "secret_access_key": "s"}})
     env = container_env(render_task_job(ClusterTarget.from_config("prod", cfg), job="j", task="t", module="m",
                                         run_id="r")["spec"]["template"]["spec"])
     assert env["AWS_ENDPOINT_URL"]["value"] == "https://s3.example"
