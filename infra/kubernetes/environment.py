@@ -208,12 +208,3 @@ class KubernetesEnvironment(Environment):
                 opts=opts,
             )
 
-
-def port_forward_commands(env: str, cfg: KubernetesConfig, tracking_port: int, serving_port: int) -> list[str]:
-    """What a person runs to make the stack's 127.0.0.1 URLs answer (no ingress configured)."""
-    ns = cfg.namespace(env)
-    ctx = f" --context {cfg.context}" if cfg.context else ""
-    return [
-        f"kubectl{ctx} -n {ns} port-forward svc/mlflow {tracking_port}:{MLFLOW_PORT}",
-        f"kubectl{ctx} -n {ns} port-forward svc/serving {serving_port}:{SERVING_PORT}",
-    ]
