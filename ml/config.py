@@ -39,20 +39,20 @@ class SplitParams(BaseModel):
 class TrainParams(BaseModel):
     model_type: Literal["hist_gradient_boosting", "logistic_regression"] = "hist_gradient_boosting"
     learning_rate: float = 0.1
-    max_iter: int = 200
-    max_depth: int | None = 6
+    max_iter: int = 100
+    max_depth: int | None = 4
     max_leaf_nodes: int = 31
-    min_samples_leaf: int = 20
-    l2_regularization: float = 0.0
+    min_samples_leaf: int = 40
+    l2_regularization: float = 1.0
     C: float = 1.0
     random_state: int = 7
-    threshold: float = Field(0.5, gt=0.0, lt=1.0, description="probability above which a transaction is flagged")
+    threshold: float = Field(0.3, gt=0.0, lt=1.0, description="probability above which a transaction is flagged")
     importance_sample: int = Field(3000, description="rows used for permutation feature importance")
 
 
 class ModelValidationParams(BaseModel):
     min_roc_auc: float = 0.80
-    min_pr_auc: float = 0.20
+    min_pr_auc: float = 0.15
     max_relative_regression: float = Field(0.02, description="allowed relative drop vs champion on the same held-out data")
     slice_column: str = "merchant_category"
     min_slice_roc_auc: float = 0.60

@@ -15,8 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conveyor import runtime
-from conveyor.paths import project_dir
+# OpenMP (HistGradientBoosting) spin-waits when cores are oversubscribed, which on a
+# shared machine (tracking + serving + jobs) made a 1 s fit take minutes. Leave a core
+# free unless the operator says otherwise.
+os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
+
+from conveyor import runtime  # noqa: E402
+from conveyor.paths import project_dir  # noqa: E402
 from ml.config import ConfigError, Params, load_params
 
 DEFAULT_EXPERIMENT = "fraud-detection"

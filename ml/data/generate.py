@@ -87,14 +87,14 @@ def generate_transactions(rows: int, seed: int = 42, drift: float = 0.0, days: i
     night = (hour <= 4).astype(float)
     rel_amount = np.log(amount) - log_mean - spend_level[cust]
     logit = (
-        -5.6
-        + 1.1 * np.log1p(km / 50.0)
-        + 0.9 * rel_amount
-        + 1.2 * night
-        + 0.9 * (~card_present)
-        + cat_risk
+        -6.4
+        + 1.6 * np.log1p(km / 50.0)
+        + 1.3 * rel_amount
+        + 1.8 * night
+        + 1.2 * (~card_present)
+        + 1.2 * cat_risk
         + 0.6 * drift
-        + rng.normal(0.0, 0.7, rows)
+        + rng.normal(0.0, 0.4, rows)
     )
     is_fraud = rng.random(rows) < 1.0 / (1.0 + np.exp(-logit))
     # Fraudsters also test cards with tiny amounts.

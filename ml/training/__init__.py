@@ -1,0 +1,1 @@
+"""Model training: the scikit-learn pipeline, evaluation and the `train` task."""

@@ -1,0 +1,115 @@
+"""Task `train`: fit the fraud pipeline on this run's data version, log it to MLflow, register it.
+
+Publishes `model_uri` (models:/<name>/<version>), `model_name`, `model_version`.
+The new version starts with tag `model_validation_status=PENDING`; `validate_model`
+decides.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+
+from conveyor import runtime
+from ml import task
+from ml.data.versioning import read_version, workspace_for
+from ml.features import FEATURES, LABEL
+from ml.training import plots
+from ml.training.pipeline import evaluate, fit, fraud_probability, split
+
+VALIDATION_TAG = "model_validation_status"
+# Types in our own pipelines that skops does not trust by default (we wrote the file).
+TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
+
+
+def pip_requirements() -> list[str]:
+    """Pinned from the running env: skips MLflow's slow requirement inference."""
+    from importlib.metadata import version
+
+    return [f"{pkg}=={version(pkg)}" for pkg in ("scikit-learn", "skops", "numpy", "pandas", "mlflow")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = task.parser("ml.training.train", __doc__)
+    ap.add_argument("--data-version", default=None, help="gold md5 (default: from the ingest task)")
+    ap.add_argument("--run-id", default=None, help="MLflow run to log into (default: the job run's)")
+    args = ap.parse_args(argv)
+
+    def body() -> int:
+        import mlflow
+        from mlflow.models import infer_signature
+
+        ctx = runtime.context()
+        params = task.params_from(args)
+        tp = params.train
+        data_version = task.upstream("ingest", "data_version", args.data_version)
+        if not data_version:
+            raise task.TaskError("no data version: run `ingest` first or pass --data-version")
+        ws, remote = workspace_for(ctx)
+        gold = pd.read_parquet(read_version(ws, remote, data_version))
+        train_df, test_df = split(gold, params.split.test_fraction)
+        if train_df[LABEL].nunique() < 2 or test_df[LABEL].nunique() < 2:
+            raise task.TaskError(f"data version {data_version} has a single class in train or test; cannot train")
+        name = task.model_name(args, ctx)
+
+        with task.start_job_run(ctx, args.experiment, task.upstream("ingest", "mlflow_run_id", args.run_id)) as run:
+            mlflow.set_tags({**task.run_tags(ctx), "data_version": data_version})
+            mlflow.log_params({f"train.{k}": v for k, v in tp.model_dump().items()})
+            mlflow.log_params({"split.test_fraction": params.split.test_fraction, "train_rows": len(train_df), "test_rows": len(test_df)})
+            started = time.perf_counter()
+            model = fit(tp, train_df)
+            mlflow.log_metric("fit_seconds", round(time.perf_counter() - started, 3))
+            metrics = evaluate(model, test_df, tp.threshold)
+            mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
+            mlflow.log_metrics({f"train_{k}": v for k, v in evaluate(model, train_df, tp.threshold).items() if k in ("roc_auc", "pr_auc")})
+
+            y, proba = test_df[LABEL].to_numpy(), fraud_probability(model, test_df)
+            for fname, fig in (("roc_curve.png", plots.roc(y, proba)), ("pr_curve.png", plots.pr(y, proba)),
+                               ("confusion_matrix.png", plots.confusion(y, proba, tp.threshold))):
+                mlflow.log_figure(fig, f"plots/{fname}")
+                plots.close(fig)
+            fig, importance = plots.feature_importance(model, test_df, tp.importance_sample, tp.random_state)
+            mlflow.log_figure(fig, "plots/feature_importance.png")
+            plots.close(fig)
+            mlflow.log_dict(importance, "feature_importance.json")
+
+            example = test_df[FEATURES].head(5)
+            signature = infer_signature(example, model.predict_proba(example))
+            info = mlflow.sklearn.log_model(
+                sk_model=model,
+                name="model",
+                signature=signature,
+                input_example=example,
+                registered_model_name=name,
+                pyfunc_predict_fn="predict_proba",
+                skops_trusted_types=TRUSTED_TYPES,
+                pip_requirements=pip_requirements(),
+                await_registration_for=60,
+            )
+            version = str(info.registered_model_version)
+            client = mlflow.MlflowClient()
+            description = (
+                f"Card-fraud classifier ({tp.model_type}) trained on data version {data_version} "
+                f"({len(train_df)} rows; held-out {len(test_df)}): test ROC AUC {metrics['roc_auc']:.4f}, "
+                f"PR AUC {metrics['pr_auc']:.4f}. Job run {ctx.run_id or 'manual'}, git {ctx.git_sha[:12]}, target {ctx.target}."
+            )
+            client.update_model_version(name, version, description=description)
+            for key, value in {**task.run_tags(ctx), "data_version": data_version, "training_run_id": run.info.run_id,
+                               VALIDATION_TAG: "PENDING"}.items():
+                client.set_model_version_tag(name, version, key, value)
+            mlflow.set_tag("registered_model_version", f"{name}/{version}")
+
+        uri = f"models:/{name}/{version}"
+        task.publish("model_uri", uri)
+        task.publish("model_name", name)
+        task.publish("model_version", version)
+        task.publish("training_run_id", run.info.run_id)
+        print(f"train: registered {uri} — " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        return 0
+
+    return task.run_task("train", body)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Quality gates: data validation (Great Expectations) and model validation."""
