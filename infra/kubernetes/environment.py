@@ -161,7 +161,9 @@ class KubernetesEnvironment(Environment):
                 metadata={"name": outputs_secret(persona), "namespace": namespace,
                           "labels": pods.labels(env, "access", **{"conveyor.io/persona": persona.replace("_", "-")})},
                 type="Opaque",
-                string_data={"outputs.json": pulumi.Output.secret(in_cluster)},
+                # `<env>.json` too: the name `conveyor bundle` looks for in $CONVEYOR_OUTPUTS_DIR
+                string_data={"outputs.json": pulumi.Output.secret(in_cluster),
+                             f"{env}.json": pulumi.Output.secret(in_cluster)},
                 opts=child,
             )
 

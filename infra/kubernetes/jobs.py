@@ -6,7 +6,8 @@ Called by the bundle engine, outside Pulumi: everything comes from the env name 
 exactly the task runtime contract of `conveyor/runtime.py`:
 
 - CONVEYOR_ENV_OUTPUTS → the env's outputs with only this persona's credentials, with the
-  in-cluster tracking/serving URLs (Secret `env-outputs-<persona>`, written by Pulumi)
+  in-cluster tracking/serving URLs (Secret `env-outputs-<persona>`, written by Pulumi);
+  the same file as `<env>.json` in CONVEYOR_OUTPUTS_DIR for a `conveyor bundle run` in the pod
 - CONVEYOR_ENV/PERSONA/BUNDLE_TARGET/JOB/RUN_ID/TASK/GIT_SHA, CONVEYOR_TASK_VALUES_DIR
 - MLFLOW_TRACKING_URI/USERNAME/PASSWORD of the persona
 - object storage credentials, and the serving state volume (endpoint config) mounted
@@ -121,6 +122,7 @@ def pod_spec(
         *pods.plain_env(
             CONVEYOR_ENV=target.env,
             CONVEYOR_ENV_OUTPUTS=f"{OUTPUTS_DIR}/outputs.json",
+            CONVEYOR_OUTPUTS_DIR=OUTPUTS_DIR,  # `conveyor bundle run` inside the pod reads <env>.json here
             CONVEYOR_PERSONA=persona,
             CONVEYOR_BUNDLE_TARGET=bundle_target,
             CONVEYOR_JOB=job,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from infra.contract import EnvironmentOutputs
+
 from infra.kubernetes.config import KubernetesConfig, parse_kubernetes_config
 from infra.kubernetes.jobs import ClusterTarget, deploy_manifest, k8s_name, render_cronjob, render_task_job
 from tests.infra_k8s.cluster_model import Cluster, Pod
@@ -43,6 +45,7 @@ def test_a_task_job_runs_the_module_with_its_params_as_the_persona(target):
     names = [e["name"] for e in spec["containers"][0]["env"]]
     assert names.index("CONVEYOR_RUN_ID") < names.index("CONVEYOR_TASK_VALUES_DIR")
     assert "$(CONVEYOR_RUN_ID)" in env["CONVEYOR_TASK_VALUES_DIR"]["value"]
+    assert env["CONVEYOR_OUTPUTS_DIR"]["value"] + "/outputs.json" == env["CONVEYOR_ENV_OUTPUTS"]["value"]
     volumes = {v["name"]: v for v in spec["volumes"]}
     assert volumes["env-outputs"]["secret"]["secretName"] == "env-outputs-ml-engineer"
     assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "job"
@@ -80,6 +83,11 @@ def test_job_pods_reach_what_tasks_need_and_nothing_else(rendered, target):
 
 def test_job_pods_use_secrets_and_accounts_the_env_creates(rendered, target):
     objs = objects(rendered["staging"])
+    outputs = next(o for o in objs if o["kind"] == "Secret" and o["metadata"]["name"] == "env-outputs-ci")
+    in_pod = EnvironmentOutputs.model_validate_json(outputs["stringData"]["outputs.json"])
+    assert outputs["stringData"]["staging.json"] == outputs["stringData"]["outputs.json"]
+    assert set(in_pod.credentials) == {"ci"}  # limited to the persona running the job
+    assert in_pod.tracking_uri == target.tracking_uri and in_pod.serving_url.startswith("http://serving.conveyor-staging")
     secrets = {o["metadata"]["name"] for o in objs if o["kind"] == "Secret"}
     accounts = {o["metadata"]["name"] for o in objs if o["kind"] == "ServiceAccount"}
     claims = {o["metadata"]["name"] for o in objs if o["kind"] == "PersistentVolumeClaim"}
