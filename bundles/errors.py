@@ -1,0 +1,57 @@
+"""Diagnostics and the one exception type the CLI turns into a single clear line."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Iterable
+
+
+class BundleError(Exception):
+    """A user-facing failure: the message is printed as is, without a traceback."""
+
+
+@dataclass(frozen=True, order=True)
+class Loc:
+    """Where a value was written: file relative to the bundle root, 1-based line."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    severity: str  # "error" | "warning"
+    message: str
+    loc: Loc | None = None
+
+    def render(self) -> str:
+        where = f"{self.loc}: " if self.loc else ""
+        tag = "" if self.severity == "error" else "warning: "
+        return f"{where}{tag}{self.message}"
+
+    def to_json(self) -> dict:
+        return {
+            "severity": self.severity,
+            "message": self.message,
+            "file": self.loc.file if self.loc else None,
+            "line": self.loc.line if self.loc else None,
+        }
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` when a close match exists, else ``."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+class BundleInvalid(BundleError):
+    """Validation failed; carries every diagnostic so the CLI can list them all."""
+
+    def __init__(self, diagnostics: list[Diagnostic]):
+        self.diagnostics = diagnostics
+        errors = [d for d in diagnostics if d.severity == "error"]
+        super().__init__(f"bundle is invalid: {len(errors)} error(s)")

@@ -1,0 +1,132 @@
+"""Fixtures for the bundle engine: a real MLflow server with basic-auth and an
+`EnvironmentOutputs` pointing at it and at a temporary storage tree.
+
+Until a provisioned environment is available from the lead's shared fixture, this
+stands up exactly what the contract promises (tracking with personas, storage).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from infra.contract import Credential, EnvironmentOutputs, storage_layout
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ADMIN = ("admin", "admin-pass-for-tests")
+PERSONAS = ("data_scientist", "ml_engineer", "ci")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """`mlflow server --app-name basic-auth` on 127.0.0.1, sqlite stores, three personas."""
+    home = tmp_path_factory.mktemp("mlflow")
+    port = _free_port()
+    ini = home / "auth.ini"
+    ini.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = sqlite:///{home / 'auth.db'}\n"
+        f"admin_username = {ADMIN[0]}\n"
+        f"admin_password = {ADMIN[1]}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    # No MLflow job runner / huey consumers: a dozen idle processes we do not need.
+    env = dict(os.environ, MLFLOW_AUTH_CONFIG_PATH=str(ini), MLFLOW_FLASK_SERVER_SECRET_KEY="tests-only",
+               MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    log = open(home / "server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
+         "--artifacts-destination", str(home / "artifacts")],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=home, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("mlflow server did not start:\n" + (home / "server.log").read_text()[-3000:])
+            time.sleep(0.5)
+        creds = {}
+        for persona in PERSONAS:
+            user, password = f"{persona}-user", f"{persona}-secret-pw"
+            resp = httpx.post(f"{url}/api/2.0/mlflow/users/create", json={"username": user, "password": password},
+                              auth=ADMIN, timeout=120)
+            assert resp.status_code == 200, resp.text
+            creds[persona] = Credential(username=user, password=password, token=f"tok-{persona}")
+        yield url, creds
+    finally:
+        _stop(proc)
+        log.close()
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop the server and its workers (its own process group)."""
+    try:
+        os.killpg(proc.pid, 15)
+        proc.wait(20)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def mlflow_admin(mlflow_server) -> tuple[str, str]:
+    """Admin credentials of the test server, to check what deploy did from the outside."""
+    return ADMIN
+
+
+@pytest.fixture
+def env_outputs(mlflow_server, tmp_path) -> EnvironmentOutputs:
+    """A fresh env storage tree per test, sharing the session's MLflow server."""
+    url, creds = mlflow_server
+    storage = tmp_path / "env-storage"
+    storage.mkdir()
+    return EnvironmentOutputs(
+        env="dev",
+        platform="local",
+        tracking_uri=url,
+        serving_url="http://127.0.0.1:3999",
+        storage_uri=storage.as_uri(),
+        storage=storage_layout(storage.as_uri()),
+        credentials=creds,
+    )
+
+
+@pytest.fixture
+def user() -> str:
+    """A fresh deployer name per test: dev-mode names never collide on the shared server."""
+    import secrets
+
+    return f"u{secrets.token_hex(3)}"
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    """A copy of the example bundle project (bundle.yml, resources/, demo_tasks/)."""
+    dest = tmp_path / "project"
+    shutil.copytree(FIXTURES / "project", dest)
+    return dest

@@ -1,0 +1,203 @@
+"""`run`: task DAG as subprocesses in the env, task values, conditions, run_job, failures, schedules."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from bundles import scheduler
+from bundles.engine import Engine
+from bundles.envstore import DeploymentStore
+from bundles.loader import load_bundle
+from bundles.runner import JobRunner, list_runs
+
+pytestmark = pytest.mark.slow
+
+ORCHESTRATOR = """
+resources:
+  jobs:
+    retrain_check:
+      parameters:
+        violations: 0
+      tasks:
+        check:
+          condition:
+            module: demo_tasks.check
+            parameters:
+              violations: "{{job.parameters.violations}}"
+              limit: 2
+        retrain:
+          depends_on: [check]
+          run_job:
+            job: train_job
+            parameters:
+              rows: 7
+"""
+
+
+def _deploy(project: Path, outputs, user: str, target: str = "dev", **kw) -> Engine:
+    bundle, diags = load_bundle(project, target, user=user, **kw)
+    assert bundle is not None, [d.render() for d in diags]
+    engine = Engine(bundle, outputs)
+    engine.deploy(force=True)
+    return engine
+
+
+def _runner(engine: Engine, project: Path, trigger: str = "manual") -> JobRunner:
+    return JobRunner(engine.outputs, engine.store, project, trigger=trigger)
+
+
+@pytest.fixture
+def markers(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "markers"
+    path.mkdir()
+    monkeypatch.setenv("DEMO_MARKER_DIR", str(path))
+    return path
+
+
+def _marker(markers: Path, job: str, task: str) -> dict:
+    return json.loads((markers / f"{job}.{task}.json").read_text())
+
+
+def test_run_passes_values_downstream_with_env_credentials(project, env_outputs, user, markers):
+    engine = _deploy(project, env_outputs, user)
+    record = _runner(engine, project).run("train_job")
+    assert record.status == "success"
+    status = {k: v.status for k, v in record.tasks.items()}
+    assert status == {"prepare": "success", "train": "success", "gate": "success",
+                      "publish": "success", "report_low": "skipped"}
+    assert record.tasks["gate"].outcome is True
+    assert record.tasks["report_low"].reason == "condition gate was true"
+
+    prepare = _marker(markers, "train_job", "prepare")
+    assert prepare["args"]["rows"] == 100  # {{job.parameters.rows}}
+    train = _marker(markers, "train_job", "train")
+    assert train["args"]["upstream"] == "prepare-ok"  # {{tasks.prepare.values.token}}
+    assert train["args"]["threshold"] == 0.5  # ${var.threshold}
+    assert train["tracking"] == env_outputs.tracking_uri
+    assert train["user"] == env_outputs.credentials["data_scientist"].username
+    assert train["persona"] == "data_scientist" and train["env"] == "dev"
+    # The task imported the deployed code (the wheel unpacked in env storage), not the checkout.
+    assert train["module_file"].startswith(str(engine.store.root / "code"))
+
+    log = Path(record.tasks["train"].log)
+    assert log.is_file() and str(log).startswith(str(engine.store.root / "runs"))
+    assert "task train in env dev" in log.read_text()
+    # credentials file is gone once the run is over
+    assert not (engine.store.runs_dir / record.run_id / "env-outputs.json").exists()
+    history = list_runs(engine.store)
+    assert history[0]["run_id"] == record.run_id and history[0]["status"] == "success"
+
+
+def test_params_only_and_false_condition(project, env_outputs, user, markers):
+    engine = _deploy(project, env_outputs, user, cli_vars={"threshold": "0.95"})
+    runner = _runner(engine, project)
+    record = runner.run("train_job", params={"rows": "5"})
+    status = {k: v.status for k, v in record.tasks.items()}
+    assert status["gate"] == "success" and record.tasks["gate"].outcome is False
+    assert status["publish"] == "skipped" and status["report_low"] == "success"
+    assert _marker(markers, "train_job", "prepare")["args"]["rows"] == 5
+
+    only = runner.run("train_job", only=["prepare"])
+    assert {k: v.status for k, v in only.tasks.items()} == {
+        "prepare": "success", "train": "excluded", "gate": "excluded", "publish": "excluded", "report_low": "excluded"}
+
+
+def _cli(project: Path, outputs_dir: Path, user: str, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, CONVEYOR_PROJECT_DIR=str(project), CONVEYOR_OUTPUTS_DIR=str(outputs_dir), CONVEYOR_USER=user)
+    return subprocess.run([sys.executable, "-c", "from bundles.cli import app; app()", *args],
+                          cwd=project, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_failing_task_stops_downstream_and_exits_nonzero(project, env_outputs, user, markers, tmp_path):
+    jobs = project / "resources" / "jobs.yml"
+    jobs.write_text(jobs.read_text().replace("              name: train\n", "              name: train\n              fail: 1\n"))
+    outputs_dir = tmp_path / "outputs"
+    outputs_dir.mkdir()
+    (outputs_dir / "dev.json").write_text(env_outputs.model_dump_json())
+
+    deployed = _cli(project, outputs_dir, user, "deploy", "-t", "dev")
+    assert deployed.returncode == 0, deployed.stderr
+    proc = _cli(project, outputs_dir, user, "run", "train_job", "-t", "dev")
+    assert proc.returncode == 1
+    assert "task train failed (exit code 3)" in proc.stderr
+    assert "about to fail: the data is bad" in proc.stderr  # the log tail
+    assert "Traceback" not in proc.stderr
+    assert "=== attempt 2 of 2 ===" in proc.stderr  # max_retries: 1
+
+    runs = json.loads(_cli(project, outputs_dir, user, "runs", "-t", "dev", "-o", "json").stdout)
+    tasks = runs[0]["tasks"]
+    assert runs[0]["status"] == "failed"
+    assert tasks["train"]["attempts"] == 2
+    assert {tasks[t]["status"] for t in ("gate", "publish", "report_low")} == {"skipped"}
+    assert tasks["gate"]["reason"] == "upstream train failed"
+    assert not (markers / "train_job.publish.json").exists()
+
+    unknown = _cli(project, outputs_dir, user, "run", "trian_job", "-t", "dev")
+    assert unknown.returncode == 1 and "did you mean 'train_job'" in unknown.stderr
+
+
+def test_condition_module_and_run_job(project, env_outputs, user, markers):
+    (project / "resources" / "orchestrator.yml").write_text(ORCHESTRATOR)
+    engine = _deploy(project, env_outputs, user)
+    runner = _runner(engine, project)
+
+    quiet = runner.run("retrain_check", params={"violations": "1"})
+    assert quiet.status == "success"
+    assert quiet.tasks["check"].outcome is False and quiet.tasks["retrain"].status == "skipped"
+    assert not (markers / "train_job.prepare.json").exists()
+
+    loud = runner.run("retrain_check", params={"violations": "3"})
+    assert loud.status == "success" and loud.tasks["retrain"].status == "success"
+    child_id = loud.tasks["retrain"].child_run
+    child = next(r for r in list_runs(engine.store) if r["run_id"] == child_id)
+    assert child["trigger"] == "run_job" and child["parent_run"] == loud.run_id and child["status"] == "success"
+    assert _marker(markers, "train_job", "prepare")["args"]["rows"] == 7
+
+
+def test_task_timeout(project, env_outputs, user, markers):
+    jobs = project / "resources" / "jobs.yml"
+    jobs.write_text(jobs.read_text().replace(
+        "              name: prepare\n", "              name: prepare\n              sleep: 30\n"
+    ).replace("    train_job:\n      name: train\n", "    train_job:\n      name: train\n      max_parallel_tasks: 1\n"))
+    text = jobs.read_text().replace("        prepare:\n", "        prepare:\n          timeout_seconds: 2\n", 1)
+    jobs.write_text(text)
+    engine = _deploy(project, env_outputs, user)
+    record = _runner(engine, project).run("train_job", only=["prepare"])
+    assert record.status == "failed"
+    assert record.tasks["prepare"].reason == "timed out after 2s"
+    assert record.tasks["prepare"].duration_s < 20
+
+
+def test_scheduler_starts_due_production_jobs_only(project, env_outputs, user, markers):
+    jobs = project / "resources" / "jobs.yml"
+    jobs.write_text(jobs.read_text().replace('cron: "*/5 * * * *"', 'cron: "* * * * *"'))
+    dev = _deploy(project, env_outputs, user, "dev")
+    staging = _deploy(project, env_outputs, user, "staging")
+    now = datetime.now(timezone.utc)
+    due = scheduler.due_jobs(env_outputs, now - timedelta(seconds=61), now)
+    assert [(d.deployment, d.job) for d in due] == [("demo.staging", "train_job")]  # dev is paused
+
+    threads = scheduler.tick(env_outputs, now - timedelta(seconds=61), now, project, log=lambda m: None)
+    for t in threads:
+        t.join(300)
+    runs = list_runs(staging.store)
+    assert len(runs) == 1 and runs[0]["trigger"] == "schedule" and runs[0]["status"] == "success"
+    assert list_runs(dev.store) == []
+
+
+def test_scheduler_process_idles_with_nothing_deployed(env_outputs, tmp_path):
+    path = tmp_path / "outputs.json"
+    path.write_text(env_outputs.model_dump_json())
+    proc = subprocess.run([sys.executable, "-m", "bundles.scheduler", "--env", "dev", "--outputs-file", str(path), "--once"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "scheduler for env dev started" in proc.stdout
+    status = json.loads((Path(env_outputs.storage.bundle.removeprefix("file://")) / "scheduler.json").read_text())
+    assert status["active_runs"] == 0
