@@ -20,8 +20,8 @@ from infra.contract import EnvironmentOutputs
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
                   help="Validate, plan, deploy and run the asset bundle (bundle.yml + resources/).")
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 TargetOpt = typer.Option(None, "-t", "--target", help="bundle target (default: the one marked default)")
 VarOpt = typer.Option(None, "--var", help="set a variable: --var name=value (repeatable)")

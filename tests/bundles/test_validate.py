@@ -246,3 +246,18 @@ def test_repo_bundle_is_valid_for_every_target():
     for target in ("dev", "staging", "prod"):
         bundle, diags = load_bundle(repo, target, user="tester")
         assert bundle is not None, [d.render() for d in diags if d.severity == "error"]
+
+
+def test_docs_example_is_a_valid_bundle(tmp_path):
+    """The resources example in docs/bundles.md must stay true."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "bundles.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in doc.split("```yaml\n")[1:]]
+    example = next(b for b in blocks if b.startswith("resources:"))
+    root = _write(tmp_path, {
+        "bundle.yml": ROOT.replace("  rows:\n    description: rows to read\n    default: 10\n",
+                                   "  training_rows:\n    default: 10\n"),
+        "resources/example.yml": example,
+    })
+    bundle, diags = load_bundle(root, "prod", user="tester")
+    assert bundle is not None, [d.render() for d in diags]
+    assert not [d for d in diags if d.severity == "error"]
