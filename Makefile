@@ -26,6 +26,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 
 toolchain: $(VENV)/.installed
 	@bash scripts/pulumi-toolchain.sh
+	@# Pulumi writes a passphrase salt into Pulumi.<stack>.yaml; it is local, keep it out of git.
+	@if git rev-parse --git-dir >/dev/null 2>&1; then \
+	  git config filter.pulumi-salt.clean "sed '/^encryptionsalt:/d'"; \
+	  git config filter.pulumi-salt.smudge cat; fi
 
 setup: $(VENV)/.installed toolchain
 

@@ -8,7 +8,6 @@ Layout per env (all under `.conveyor/envs/<env>/` unless `conveyor:storage.root`
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -69,6 +68,8 @@ class LocalTracking(pulumi.ComponentResource):
             f"admin_username = {args.admin.username}",
             f"admin_password = {pw}",
             "authorization_function = infra.local.mlflow_auth:authenticate",
+            # Password hashing is deliberately slow; remember a verified login for a minute.
+            "auth_cache_ttl_seconds = 60",
             "",
         ]))
         auth_file = LocalFile(f"{name}-auth-config", str(run_dir / "mlflow-auth.ini"), auth_ini, opts=child)
@@ -88,6 +89,8 @@ class LocalTracking(pulumi.ComponentResource):
         self.server = SupervisedProgram(
             f"{name}-server", env=cfg.env, run_dir=str(run_dir), program="tracking", command=command,
             directory=str(run_dir), environment=environment, health_url=f"{self.uri}/health",
+            # auth.ini is read at start (roles are re-read live): a change restarts the server.
+            triggers=auth_ini.apply(lambda text: hashlib.sha256(text.encode()).hexdigest()),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[roles_file, auth_file, storage.tree]),
         )
         users = {i.username: i.password for i in [*args.personas.values(), args.serving]}
@@ -129,6 +132,7 @@ class LocalServing(pulumi.ComponentResource):
         self.server = SupervisedProgram(
             f"{name}-server", env=cfg.env, run_dir=str(run_dir), program="serving", command=command,
             directory=str(project_dir()), environment=environment, health_url=f"{self.url}/livez",
+            triggers=digests.apply(lambda d: hashlib.sha256(d.encode()).hexdigest()),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[tokens_file, tracking.users]),
         )
         self.register_outputs({"serving_url": self.url})
@@ -137,15 +141,15 @@ class LocalServing(pulumi.ComponentResource):
 class LocalJobs(pulumi.ComponentResource):
     """The env's scheduler: starts deployed bundle jobs on their cron."""
 
-    def __init__(self, name: str, args: EnvironmentArgs, storage: LocalStorage, tracking: LocalTracking,
-                 run_dir: Path, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: EnvironmentArgs, outputs_file: LocalFile, run_dir: Path,
+                 opts: pulumi.ResourceOptions | None = None):
         super().__init__("conveyor:local:Jobs", name, None, opts)
         cfg = args.config
         environment = {
             "CONVEYOR_ENV": cfg.env,
+            "CONVEYOR_ENV_OUTPUTS": str(run_dir / "outputs.json"),
             "CONVEYOR_PROJECT_DIR": str(project_dir()),
             "CONVEYOR_HOME": str(state_dir()),
-            "CONVEYOR_STORAGE_URI": storage.uri,
             "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
             "PYTHONPATH": str(project_dir()),
         }
@@ -153,7 +157,7 @@ class LocalJobs(pulumi.ComponentResource):
             f"{name}-scheduler", env=cfg.env, run_dir=str(run_dir), program="scheduler",
             command=[sys.executable, "-m", "bundles.scheduler", "--env", cfg.env],
             directory=str(project_dir()), environment=environment, startsecs=2,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[tracking.users, storage.tree]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[outputs_file]),
         )
         self.register_outputs({})
 
@@ -174,8 +178,6 @@ class LocalEnvironment(Environment):
         after_run = pulumi.ResourceOptions(parent=self, depends_on=[run_tree])
         tracking = LocalTracking(f"{name}-tracking", args, storage, run_dir, opts=after_run)
         serving = LocalServing(f"{name}-serving", args, storage, tracking, run_dir, opts=after_run)
-        if importlib.util.find_spec("bundles.scheduler") is not None:
-            LocalJobs(f"{name}-jobs", args, storage, tracking, run_dir, opts=after_run)
 
         # URLs resolve only once their servers (and users) are up, so consumers never race them.
         self.tracking_uri = tracking.users.id.apply(lambda _: tracking.uri)
@@ -183,6 +185,13 @@ class LocalEnvironment(Environment):
         self.storage_uri = pulumi.Output.from_input(storage.uri)
         self.storage = pulumi.Output.from_input(storage_layout(storage.uri).model_dump())
         self.credentials = credentials_output(args.personas)
+        # The same outputs, for processes of this env that must not call Pulumi (the scheduler).
+        document = pulumi.Output.all(tracking_uri=self.tracking_uri, serving_url=self.serving_url,
+                                     storage=self.storage, credentials=self.credentials).apply(
+            lambda o: json.dumps({"env": cfg.env, "platform": "local", "storage_uri": storage.uri, **o}, indent=2))
+        outputs_file = LocalFile(f"{name}-outputs", str(run_dir / "outputs.json"), document, opts=after_run)
+        LocalJobs(f"{name}-jobs", args, outputs_file, run_dir, opts=after_run)
+
         self.register_outputs({
             "tracking_uri": self.tracking_uri, "serving_url": self.serving_url,
             "storage_uri": self.storage_uri, "storage": self.storage, "credentials": self.credentials,

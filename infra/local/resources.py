@@ -151,7 +151,7 @@ def wait_healthy(url: str | None, timeout: float) -> None:
 
 
 class _SupervisedProgramProvider(ResourceProvider):
-    _INPUTS = ["command", "directory", "environment", "health_url", "startsecs"]
+    _INPUTS = ["command", "directory", "environment", "health_url", "startsecs", "triggers"]
 
     def _start(self, props, restart: bool) -> dict:
         run_dir = Path(props["run_dir"])
@@ -165,7 +165,7 @@ class _SupervisedProgramProvider(ResourceProvider):
             log = run_dir / "logs" / f"{props['name']}.log"
             tail = log.read_text()[-1500:] if log.exists() else ""
             raise RuntimeError(f"{props['name']} ({props['env']}) failed to start: {exc}\n{tail}") from None
-        info = supervisor.program_info(run_dir, props["name"]) or {}
+        info = supervisor.wait_running(run_dir, props["name"], float(props["start_timeout"]))
         return {**props, "running": info.get("statename") == "RUNNING", "pid": info.get("pid", 0)}
 
     def create(self, props):
@@ -201,10 +201,12 @@ class SupervisedProgram(Resource, module="conveyor", name="SupervisedProgram"):
 
     def __init__(self, name: str, *, env: str, run_dir: str, program: str, command: list[str],
                  directory: str, environment: pulumi.Input[dict[str, str]], health_url: str | None = None,
-                 startsecs: int = 3, start_timeout: int = 300, opts: pulumi.ResourceOptions | None = None):
+                 startsecs: int = 3, start_timeout: int = 300, triggers: pulumi.Input[str] | None = None,
+                 opts: pulumi.ResourceOptions | None = None):
+        """`triggers`: a digest of config files the process reads at start; a change restarts it."""
         props = {
             "env": env, "run_dir": run_dir, "name": program, "command": command, "directory": directory,
             "environment": environment, "health_url": health_url, "startsecs": startsecs,
-            "start_timeout": start_timeout, "running": None, "pid": None,
+            "start_timeout": start_timeout, "triggers": triggers, "running": None, "pid": None,
         }
         super().__init__(_SupervisedProgramProvider(), name, props, opts)

@@ -158,6 +158,18 @@ def program_info(run_dir: Path, name: str) -> dict | None:
         return None
 
 
+def wait_running(run_dir: Path, name: str, timeout: float) -> dict:
+    """Wait until supervisord reports the program RUNNING (it passed `startsecs`)."""
+    deadline = time.monotonic() + timeout
+    info: dict = {}
+    while time.monotonic() < deadline:
+        info = program_info(run_dir, name) or {}
+        if info.get("statename") in ("RUNNING", "FATAL", "EXITED"):
+            break
+        time.sleep(0.3)
+    return info
+
+
 def remove_program(run_dir: Path, name: str) -> None:
     (run_dir / "programs" / f"{name}.conf").unlink(missing_ok=True)
     if daemon_pid(run_dir):

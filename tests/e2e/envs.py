@@ -1,0 +1,60 @@
+"""Helpers for tests that provision real environments in a throw-away project."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_project(root: Path, envs: dict[str, dict]) -> Path:
+    """A project dir sharing the repo's program, with its own stacks and state dir."""
+    proj = root / "project"
+    proj.mkdir()
+    shutil.copy(REPO / "Pulumi.yaml", proj / "Pulumi.yaml")
+    (proj / "infra").symlink_to(REPO / "infra")
+    for env, spec in envs.items():
+        personas = {
+            "data_scientist": {"role": spec["data_scientist"]},
+            "ml_engineer": {"role": "write"},
+            "ci": {"role": "write"},
+        }
+        config = {
+            "conveyor:platform": "local",
+            "conveyor:ports": {"tracking": spec["ports"][0], "serving": spec["ports"][1]},
+            "conveyor:access": {"default_permission": spec["default_permission"], "personas": personas},
+        }
+        (proj / f"Pulumi.{env}.yaml").write_text(yaml.safe_dump({"config": config}))
+    return proj
+
+
+def project_env(proj: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(CONVEYOR_PROJECT_DIR=str(proj), CONVEYOR_HOME=str(proj / ".state"))
+    for key in ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE", "PULUMI_HOME"):
+        env.pop(key, None)
+    return env
+
+
+def pulumi_cmd(*args: str) -> list[str]:
+    return [str(Path(sys.executable).with_name("pulumi")), *args]
+
+
+def run(proj: Path, cmd: list[str], check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=proj, env=project_env(proj), capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc

@@ -1,0 +1,148 @@
+"""Real `pulumi up` of two environments in a throw-away project and state dir.
+
+What a platform user relies on: each env's tracking server answers, anonymous
+users get nothing, a data scientist can read prod but not create in it, a second
+`up` changes nothing, `refresh` notices a dead server and `up` repairs it, and
+destroying one env leaves the other running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.envs import free_port, make_project, pulumi_cmd, run
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("envs")
+    ports = {name: (free_port(), free_port()) for name in ("alpha", "beta")}
+    proj = make_project(root, {
+        # alpha is shaped like dev (data scientists write), beta like prod (they read).
+        "alpha": {"ports": ports["alpha"], "data_scientist": "write", "default_permission": "EDIT"},
+        "beta": {"ports": ports["beta"], "data_scientist": "read", "default_permission": "READ"},
+    })
+    for env in ("alpha", "beta"):
+        run(proj, [sys.executable, "-m", "conveyor.cli", "env", "up", env])
+    yield proj
+    for env in ("alpha", "beta"):
+        run(proj, [sys.executable, "-m", "conveyor.cli", "env", "down", env], check=False)
+
+
+def outputs(proj, env) -> dict:
+    out = run(proj, pulumi_cmd("stack", "output", "--json", "--show-secrets", "-s", env))
+    return json.loads(out.stdout)
+
+
+def test_tracking_servers_answer_and_anonymous_is_refused(project):
+    for env in ("alpha", "beta"):
+        out = outputs(project, env)
+        assert httpx.get(f"{out['tracking_uri']}/health", timeout=30).status_code == 200
+        anon = httpx.get(f"{out['tracking_uri']}/api/2.0/mlflow/experiments/search",
+                         params={"max_results": 5}, timeout=30)
+        assert anon.status_code == 401
+        cred = out["credentials"]["ci"]
+        ok = httpx.get(f"{out['tracking_uri']}/api/2.0/mlflow/experiments/search", params={"max_results": 5},
+                       auth=(cred["username"], cred["password"]), timeout=30)
+        assert ok.status_code == 200
+
+
+def test_envs_are_isolated(project):
+    alpha, beta = outputs(project, "alpha"), outputs(project, "beta")
+    assert alpha["tracking_uri"] != beta["tracking_uri"]
+    assert alpha["serving_url"] != beta["serving_url"]
+    assert alpha["storage_uri"] != beta["storage_uri"]
+    # Credentials of one env are not valid in the other.
+    cred = alpha["credentials"]["ci"]
+    cross = httpx.get(f"{beta['tracking_uri']}/api/2.0/mlflow/experiments/search", params={"max_results": 5},
+                      auth=(cred["username"], cred["password"]), timeout=30)
+    assert cross.status_code == 401
+
+
+def _create_model(out, persona, name):
+    cred = out["credentials"][persona]
+    return httpx.post(f"{out['tracking_uri']}/api/2.0/mlflow/registered-models/create", json={"name": name},
+                      auth=(cred["username"], cred["password"]), timeout=30)
+
+
+def test_data_scientist_reads_prod_but_cannot_create_there(project):
+    beta = outputs(project, "beta")
+    assert _create_model(beta, "ci", "fraud-detector").status_code == 200
+    cred = beta["credentials"]["data_scientist"]
+    listed = httpx.get(f"{beta['tracking_uri']}/api/2.0/mlflow/registered-models/search",
+                       auth=(cred["username"], cred["password"]), timeout=30)
+    assert listed.status_code == 200
+    assert [m["name"] for m in listed.json()["registered_models"]] == ["fraud-detector"]
+    denied = _create_model(beta, "data_scientist", "my-experiment-model")
+    assert denied.status_code == 403
+    assert "read-only" in denied.json()["message"]
+
+
+def test_data_scientist_creates_in_dev(project):
+    assert _create_model(outputs(project, "alpha"), "data_scientist", "scratch-model").status_code == 200
+
+
+def test_serving_endpoint_answers_health_and_refuses_without_a_model(project):
+    out = outputs(project, "alpha")
+    assert httpx.get(f"{out['serving_url']}/livez", timeout=30).status_code == 200
+    no_token = httpx.post(f"{out['serving_url']}/predict", json={"rows": []}, timeout=30)
+    assert no_token.status_code == 401
+    token = out["credentials"]["ci"]["token"]
+    no_model = httpx.post(f"{out['serving_url']}/predict", json={"rows": [{"amount": 1.0}]},
+                          headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert no_model.status_code == 503
+
+
+def test_second_up_is_a_no_op(project):
+    run(project, pulumi_cmd("preview", "-s", "alpha", "--expect-no-changes"))
+
+
+def _supervisord_pid(proj: Path, env: str) -> int:
+    return int((proj / ".state" / "envs" / env / "run" / "supervisord.pid").read_text())
+
+
+def test_refresh_notices_a_dead_tracking_server_and_up_repairs_it(project):
+    out = outputs(project, "alpha")
+    # Kill the whole supervision tree (daemon first, so nothing restarts the server).
+    daemon = _supervisord_pid(project, "alpha")
+    children = subprocess.run(["pgrep", "-P", str(daemon)], capture_output=True, text=True).stdout.split()
+    os.kill(daemon, signal.SIGKILL)
+    for pid in children:
+        os.killpg(int(pid), signal.SIGKILL) if _is_group_leader(int(pid)) else os.kill(int(pid), signal.SIGKILL)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{out['tracking_uri']}/health", timeout=5)
+
+    run(project, pulumi_cmd("refresh", "-s", "alpha", "--yes", "--skip-preview"))
+    changed = run(project, pulumi_cmd("preview", "-s", "alpha", "--json"), check=False)
+    steps = json.loads(changed.stdout)["steps"]
+    assert any(s["op"] == "update" and s["urn"].endswith("alpha-tracking-server") for s in steps)
+
+    run(project, [sys.executable, "-m", "conveyor.cli", "env", "up", "alpha"])
+    assert httpx.get(f"{out['tracking_uri']}/health", timeout=30).status_code == 200
+
+
+def _is_group_leader(pid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
+
+
+def test_destroy_one_env_leaves_the_other_running(project):
+    alpha, beta = outputs(project, "alpha"), outputs(project, "beta")
+    run(project, [sys.executable, "-m", "conveyor.cli", "env", "down", "alpha"])
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{alpha['tracking_uri']}/health", timeout=5)
+    assert httpx.get(f"{beta['tracking_uri']}/health", timeout=30).status_code == 200
+    assert httpx.get(f"{beta['serving_url']}/livez", timeout=30).status_code == 200
+    assert not (project / ".state" / "envs" / "alpha" / "storage").exists()
