@@ -19,6 +19,7 @@ from typing import Any
 # shared machine (tracking + serving + jobs) made a 1 s fit take minutes. Leave a core
 # free unless the operator says otherwise.
 os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep task logs readable
 
 from conveyor import runtime  # noqa: E402
 from conveyor.paths import project_dir  # noqa: E402

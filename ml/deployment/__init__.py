@@ -1,0 +1,1 @@
+"""Champion/challenger decision and BentoML packaging of the champion."""

@@ -1,0 +1,150 @@
+"""Task `deploy_model`: challenger vs champion on held-out data; the winner becomes `champion`.
+
+The first model (no champion yet) must beat the configured baseline
+(`deployment.baseline`). The comparison (metrics side by side, a plot, the decision)
+is logged to the challenger's MLflow run. When the champion changes (or has no Bento
+yet) it is packaged: imported into the env's BentoML model store and built into a
+Bento; `storage.models/champion.json` then says what serves (see docs/model-handoff.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from conveyor import runtime
+from ml import task
+from ml.registry import CHALLENGER, CHAMPION, VALIDATION_TAG, alias_version, held_out, load_model, parse_uri
+from ml.training.pipeline import evaluate
+
+POINTER = "champion.json"
+
+
+def decide(primary: str, min_improvement: float, challenger: dict, champion: dict | None, baseline: dict) -> tuple[bool, str]:
+    """(promote?, why). Against the baseline every configured metric must be met."""
+    if champion is None:
+        short = [f"{m} {challenger[m]:.4f} < baseline {v}" for m, v in baseline.items() if challenger.get(m, float("-inf")) < v]
+        if short:
+            return False, "first model below baseline: " + "; ".join(short)
+        return True, "first model; meets baseline " + ", ".join(f"{m}>={v}" for m, v in baseline.items())
+    gain = challenger[primary] - champion[primary]
+    if gain >= min_improvement:
+        return True, f"{primary} {challenger[primary]:.4f} vs champion {champion[primary]:.4f} ({gain:+.4f} >= {min_improvement})"
+    return False, f"{primary} {challenger[primary]:.4f} vs champion {champion[primary]:.4f} ({gain:+.4f} < {min_improvement})"
+
+
+def _comparison_plot(challenger: dict, champion: dict | None, baseline: dict, labels: tuple[str, str]):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    metrics = ["roc_auc", "pr_auc", "f1", "precision", "recall"]
+    other = champion or {m: baseline.get(m, np.nan) for m in metrics}
+    x = np.arange(len(metrics))
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    ax.bar(x - 0.2, [challenger[m] for m in metrics], 0.4, label=labels[0], color="#4878d0")
+    ax.bar(x + 0.2, [other.get(m, np.nan) for m in metrics], 0.4, label=labels[1], color="#ee854a")
+    ax.set_xticks(x, metrics)
+    ax.set_ylim(0, 1)
+    ax.set_title("Challenger vs champion on held-out data")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = task.parser("ml.deployment.deploy_model", __doc__)
+    ap.add_argument("--model-uri", default=None, help="challenger models:/<name>/<version> (default: from train, else the challenger alias)")
+    ap.add_argument("--no-package", action="store_true", help="decide only; skip the BentoML packaging")
+    args = ap.parse_args(argv)
+
+    def body() -> int:
+        import mlflow
+
+        ctx = runtime.context()
+        params = task.params_from(args)
+        dp = params.deployment
+        client = mlflow.MlflowClient()
+        uri = task.upstream("train", "model_uri", args.model_uri)
+        if uri:
+            name, version = parse_uri(uri)
+        else:
+            name = task.model_name(args, ctx)
+            chall = alias_version(client, name, CHALLENGER)
+            if chall is None:
+                raise task.TaskError(f"{name} has no {CHALLENGER}: run validate_model first")
+            version = chall.version
+        mv = client.get_model_version(name, version)
+        if mv.tags.get(VALIDATION_TAG) != "PASSED":
+            raise task.TaskError(f"models:/{name}/{version} is not validated ({VALIDATION_TAG}={mv.tags.get(VALIDATION_TAG)}); refusing to deploy")
+        data_version = mv.tags["data_version"]
+        data = held_out(ctx, params, data_version)
+        threshold = params.train.threshold
+        chall_metrics = evaluate(load_model(name, version), data, threshold)
+        champ_mv = alias_version(client, name, CHAMPION)
+        champ_metrics = None
+        if champ_mv is not None and champ_mv.version != version:
+            champ_metrics = evaluate(load_model(name, champ_mv.version), data, threshold)
+        if champ_mv is not None and champ_mv.version == version:
+            promote, why = True, f"v{version} is already champion"
+        else:
+            promote, why = decide(dp.primary_metric, dp.min_improvement, chall_metrics, champ_metrics, dp.baseline)
+        comparison = {
+            "challenger": {"version": version, "metrics": chall_metrics},
+            "champion": {"version": champ_mv.version, "metrics": champ_metrics} if champ_metrics else None,
+            "baseline": dp.baseline if champ_metrics is None else None,
+            "held_out": {"data_version": data_version, "rows": len(data)},
+            "primary_metric": dp.primary_metric, "promoted": promote, "reason": why,
+            "decided_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        }
+        with mlflow.start_run(run_id=mv.run_id):
+            mlflow.log_dict(comparison, "deployment_comparison.json")
+            mlflow.log_metrics({f"deploy_challenger_{k}": v for k, v in chall_metrics.items()})
+            if champ_metrics:
+                mlflow.log_metrics({f"deploy_champion_{k}": v for k, v in champ_metrics.items()})
+            fig = _comparison_plot(chall_metrics, champ_metrics, dp.baseline,
+                                   (f"challenger v{version}", f"champion v{champ_mv.version}" if champ_metrics else "baseline"))
+            mlflow.log_figure(fig, "plots/challenger_vs_champion.png")
+            mlflow.set_tag("deployment_decision", "promoted" if promote else "kept_champion")
+        client.set_model_version_tag(name, version, "deployment_decision", "promoted" if promote else "kept_champion")
+        task.publish("promoted", promote)
+        if not promote:
+            task.publish("champion_version", champ_mv.version if champ_mv else None)
+            print(f"deploy_model: v{version} not promoted — {why}; champion stays {('v' + champ_mv.version) if champ_mv else 'none'}")
+            return 0
+        client.set_registered_model_alias(name, CHAMPION, version)
+        task.publish("champion_version", version)
+        task.publish("champion_uri", f"models:/{name}/{version}")
+        print(f"deploy_model: v{version} is champion — {why}")
+        if args.no_package:
+            return 0
+        from ml.deployment.package import package
+        import mlflow.sklearn
+
+        packaged = package(
+            mlflow.sklearn.load_model(f"models:/{name}/{version}"),
+            bentoml_home=ctx.storage_path("bentos"), registered_model=name, version=version,
+            data_version=data_version, git_sha=mv.tags.get("git_sha", ctx.git_sha), service=dp.bento_service,
+            threshold=threshold,
+        )
+        pointer = {"registered_model": name, "version": version, "model_uri": f"models:/{name}/{version}",
+                   "data_version": data_version, "git_sha": mv.tags.get("git_sha", ctx.git_sha), "metrics": chall_metrics,
+                   "promoted_at": comparison["decided_at"], **packaged}
+        models_dir = ctx.storage_path("models")
+        models_dir.mkdir(parents=True, exist_ok=True)
+        tmp = models_dir / f".{POINTER}.tmp"
+        tmp.write_text(json.dumps(pointer, indent=2))
+        tmp.replace(models_dir / POINTER)
+        client.set_model_version_tag(name, version, "bento", packaged["bento"])
+        for key in ("bento", "bentoml_model"):
+            task.publish(key, packaged[key])
+        print(f"deploy_model: packaged {packaged['bentoml_model']} as Bento {packaged['bento']} (BENTOML_HOME={packaged['bentoml_home']})")
+        return 0
+
+    return task.run_task("deploy_model", body)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,44 @@
+"""Small helpers over the MLflow model registry (aliases, version lookup, held-out data)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ml.config import Params
+from ml.data.versioning import read_version, workspace_for
+from ml.training.pipeline import split
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+VALIDATION_TAG = "model_validation_status"
+
+
+def parse_uri(uri: str) -> tuple[str, str]:
+    """`models:/<name>/<version>` → (name, version)."""
+    if not uri.startswith("models:/") or uri.count("/") != 2:
+        raise ValueError(f"model URI {uri!r} must look like models:/<name>/<version>")
+    name, version = uri[len("models:/"):].split("/")
+    return name, version
+
+
+def alias_version(client, name: str, alias: str):
+    """The model version holding `alias`, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def load_model(name: str, version: str):
+    import mlflow.sklearn
+
+    return mlflow.sklearn.load_model(f"models:/{name}/{version}")
+
+
+def held_out(ctx, params: Params, data_version: str) -> pd.DataFrame:
+    """The held-out (most recent) slice of a data version — what every comparison uses."""
+    ws, remote = workspace_for(ctx)
+    gold = pd.read_parquet(read_version(ws, remote, data_version))
+    return split(gold, params.split.test_fraction)[1]
