@@ -90,7 +90,7 @@ def read_table(table_dir: Path) -> pd.DataFrame:
     frames = []
     for part in sorted(table_dir.glob("part-*.jsonl")) if table_dir.exists() else []:
         if part.stat().st_size:
-            frames.append(pd.read_json(part, lines=True, dtype=False))
+            frames.append(pd.read_json(part, lines=True, dtype=False, convert_dates=False))
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,105 @@
+"""Window the inference table and compute every monitoring metric for each window.
+
+Output is one long frame (one row per window × metric × feature × served_by) so the
+metric table stays appendable and easy to plot, plus one summary row per window saying
+whether it violates a threshold and why.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ml.features import FEATURES
+from ml.monitoring import drift
+from ml.monitoring.settings import MonitorSettings
+
+TRAFFIC = ("champion", "challenger")
+
+
+def inference_features(table: pd.DataFrame) -> pd.DataFrame:
+    """The model features as logged by the service (`f_<name>` columns) under their plain names."""
+    return pd.DataFrame({f: table[f"f_{f}"] for f in FEATURES}, index=table.index)
+
+
+def assign_windows(traffic: pd.DataFrame, settings: MonitorSettings) -> pd.DataFrame:
+    cfg = settings.config
+    traffic = traffic.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    if cfg.window_rows:
+        traffic["window"] = np.arange(len(traffic)) // cfg.window_rows
+    else:
+        ts = pd.to_datetime(traffic["timestamp"], unit="s", utc=True)
+        traffic["window"] = ((ts - ts.min()).dt.total_seconds() // (cfg.window_minutes * 60)).astype(int)
+    sizes = traffic.groupby("window").size()
+    keep = sizes[sizes >= cfg.min_window_rows].index[-cfg.max_windows:]
+    return traffic[traffic["window"].isin(keep)]
+
+
+def _quality(y: pd.Series, p: pd.Series) -> dict[str, float]:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    if y.nunique() < 2:
+        return {}
+    return {"roc_auc": float(roc_auc_score(y, p)), "pr_auc": float(average_precision_score(y, p))}
+
+
+def compute(table: pd.DataFrame, reference: pd.DataFrame, settings: MonitorSettings,
+            reference_predictions: pd.Series | None = None, labels: pd.DataFrame | None = None
+            ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(metrics, windows) for the inference `table` against `reference` features."""
+    th = settings.thresholds
+    rows: list[dict] = []
+    windows: list[dict] = []
+    if table.empty:
+        return pd.DataFrame(rows), pd.DataFrame(windows)
+    if labels is not None and len(labels):
+        table = table.merge(labels, on="request_id", how="left")
+    traffic = assign_windows(table[table["served_by"].isin(TRAFFIC)].copy(), settings)
+    shadow = table[table["served_by"] == "shadow"]
+    for w, win in traffic.groupby("window"):
+        start, end = float(win["timestamp"].min()), float(win["timestamp"].max())
+        base = {"window": int(w), "window_start": start, "window_end": end, "n": int(len(win))}
+        reasons: list[str] = []
+        feats = inference_features(win)
+        drifted = []
+        for f in FEATURES:
+            ref = reference[f]
+            cur = feats[f]
+            values = {"psi": drift.psi(ref, cur), "js": drift.js(ref, cur), "ks": drift.ks(ref, cur)[0]}
+            bad = [m for m, v in values.items() if not np.isnan(v) and v > getattr(th, m)]
+            if bad:
+                drifted.append(f"{f} ({', '.join(f'{m}={values[m]:.2f}' for m in bad)})")
+            for m, v in values.items():
+                rows.append({**base, "metric": m, "feature": f, "served_by": "all", "value": v,
+                             "threshold": getattr(th, m), "violated": m in bad})
+        if len(drifted) >= th.min_drifted_features:
+            reasons.append("feature drift: " + "; ".join(drifted))
+        if reference_predictions is not None and len(reference_predictions):
+            v = drift.psi(reference_predictions, win["probability"])
+            rows.append({**base, "metric": "prediction_psi", "feature": "probability", "served_by": "all",
+                         "value": v, "threshold": th.prediction_psi, "violated": v > th.prediction_psi})
+            if v > th.prediction_psi:
+                reasons.append(f"prediction drift: psi={v:.2f}")
+        # champion vs challenger (and the shadow scoring the same requests)
+        ids = set(win["request_id"])
+        groups = {role: g for role, g in win.groupby("served_by")}
+        sh = shadow[shadow["request_id"].isin(ids)]
+        if len(sh):
+            groups["shadow"] = sh
+        for role, g in groups.items():
+            stats = {"requests": len(g), "mean_probability": g["probability"].mean(),
+                     "positive_rate": g["prediction"].mean(), "latency_p95_ms": g["latency_ms"].quantile(0.95)}
+            if "label" in g.columns:
+                labeled = g.dropna(subset=["label"])
+                stats["labeled"] = len(labeled)
+                if len(labeled) >= settings.config.min_labels:
+                    stats.update(_quality(labeled["label"].astype(int), labeled["probability"]))
+            for m, v in stats.items():
+                violated = m == "roc_auc" and role != "shadow" and v < th.min_roc_auc
+                rows.append({**base, "metric": m, "feature": "", "served_by": role, "value": float(v),
+                             "threshold": th.min_roc_auc if m == "roc_auc" else np.nan, "violated": violated})
+                if violated:
+                    reasons.append(f"{role} quality: roc_auc={v:.3f} < {th.min_roc_auc}")
+        versions = ",".join(sorted(win["model_version"].astype(str).unique()))
+        windows.append({**base, "model_versions": versions, "violated": bool(reasons), "reasons": " | ".join(reasons)})
+    return pd.DataFrame(rows), pd.DataFrame(windows)

@@ -1,0 +1,139 @@
+"""`monitoring_job` task: drift, prediction drift, quality and champion vs challenger per window.
+
+Reads the env's inference table (and labels, when they have arrived), compares each recent
+window with the training reference, appends results to the metric table and writes an HTML
+report. Exits 0 whether or not there is drift: deciding what to do about it is the
+retraining condition's job.
+
+Usage: python -m ml.monitoring.job [--monitor-file resources/monitoring.yml] [--reference auto|<file>]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pandas as pd
+
+from ml.features import FEATURES, build_features
+from ml.monitoring import report, tables
+from ml.monitoring.compute import compute, inference_features
+from ml.monitoring.settings import MonitorSettings, load_monitor_settings
+from ml.serving.inference_log import read_table
+
+
+def load_reference(spec: str, rows: int) -> pd.DataFrame:
+    """Training-distribution features: a gold/raw file, else `data/gold.parquet`, else the generator at drift 0."""
+    path = Path("data/gold.parquet") if spec == "auto" else Path(spec)
+    if path.is_file():
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        if not set(FEATURES) <= set(frame.columns):
+            frame = build_features(frame)
+        return frame[FEATURES].sample(min(rows, len(frame)), random_state=0).reset_index(drop=True)
+    if spec != "auto":
+        raise ValueError(f"reference file not found: {spec}")
+    from ml.config import load_params
+    from ml.data.generate import generate_transactions
+
+    p = load_params("params.yaml").data if Path("params.yaml").is_file() else None
+    raw = generate_transactions(rows, seed=p.seed if p else 42, drift=0.0, days=p.days if p else 60,
+                                start=p.start if p else "2026-01-01")
+    return build_features(raw)[FEATURES]
+
+
+def reference_predictions(endpoint_dir: Path | None, reference: pd.DataFrame) -> pd.Series | None:
+    """The champion's scores on the reference: the baseline for prediction drift."""
+    from ml.serving.endpoint_config import read_config
+    from ml.serving.models import load
+
+    if endpoint_dir is None:
+        return None
+    cfg = read_config(endpoint_dir)
+    if cfg.champion is None:
+        return None
+    try:
+        model = load(cfg.champion)
+    except Exception as exc:  # monitoring still reports feature drift
+        print(f"warning: cannot load champion for prediction drift: {exc}", file=sys.stderr)
+        return None
+    return pd.Series(model.predict_proba(reference))
+
+
+def run(table_dir: Path, metric_dir: Path, settings: MonitorSettings, *, env: str, endpoint_dir: Path | None,
+        reference: pd.DataFrame, report_dir: Path | None = None) -> dict:
+    table = read_table(table_dir)
+    labels = tables.read_labels(tables.labels_dir(table_dir))
+    ref_pred = reference_predictions(endpoint_dir, reference)
+    metrics, windows = compute(table, reference, settings, reference_predictions=ref_pred, labels=labels)
+    run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    computed_at = time.time()
+    for frame in (metrics, windows):
+        if len(frame):
+            frame.insert(0, "run_id", run_id)
+            frame.insert(1, "computed_at", computed_at)
+            frame.insert(2, "env", env)
+    if len(metrics):
+        tables.append_metrics(metric_dir, metrics, "drift")
+        tables.append_metrics(metric_dir, windows, "windows")
+    latest = None
+    if len(windows):
+        traffic = table[table["served_by"].isin(("champion", "challenger"))].sort_values("timestamp")
+        latest = inference_features(traffic.tail(int(windows.iloc[-1]["n"])))
+    report_dir = Path(report_dir or Path(metric_dir) / "reports")
+    report_dir.mkdir(parents=True, exist_ok=True)
+    page = report.render(env, metrics, windows, reference, latest, settings.thresholds)
+    report_path = report_dir / f"monitoring-{run_id}.html"
+    report_path.write_text(page)
+    (report_dir / "latest.html").write_text(page)
+    violated = windows[windows["violated"]]["window"].tolist() if len(windows) else []
+    return {"run_id": run_id, "windows": len(windows), "violated_windows": violated, "report": str(report_path),
+            "rows": len(table)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m ml.monitoring.job", description="drift and quality monitoring")
+    ap.add_argument("--monitor-file", default="resources/monitoring.yml")
+    ap.add_argument("--reference", default="auto")
+    ap.add_argument("--inference-table", help="default: the env's storage.inference_table")
+    ap.add_argument("--metric-table", help="default: the env's storage.metric_table")
+    ap.add_argument("--endpoint-dir", help="default: the env's storage.endpoint")
+    args = ap.parse_args(argv)
+    in_task = bool(os.environ.get("CONVEYOR_ENV_OUTPUTS"))
+    try:
+        settings = load_monitor_settings(Path(args.monitor_file))
+        if in_task:
+            from conveyor import runtime
+
+            ctx = runtime.context()
+            env = ctx.env
+            table_dir = Path(args.inference_table) if args.inference_table else ctx.storage_path("inference_table")
+            metric_dir = Path(args.metric_table) if args.metric_table else ctx.storage_path("metric_table")
+            endpoint_dir = Path(args.endpoint_dir) if args.endpoint_dir else ctx.storage_path("endpoint")
+        else:
+            if not (args.inference_table and args.metric_table):
+                print("error: outside a bundle run pass --inference-table and --metric-table", file=sys.stderr)
+                return 2
+            env = os.environ.get("CONVEYOR_ENV", "local")
+            table_dir, metric_dir = Path(args.inference_table), Path(args.metric_table)
+            endpoint_dir = Path(args.endpoint_dir) if args.endpoint_dir else None
+        reference = load_reference(args.reference, settings.config.reference_rows)
+        result = run(table_dir, metric_dir, settings, env=env, endpoint_dir=endpoint_dir, reference=reference)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"monitored {result['rows']} logged rows in {result['windows']} windows; "
+          f"violating windows: {result['violated_windows'] or 'none'}; report: {result['report']}")
+    if in_task and os.environ.get("CONVEYOR_TASK_VALUES_DIR"):
+        from conveyor import runtime
+
+        for k in ("run_id", "violated_windows", "report"):
+            runtime.set_task_value(k, result[k])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""Condition task of `retraining_job`: retrain when N of the last M monitored windows violate.
+
+Reads the newest monitoring run's window summaries from the metric table and sets task value
+`outcome` (true → the `run_job` task triggers `model_training_job`). One noisy window alone
+does not retrain; a sustained shift does.
+
+Usage: python -m ml.monitoring.retrain_condition [--monitor-file resources/monitoring.yml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ml.monitoring import tables
+from ml.monitoring.settings import load_monitor_settings
+
+
+def decide(metric_dir: Path, n: int, m: int) -> tuple[bool, str]:
+    windows = tables.read_metrics(metric_dir, "windows")
+    if windows.empty:
+        return False, "no monitored windows yet"
+    latest_run = windows.sort_values("computed_at")["run_id"].iloc[-1]
+    recent = windows[windows["run_id"] == latest_run].sort_values("window").tail(m)
+    bad = recent[recent["violated"]]
+    verdict = len(bad) >= n
+    detail = f"{len(bad)} of the last {len(recent)} windows violate (retrain at {n} of {m})"
+    if len(bad):
+        detail += ": " + " || ".join(f"window {w.window}: {w.reasons}" for w in bad.itertuples())
+    return verdict, detail
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m ml.monitoring.retrain_condition")
+    ap.add_argument("--monitor-file", default="resources/monitoring.yml")
+    ap.add_argument("--metric-table", help="default: the env's storage.metric_table")
+    args = ap.parse_args(argv)
+    try:
+        settings = load_monitor_settings(Path(args.monitor_file))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.metric_table:
+        metric_dir = Path(args.metric_table)
+    else:
+        from conveyor import runtime
+
+        metric_dir = runtime.context().storage_path("metric_table")
+    outcome, detail = decide(metric_dir, settings.config.retrain_violations, settings.config.retrain_windows)
+    print(f"retrain: {str(outcome).lower()} — {detail}")
+    if os.environ.get("CONVEYOR_TASK_VALUES_DIR"):
+        from conveyor import runtime
+
+        runtime.set_task_value("outcome", outcome)
+        runtime.set_task_value("reason", detail)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,99 @@
+"""Monitoring and the retraining trigger: drift injected with the generator's knob retrains; nothing else does."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from ml.features import FEATURES, build_features
+from ml.data.generate import generate_transactions
+from ml.monitoring import drift, tables
+from ml.monitoring.job import run
+from ml.monitoring.retrain_condition import decide
+from ml.monitoring.settings import MonitorConfig, MonitorSettings
+from ml.serving.client import sample_rows
+from ml.serving.endpoint_config import Rollout, promote, update_config
+from ml.serving.engine import Engine
+from serving_helpers import served
+
+SETTINGS = MonitorSettings(config=MonitorConfig(window_rows=400, min_window_rows=100, retrain_violations=2, retrain_windows=3,
+                                                min_labels=50))
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return build_features(generate_transactions(4000, seed=42, days=60))[FEATURES]
+
+
+def _engine(tmp_path, models, shadow: bool = False) -> Engine:
+    ep = tmp_path / "endpoint"
+
+    def change(cfg):
+        cfg = promote(cfg, served(models["v1"], "1"))
+        if shadow:
+            cfg.challenger = served(models["v2"], "2")
+            cfg.rollout = Rollout(strategy="shadow")
+        return cfg
+
+    update_config(ep, change, by="test", reason="setup")
+    engine = Engine(None, tmp_path / "inference", env="test")
+    engine.endpoint_dir = ep
+    engine.refresh()
+    return engine
+
+
+def _traffic(engine: Engine, windows: list[float], seed: int = 100) -> list[str]:
+    ids = []
+    for k, knob in enumerate(windows):
+        rows = sample_rows(400, seed=seed + k, drift=knob)
+        for i in range(0, len(rows), 100):
+            ids += [o["transaction_id"] for o in engine.score(rows[i:i + 100])]
+    engine.close()
+    return ids
+
+
+def _monitor(tmp_path, engine, reference):
+    return run(tmp_path / "inference", tmp_path / "metrics", SETTINGS, env="test",
+               endpoint_dir=engine.endpoint_dir, reference=reference)
+
+
+def test_drift_metrics_separate_shifted_from_fresh_samples(reference):
+    fresh = build_features(generate_transactions(800, seed=5, days=60))[FEATURES]
+    shifted = build_features(generate_transactions(800, seed=5, days=60, drift=1.5))[FEATURES]
+    for f in ("amount", "distance_from_home_km"):
+        assert drift.psi(reference[f], fresh[f]) < 0.1 < 0.2 < drift.psi(reference[f], shifted[f])
+        assert drift.ks(reference[f], fresh[f])[0] < drift.ks(reference[f], shifted[f])[0]
+        assert drift.js(reference[f], fresh[f]) < drift.js(reference[f], shifted[f])
+    assert drift.psi(reference["card_present"], shifted["card_present"]) > drift.psi(reference["card_present"], fresh["card_present"])
+
+
+@pytest.mark.slow
+def test_injected_drift_triggers_retraining(tmp_path, models, reference):
+    engine = _engine(tmp_path, models)
+    _traffic(engine, [0.0, 1.5, 1.5])
+    result = _monitor(tmp_path, engine, reference)
+    assert result["violated_windows"] == [1, 2]
+    outcome, detail = decide(tmp_path / "metrics", 2, 3)
+    assert outcome is True and "feature drift" in detail and "amount" in detail
+    html = open(result["report"]).read()
+    assert "<img src='data:image/png;base64," in html and "Champion vs challenger" in html
+
+
+@pytest.mark.slow
+def test_nothing_else_triggers_retraining(tmp_path, models, reference):
+    # clean traffic, a shadow challenger scoring every request, labels arriving, and one odd window
+    engine = _engine(tmp_path, models, shadow=True)
+    ids = _traffic(engine, [0.0, 0.0, 1.5, 0.0])
+    labels = generate_transactions(400, seed=100, drift=0.0, days=7)[["transaction_id", "is_fraud"]]
+    lab_dir = tables.labels_dir(tmp_path / "inference")
+    lab_dir.mkdir(parents=True)
+    labels.to_parquet(lab_dir / "labels.parquet")
+    result = _monitor(tmp_path, engine, reference)
+    assert result["violated_windows"] == [2]
+    outcome, detail = decide(tmp_path / "metrics", 2, 3)
+    assert outcome is False, detail
+    metrics = tables.read_metrics(tmp_path / "metrics")
+    q = metrics[(metrics["metric"] == "roc_auc") & (metrics["window"] == 0)]
+    assert set(q["served_by"]) == {"champion", "shadow"}  # quality from joined labels, champion vs shadow
+    assert (q["value"] > 0.7).all()
+    assert set(ids[:1]) <= set(tables.read_labels(lab_dir)["request_id"])
