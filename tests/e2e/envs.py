@@ -20,12 +20,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+_NOT_SHARED = {".conveyor", ".venv", ".pytest_cache", "Pulumi.yaml"}
+
+
 def make_project(root: Path, envs: dict[str, dict]) -> Path:
-    """A project dir sharing the repo's program, with its own stacks and state dir."""
+    """A project dir sharing the repo's code (symlinks), with its own stacks and state dir."""
     proj = root / "project"
     proj.mkdir()
     shutil.copy(REPO / "Pulumi.yaml", proj / "Pulumi.yaml")
-    (proj / "infra").symlink_to(REPO / "infra")
+    for entry in REPO.iterdir():
+        if entry.name in _NOT_SHARED or entry.name.startswith("Pulumi."):
+            continue
+        (proj / entry.name).symlink_to(entry)
     for env, spec in envs.items():
         personas = {
             "data_scientist": {"role": spec["data_scientist"]},

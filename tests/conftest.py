@@ -1,0 +1,40 @@
+"""Shared fixtures. `real_env`: one real environment (`pulumi up` of the local platform)
+in a throw-away project, provisioned once per test session and destroyed after it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from infra.contract import EnvironmentOutputs
+
+
+@dataclass
+class RealEnv:
+    name: str
+    project: Path          # project dir: repo code symlinked, own Pulumi.<name>.yaml and state
+    outputs: EnvironmentOutputs
+
+    def env_vars(self) -> dict[str, str]:
+        """Variables that point `conveyor` commands at this project and its state."""
+        from tests.e2e.envs import project_env
+
+        return project_env(self.project)
+
+
+@pytest.fixture(scope="session")
+def real_env(tmp_path_factory) -> RealEnv:
+    from tests.e2e.envs import free_port, make_project, pulumi_cmd, run
+
+    root = tmp_path_factory.mktemp("real-env")
+    name = "itest"
+    proj = make_project(root, {name: {"ports": (free_port(), free_port()), "data_scientist": "write",
+                                      "default_permission": "EDIT"}})
+    run(proj, [sys.executable, "-m", "conveyor.cli", "env", "up", name])
+    out = run(proj, pulumi_cmd("stack", "output", "--json", "--show-secrets", "-s", name))
+    yield RealEnv(name=name, project=proj, outputs=EnvironmentOutputs.model_validate(json.loads(out.stdout)))
+    run(proj, [sys.executable, "-m", "conveyor.cli", "env", "down", name], check=False)
