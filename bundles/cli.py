@@ -22,6 +22,8 @@ app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_comp
                   help="Validate, plan, deploy and run the asset bundle (bundle.yml + resources/).")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+if not out.is_terminal:  # CI logs: do not squeeze tables into 80 columns
+    out = Console(soft_wrap=True, width=160)
 
 TargetOpt = typer.Option(None, "-t", "--target", help="bundle target (default: the one marked default)")
 VarOpt = typer.Option(None, "--var", help="set a variable: --var name=value (repeatable)")

@@ -126,6 +126,7 @@ class Reporter:
         self.title = title
         self.live = None
         self.record: RunRecord | None = None
+        self._shown: dict[str, str] = {}
 
     def _table(self):
         from rich.table import Table
@@ -154,7 +155,8 @@ class Reporter:
     def task(self, name: str, ts: TaskState) -> None:
         if self.live:
             self.live.update(self._table())
-        elif ts.status != "pending":
+        elif ts.status != "pending" and self._shown.get(name) != ts.status:
+            self._shown[name] = ts.status
             note = f" ({ts.reason})" if ts.reason else ""
             took = f" in {ts.duration_s:.1f}s" if ts.duration_s is not None and ts.status != "running" else ""
             self.console.print(f"  {name}: {ts.status}{took}{note}", highlight=False)
@@ -429,6 +431,7 @@ class _RunContext:
             "CONVEYOR_GIT_SHA": self.record.git_sha,
             "CONVEYOR_TASK_VALUES_DIR": str(self.run_dir / "values"),
             "CONVEYOR_PROJECT_DIR": str(self.runner.project_dir),
+            "CONVEYOR_DEPLOYMENT": self.record.deployment,
             "MLFLOW_TRACKING_URI": self.runner.outputs.tracking_uri,
             "MLFLOW_TRACKING_USERNAME": cred.username,
             "MLFLOW_TRACKING_PASSWORD": cred.password,

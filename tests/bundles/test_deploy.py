@@ -226,3 +226,45 @@ def test_production_target_checks_branch(project, env_outputs, user):
     assert job["spec"]["name"] == "train"  # production: no name prefix
     assert job["spec"]["schedule"]["pause_status"] == "UNPAUSED"
     assert result.state.last.persona == "ci"
+
+
+ENDPOINT = """
+resources:
+  serving_endpoints:
+    demo_endpoint:
+      model: ${resources.registered_models.demo_model.name}
+      served:
+        - {alias: champion, traffic_percentage: 80}
+        - {alias: challenger, traffic_percentage: 20}
+      shadow: candidate
+      rollout: {strategy: ab}
+  monitors:
+    demo_monitor:
+      endpoint: demo_endpoint
+      retrain_job: train_job
+      thresholds: {psi: 0.2}
+"""
+
+
+def test_endpoints_and_monitors_are_registered_resolved(project, env_outputs, user):
+    from bundles.deployed import deployed_specs
+
+    (project / "resources" / "serving.yml").write_text(ENDPOINT)
+    engine = _engine(project, env_outputs, user)
+    engine.deploy()
+    endpoint = deployed_specs(env_outputs, "serving_endpoints")["demo_endpoint"]
+    assert endpoint["name"] == f"dev_{user}_demo_endpoint"
+    assert endpoint["model"] == f"dev_{user}_demo-model"  # resolved reference
+    assert [s["traffic_percentage"] for s in endpoint["served"]] == [80, 20] and endpoint["shadow"] == "candidate"
+    monitor = deployed_specs(env_outputs, "monitors", deployment=f"demo.dev.{user}")["demo_monitor"]
+    assert monitor["thresholds"] == {"psi": 0.2} and monitor["retrain_job"] == "train_job"
+    summary = engine.summary()
+    urls = {r["key"]: r["url"] for r in summary["resources"]}
+    assert urls["serving_endpoints.demo_endpoint"] == env_outputs.serving_url
+    assert urls["registered_models.demo_model"].endswith(f"/#/models/dev_{user}_demo-model")
+
+    (project / "resources" / "serving.yml").unlink()
+    plan = {a.key: a.action for a in _engine(project, env_outputs, user).plan().actions}
+    assert plan["serving_endpoints.demo_endpoint"] == "delete" and plan["monitors.demo_monitor"] == "delete"
+    _engine(project, env_outputs, user).deploy()
+    assert deployed_specs(env_outputs, "serving_endpoints") == {}

@@ -1,0 +1,31 @@
+"""Read what bundles deployed into an environment — for the serving layer, monitors and tasks.
+
+Serving endpoints and monitors are declared in `resources/*.yml` and resolved per target
+at deploy time (names prefixed, variables applied); code that acts on them should read
+these deployed specs rather than the raw YAML.
+"""
+
+from __future__ import annotations
+
+import os
+
+from bundles.envstore import all_deployments, read_json
+from infra.contract import EnvironmentOutputs
+
+
+def deployed_specs(outputs: EnvironmentOutputs, kind: str, deployment: str | None = None) -> dict[str, dict]:
+    """`{key: spec}` of one kind ("jobs", "serving_endpoints", "monitors") in the env.
+
+    `deployment` limits it to one deployment (inside a task: $CONVEYOR_DEPLOYMENT);
+    otherwise every deployment in the env contributes (later ones win on equal keys).
+    """
+    deployment = deployment or os.environ.get("CONVEYOR_DEPLOYMENT")
+    out: dict[str, dict] = {}
+    for dep in all_deployments(outputs):
+        if deployment and dep.name != deployment:
+            continue
+        for path in sorted((dep / kind).glob("*.json")):
+            doc = read_json(path) or {}
+            if "spec" in doc:
+                out[path.stem] = doc["spec"]
+    return out
