@@ -210,6 +210,9 @@ def project_copy(src: Path, dest: Path, branch: str) -> Path:
             target = dest / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
+            if re.fullmatch(r"Pulumi\.[\w-]+\.yaml", rel):  # as committed: the local salt is filtered out
+                lines = target.read_text().splitlines(keepends=True)
+                target.write_text("".join(line for line in lines if not line.startswith("encryptionsalt:")))
     (dest / ".venv").symlink_to(src / ".venv")
     git = lambda *a: subprocess.run(["git", *a], cwd=dest, env=env, check=True, capture_output=True)  # noqa: E731
     git("init", "-q", "-b", branch)

@@ -352,3 +352,16 @@ def test_setup_caches_the_toolchain_and_pip_and_puts_the_venv_on_path() -> None:
             uses = [s.get("uses", "") for s in job.get("steps", [])]
             if any("run" in s for s in job.get("steps", [])):
                 assert "./.github/actions/setup-conveyor" in uses, f"{path.name}:{job_id}"
+
+
+def test_committed_stack_configs_carry_no_encryption_salt() -> None:
+    """`encryptionsalt` ties a Pulumi.<env>.yaml to one passphrase: committed, it makes every
+    fresh clone and CI runner (each with its own PULUMI_CONFIG_PASSPHRASE) fail to create the
+    stack with "incorrect passphrase". Pulumi keeps the salt in the stack state anyway."""
+    tracked = subprocess.run(["git", "ls-files", "Pulumi.*.yaml"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    assert tracked, "no Pulumi.<env>.yaml committed"
+    for name in tracked:
+        # What git stores (after any clean filter), not the working copy Pulumi may have salted.
+        blob = subprocess.run(["git", "show", f":{name}"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        config = yaml.safe_load(blob) or {}
+        assert "encryptionsalt" not in config, f"{name}: remove `encryptionsalt` before committing"
