@@ -265,6 +265,10 @@ def test_reusable_deploy_applies_infra_only_when_changed_then_deploys_the_bundle
     check = next(i for i, s in enumerate(steps) if s.get("id") == "infra")
     assert check < up < deploy
     assert steps[up]["if"] == "steps.infra.outputs.changed == 'true'"
+    # Missing secrets fail before minutes of setup; the env's code and .venv survive checkouts.
+    checkout = next(i for i, s in enumerate(steps) if s.get("uses", "").startswith("actions/checkout@"))
+    assert steps[0]["name"] == "Check configuration" and checkout > 0
+    assert steps[checkout]["with"]["clean"] is False
     assert "if" not in steps[deploy]
     assert '--stack "$TARGET"' in steps[up]["run"]
     # Processes pulumi starts must survive the job on a self-hosted runner.
