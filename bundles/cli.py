@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -113,6 +114,10 @@ def _engine(bundle: ResolvedBundle, persona: str | None, on_action=None):
     from bundles.engine import Engine
 
     return Engine(bundle, outputs_for(bundle), persona=persona, on_action=on_action)
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _print_json(data) -> None:
@@ -291,6 +296,7 @@ def run(
         else:
             pairs.append(p)
     runner = _runner(bundle)
+    signal.signal(signal.SIGTERM, _interrupt)  # CI cancel: stop the tasks, keep the record
     record = runner.run(job, only=[t.strip() for t in only.split(",") if t.strip()] if only else None,
                         params=_parse_pairs(pairs, "--params"))
     logs = runner.store.runs_dir / record.run_id / "logs"

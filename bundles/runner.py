@@ -173,7 +173,8 @@ class Reporter:
 
 class JobRunner:
     def __init__(self, outputs: EnvironmentOutputs, store: DeploymentStore, project_dir: Path,
-                 reporter: Reporter | None = None, trigger: str = "manual", parent_run: str | None = None):
+                 reporter: Reporter | None = None, trigger: str = "manual", parent_run: str | None = None,
+                 cancel: threading.Event | None = None):
         self.outputs = outputs
         self.store = store
         self.project_dir = Path(project_dir)
@@ -181,7 +182,16 @@ class JobRunner:
         self.trigger = trigger
         self.parent_run = parent_run
         self._lock = threading.Lock()
-        self._cancel = threading.Event()
+        self._cancel = cancel or threading.Event()
+        self._cancel_reason = "cancelled"
+
+    def cancel(self, reason: str) -> None:
+        self._cancel_reason = reason
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
 
     # --- loading -----------------------------------------------------------------------
 
@@ -264,10 +274,6 @@ class JobRunner:
             self.reporter.start(record)
         try:
             ctx.execute()
-        except KeyboardInterrupt:
-            self._cancel.set()
-            record.status = "interrupted"
-            raise
         finally:
             outputs_file.unlink(missing_ok=True)  # credentials never outlive the run
             if record.status == "running":
@@ -349,36 +355,50 @@ class _RunContext:
         deadline = time.monotonic() + self.job.timeout_seconds if self.job.timeout_seconds else None
         futures: dict[Future, str] = {}
         with ThreadPoolExecutor(max_workers=self.job.max_parallel_tasks) as pool:
-            while True:
-                progressed = True
-                while progressed:
-                    progressed = False
-                    for name, ts in self.record.tasks.items():
-                        if ts.status != "pending":
-                            continue
-                        why = self._blocked(name)
-                        if why:
-                            self._update(name, status="skipped", reason=why)
-                            progressed = True
-                        elif self._ready(name) and len(futures) < self.job.max_parallel_tasks:
-                            self._update(name, status="running", started=now_iso())
-                            futures[pool.submit(self._run_task, name)] = name
-                            progressed = True
-                if not futures:
-                    break
-                done, _ = wait(list(futures), timeout=0.25, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    futures.pop(fut)
-                    fut.result()
-                if deadline and time.monotonic() > deadline:
-                    self.runner._cancel.set()
-                    for name, ts in self.record.tasks.items():
-                        if ts.status == "pending":
-                            self._update(name, status="skipped", reason="job timed out")
-                if self.runner.reporter:
-                    self.runner.reporter.tick()
+            try:
+                self._loop(pool, futures, deadline)
+            except KeyboardInterrupt:
+                # Stop cleanly: running tasks' process groups are killed by their threads.
+                self.runner.cancel("interrupted")
+                self._skip_pending("interrupted")
+                wait(list(futures))
+                self.record.status = "interrupted"
+                raise
         failed = [n for n, t in self.record.tasks.items() if t.status == "failed"]
         self.record.status = "failed" if failed else "success"
+
+    def _skip_pending(self, reason: str) -> None:
+        for name, ts in self.record.tasks.items():
+            if ts.status == "pending":
+                self._update(name, status="skipped", reason=reason)
+
+    def _loop(self, pool: ThreadPoolExecutor, futures: dict[Future, str], deadline: float | None) -> None:
+        while True:
+            progressed = True
+            while progressed:
+                progressed = False
+                for name, ts in self.record.tasks.items():
+                    if ts.status != "pending":
+                        continue
+                    why = self._blocked(name)
+                    if why:
+                        self._update(name, status="skipped", reason=why)
+                        progressed = True
+                    elif self._ready(name) and len(futures) < self.job.max_parallel_tasks:
+                        self._update(name, status="running", started=now_iso())
+                        futures[pool.submit(self._run_task, name)] = name
+                        progressed = True
+            if not futures:
+                return
+            done, _ = wait(list(futures), timeout=0.25, return_when=FIRST_COMPLETED)
+            for fut in done:
+                futures.pop(fut)
+                fut.result()
+            if deadline and time.monotonic() > deadline and not self.runner.cancelled:
+                self.runner.cancel(f"job timed out after {self.job.timeout_seconds}s")
+                self._skip_pending("job timed out")
+            if self.runner.reporter:
+                self.runner.reporter.tick()
 
     # one task ---------------------------------------------------------------------------
     def _run_task(self, name: str) -> None:
@@ -387,8 +407,8 @@ class _RunContext:
         started = time.monotonic()
         ok, reason, exit_code = False, "", None
         for attempt in range(1, task.max_retries + 2):
-            if self.runner._cancel.is_set():
-                reason = "cancelled"
+            if self.runner.cancelled:
+                reason = self.runner._cancel_reason
                 break
             self._update(name, attempts=attempt, log=str(log))
             with open(log, "a") as fh:
@@ -465,9 +485,9 @@ class _RunContext:
                 break
             except subprocess.TimeoutExpired:
                 timed_out = limit is not None and time.monotonic() > limit
-                if timed_out or self.runner._cancel.is_set():
+                if timed_out or self.runner.cancelled:
                     _kill(proc)
-                    why = f"timed out after {task.timeout_seconds}s" if timed_out else "cancelled"
+                    why = f"timed out after {task.timeout_seconds}s" if timed_out else self.runner._cancel_reason
                     fh.write(f"\n{why}\n")
                     return False, why, None
         if code != 0:
@@ -477,7 +497,8 @@ class _RunContext:
     def _run_child_job(self, name: str, task: Task, fh) -> tuple[bool, str, int | None]:
         params = {k: _arg(self.resolve(v, name)) for k, v in task.run_job.parameters.items()}
         child = JobRunner(self.runner.outputs, self.runner.store, self.runner.project_dir,
-                          reporter=None, trigger="run_job", parent_run=self.record.run_id)
+                          reporter=None, trigger="run_job", parent_run=self.record.run_id,
+                          cancel=self.runner._cancel)
         fh.write(f"triggering job {task.run_job.job} with parameters {params}\n")
         fh.flush()
         record = child.run(task.run_job.job, params=params)

@@ -201,3 +201,70 @@ def test_scheduler_process_idles_with_nothing_deployed(env_outputs, tmp_path):
     assert "scheduler for env dev started" in proc.stdout
     status = json.loads((Path(env_outputs.storage.bundle.removeprefix("file://")) / "scheduler.json").read_text())
     assert status["active_runs"] == 0
+
+
+def test_job_timeout_and_sigterm_stop_running_tasks(project, env_outputs, user, markers, tmp_path):
+    import signal
+    import time
+
+    jobs = project / "resources" / "jobs.yml"
+    jobs.write_text(jobs.read_text()
+                    .replace("              name: prepare\n", "              name: prepare\n              sleep: 60\n")
+                    .replace("    train_job:\n      name: train\n", "    train_job:\n      name: train\n      timeout_seconds: 3\n"))
+    engine = _deploy(project, env_outputs, user)
+    started = time.monotonic()
+    record = _runner(engine, project).run("train_job")
+    assert time.monotonic() - started < 30
+    assert record.status == "failed"
+    assert record.tasks["prepare"].reason == "job timed out after 3s"
+    assert record.tasks["train"].status == "skipped"
+
+    outputs_dir = tmp_path / "outputs"
+    outputs_dir.mkdir()
+    (outputs_dir / "dev.json").write_text(env_outputs.model_dump_json())
+    env = dict(os.environ, CONVEYOR_PROJECT_DIR=str(project), CONVEYOR_OUTPUTS_DIR=str(outputs_dir), CONVEYOR_USER=user)
+    proc = subprocess.Popen([sys.executable, "-c", "from bundles.cli import app; app()", "run", "train_job", "-t", "dev",
+                             "--only", "prepare"], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        runs = list_runs(engine.store)
+        if runs and runs[0]["run_id"] != record.run_id and runs[0]["tasks"]["prepare"]["status"] == "running":
+            break
+        time.sleep(0.5)
+    time.sleep(2)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    last = list_runs(engine.store)[0]
+    assert last["status"] == "interrupted" and last["tasks"]["prepare"]["reason"] == "interrupted"
+
+
+def test_cli_plan_summary_json_and_errors(project, env_outputs, user, tmp_path):
+    outputs_dir = tmp_path / "outputs"
+    outputs_dir.mkdir()
+    (outputs_dir / "dev.json").write_text(env_outputs.model_dump_json())
+    (outputs_dir / "staging.json").write_text(env_outputs.model_dump_json())
+
+    plan = json.loads(_cli(project, outputs_dir, user, "plan", "-t", "dev", "-o", "json").stdout)
+    assert plan["summary"] == {"create": 4, "update": 0, "delete": 0, "unchanged": 0}
+    assert {"action": "create", "key": "jobs.train_job", "kind": "jobs", "name": f"dev_{user}_train",
+            "reason": "", "changed": []} in plan["actions"]
+    assert _cli(project, outputs_dir, user, "deploy", "-t", "dev").returncode == 0
+    plan = json.loads(_cli(project, outputs_dir, user, "plan", "-t", "dev", "-o", "json").stdout)
+    assert plan["summary"]["unchanged"] == 4
+    summary = json.loads(_cli(project, outputs_dir, user, "summary", "-t", "dev", "-o", "json").stdout)
+    assert summary["last_deployment"]["sequence"] == 1 and summary["last_deployment"]["deployer"] == user
+    assert {r["key"] for r in summary["resources"]} >= {"experiments.demo_experiment", "jobs.train_job"}
+    text = _cli(project, outputs_dir, user, "summary", "-t", "dev").stdout
+    assert "last deployment #1" in text and env_outputs.tracking_uri in text
+    # secrets never reach the output
+    for cred in env_outputs.credentials.values():
+        assert cred.password not in text and cred.password not in json.dumps(summary)
+
+    # the project fixture is no git checkout: staging (branch main) refuses without --force
+    refused = _cli(project, outputs_dir, user, "deploy", "-t", "staging")
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1].startswith("error: target 'staging' deploys only from git branch 'main'")
+    missing = _cli(project, outputs_dir, user, "deploy", "-t", "prod")
+    assert missing.returncode == 1 and "unknown target 'prod'" in missing.stderr
