@@ -40,10 +40,10 @@ def auth_ini(default_permission: str, auth_db_uri: str, admin_username: str, adm
 
 def allowed_hosts(namespace: str, ingress: Ingress | None) -> str:
     """Host headers MLflow accepts: its Service names, port-forward (localhost) and the ingress host."""
-    hosts = ["mlflow", f"mlflow:{MLFLOW_PORT}", f"mlflow.{namespace}", f"mlflow.{namespace}.*",
+    hosts = ["mlflow", "mlflow:*", f"mlflow.{namespace}", f"mlflow.{namespace}:*", f"mlflow.{namespace}.svc*",
              "localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*"]
     if ingress:
-        hosts.append(ingress.tracking_host)
+        hosts += [ingress.tracking_host, f"{ingress.tracking_host}:*"]
     return ",".join(hosts)
 
 
