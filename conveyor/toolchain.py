@@ -70,6 +70,11 @@ def exec_pulumi() -> None:
     """`pulumi` inside the venv: the real CLI with the project's offline defaults."""
     binary = real_pulumi()
     env = pulumi_env()
+    stack = _stack_arg(sys.argv[1:])
+    if stack and sys.argv[1:2] and sys.argv[1] in ("up", "preview", "refresh") and \
+            (_project() / f"Pulumi.{stack}.yaml").exists():
+        # The stack's config is committed; its state is local: create it on first use.
+        ensure_stack(stack)
     os.execve(binary, [binary, *sys.argv[1:]], env)
 
 
@@ -84,6 +89,15 @@ def ensure_stack(stack: str) -> None:
         return
     subprocess.run([binary, "stack", "init", stack, "--secrets-provider", "passphrase", "--non-interactive"],
                    cwd=_project(), env=env, check=True, capture_output=True, text=True)
+
+
+def _stack_arg(args: list[str]) -> str | None:
+    for i, arg in enumerate(args):
+        if arg in ("-s", "--stack") and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--stack="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 def _project() -> Path:

@@ -146,3 +146,17 @@ def test_destroy_one_env_leaves_the_other_running(project):
     assert httpx.get(f"{beta['tracking_uri']}/health", timeout=30).status_code == 200
     assert httpx.get(f"{beta['serving_url']}/livez", timeout=30).status_code == 200
     assert not (project / ".state" / "envs" / "alpha" / "storage").exists()
+
+
+def test_bad_stack_config_fails_preview_naming_the_key(tmp_path):
+    from tests.e2e.envs import make_project
+
+    proj = make_project(tmp_path, {"bad": {"ports": (free_port(), free_port()), "data_scientist": "write",
+                                           "default_permission": "EDIT"}})
+    stack_file = proj / "Pulumi.bad.yaml"
+    stack_file.write_text(stack_file.read_text().replace("conveyor:platform: local", "conveyor:platform: nomad"))
+    proc = run(proj, pulumi_cmd("preview", "-s", "bad"), check=False)
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    assert "conveyor:platform: Input should be 'local' or 'kubernetes', got 'nomad'" in text
+    assert "Traceback" not in text
