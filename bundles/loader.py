@@ -327,11 +327,22 @@ def _model_at(path: tuple) -> type[BaseModel] | None:
     return None
 
 
+_UNION_TAGS = {"str", "int", "float", "bool"}
+
+
+def _is_union_tag(part: Any) -> bool:
+    return isinstance(part, str) and (
+        part in _UNION_TAGS or part[:1].isupper() or "[" in part
+    )
+
+
 def _data_path(data: Any, loc: tuple) -> tuple:
-    """Drop the union-branch tags pydantic inserts into `loc` (e.g. 'str', 'Dependency')."""
+    """Drop the union-branch tags pydantic inserts into `loc` (e.g. 'str', 'list[...]')."""
     out: list = []
     node = data
     for part in loc:
+        if _is_union_tag(part) and not (isinstance(node, dict) and part in node):
+            continue
         if isinstance(node, dict) and part in node:
             out.append(part)
             node = node[part]
@@ -358,6 +369,25 @@ def _dotted(path: tuple) -> str:
     return out or "(root)"
 
 
+_FRIENDLY = {
+    "dict_type": "expected a mapping (key: value)",
+    "model_type": "expected a mapping (key: value)",
+    "list_type": "expected a list",
+    "string_type": "expected a string",
+}
+
+
+def _message(err: dict, path: tuple) -> str:
+    kind = err["type"]
+    if kind in _FRIENDLY:
+        return _FRIENDLY[kind]
+    if kind == "string_pattern_mismatch":
+        what = "a Python module path (like ml.training.train)" if path and path[-1] == "module" else \
+            "a name of letters, digits, _ . and - "
+        return f"{err.get('input')!r} is not {what.strip()}"
+    return err["msg"].removeprefix("Value error, ")
+
+
 def _model_diagnostics(doc: Located, exc: ValidationError) -> list[Diagnostic]:
     grouped: dict[tuple, list[dict]] = {}
     for err in exc.errors(include_url=False):
@@ -377,9 +407,7 @@ def _model_diagnostics(doc: Located, exc: ValidationError) -> list[Diagnostic]:
             wanted = sorted({e["type"].split("_")[0] for e in errs})
             out.append(Diagnostic("error", f"{_dotted(path)}: wrong type, expected {' or '.join(wanted)}", doc.loc(path)))
         else:
-            err = errs[0]
-            msg = err["msg"].removeprefix("Value error, ")
-            out.append(Diagnostic("error", f"{_dotted(path)}: {msg}", doc.loc(path)))
+            out.append(Diagnostic("error", f"{_dotted(path)}: {_message(errs[0], path)}", doc.loc(path)))
     return out
 
 
@@ -451,15 +479,16 @@ def load_bundle(
             if not isinstance(entry, dict):
                 continue
             base = entry.get("name", key)
-            if isinstance(base, str) and "${" in base:
+            if isinstance(base, str) and "${resources." in base:
                 diags.append(Diagnostic("error", f"{kind}.{key}.name may not reference other resources", doc.loc(("resources", kind, key, "name"))))
                 continue
             final = f"{prefix}{base}"
             entry["name"] = final
             interp.names[(kind, key)] = final
     doc.data["resources"] = interp.walk(resources, ("resources",), final=True)
-    if mode == "development":
-        for job in (doc.data["resources"].get("jobs") or {}).values():
+    jobs_raw = doc.data["resources"].get("jobs") if isinstance(doc.data["resources"], dict) else None
+    if mode == "development" and isinstance(jobs_raw, dict):
+        for job in jobs_raw.values():
             if isinstance(job, dict) and isinstance(job.get("schedule"), dict):
                 job["schedule"]["pause_status"] = "PAUSED"
 

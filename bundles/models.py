@@ -7,10 +7,10 @@ never a silently ignored setting.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 NAME_RE = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
 MODULE_RE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
@@ -123,9 +123,20 @@ class Dependency(Strict):
     outcome: bool | None = Field(None, description="for condition tasks: run only on this outcome (default true)")
 
 
+_DEPENDS_SCHEMA = {
+    "type": "array",
+    "description": "upstream task keys, or {task, outcome} for a branch of a condition task",
+    "items": {"anyOf": [
+        {"type": "string"},
+        {"type": "object", "additionalProperties": False, "required": ["task"],
+         "properties": {"task": {"type": "string"}, "outcome": {"type": "boolean"}}},
+    ]},
+}
+
+
 class Task(Strict):
     description: str | None = None
-    depends_on: list[Union[str, Dependency]] = []
+    depends_on: Annotated[list[Dependency], WithJsonSchema(_DEPENDS_SCHEMA)] = []
     python: PythonEntry | None = None
     condition: ConditionTask | None = None
     run_job: RunJobTask | None = None
@@ -140,8 +151,15 @@ class Task(Strict):
             raise ValueError("a task needs exactly one of `python`, `condition` or `run_job`")
         return self
 
+    @field_validator("depends_on", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"task": v} if isinstance(v, str) else v for v in value]
+        return value
+
     def dependencies(self) -> list[Dependency]:
-        return [Dependency(task=d) if isinstance(d, str) else d for d in self.depends_on]
+        return list(self.depends_on)
 
     @property
     def kind(self) -> str:

@@ -250,6 +250,7 @@ class JobRunner:
                 f"job {job_key!r} already has {len(active)} active run(s) ({active[0]['run_id']}); "
                 f"max_concurrent_runs is {job.max_concurrent_runs}"
             )
+        _sweep_credentials(self.store)
         git_sha = ((state.get("last") or {}).get("git_sha")) or "unknown"
         record = RunRecord(
             run_id=new_run_id(), job=job_key, job_name=job.name or job_key, deployment=self.store.deployment_id,
@@ -532,6 +533,15 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _sweep_credentials(store: DeploymentStore) -> None:
+    """Delete the credentials file of runs whose runner died without cleaning up (SIGKILL)."""
+    for path in store.runs_dir.glob("*/env-outputs.json") if store.runs_dir.is_dir() else []:
+        rec = read_json(path.with_name("run.json")) or {}
+        mine = rec.get("host") == socket.gethostname()
+        if rec.get("status") != "running" or (mine and not _alive(rec.get("pid", 0))):
+            path.unlink(missing_ok=True)
 
 
 def list_runs(store: DeploymentStore, job: str | None = None, limit: int = 20) -> list[dict]:
