@@ -42,7 +42,8 @@ class FraudDetector:
     model_ref = bentoml.models.BentoModel(MODEL["bentoml_model"])
 
     def __init__(self) -> None:
-        stored = self.model_ref.stored
+        # At serve time the class attribute is already the resolved `bentoml.Model`.
+        stored = getattr(self.model_ref, "stored", self.model_ref)
         self.model = bentoml.sklearn.load_model(stored)
         self.version = stored.info.labels.get("model_version", "")
         self.threshold = float(MODEL.get("threshold", 0.5))
