@@ -20,6 +20,7 @@ class DataParams(BaseModel):
     drift: float = Field(0.0, ge=0.0, le=3.0, description="0 = reference distribution; higher shifts amounts, distance, channel mix and fraud rate")
     days: int = Field(60, ge=1)
     start: str = "2026-01-01"
+    subset: float = Field(1.0, gt=0.0, le=1.0, description="fraction of the rows to keep (integration runs on a data subset)")
     source: str = Field("generate", description="`generate`, or a parquet/csv file of raw transactions to ingest")
 
 

@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, default=None, help="override data.rows")
     ap.add_argument("--seed", type=int, default=None, help="override data.seed")
     ap.add_argument("--drift", type=float, default=None, help="override data.drift")
+    ap.add_argument("--subset", type=float, default=None, help="override data.subset (fraction of rows)")
     ap.add_argument("--source", default=None, help="ingest this parquet/csv file instead of generating")
     args = ap.parse_args(argv)
 
@@ -31,12 +32,14 @@ def main(argv: list[str] | None = None) -> int:
         ctx = runtime.context()
         path = Path(args.params) if args.params else task.project_dir() / "params.yaml"
         overrides = list(args.set)
-        for key in ("rows", "seed", "drift"):
+        for key in ("rows", "seed", "drift", "subset"):
             if getattr(args, key) is not None:
                 overrides.append(f"data.{key}={getattr(args, key)}")
         raw = apply_overrides(load_raw(path), overrides)
         task.Params.model_validate(raw)  # fail early on bad values
         source = None
+        if args.source in ("", "generate"):
+            args.source = None
         if args.source:
             source = Path(args.source).expanduser().resolve()
             if not source.is_file():

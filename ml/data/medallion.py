@@ -34,13 +34,14 @@ def read_table(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def bronze(source: str, rows: int, seed: int, drift: float, days: int, start: str) -> pd.DataFrame:
+def bronze(source: str, rows: int, seed: int, drift: float, days: int, start: str, subset: float = 1.0) -> pd.DataFrame:
     if source == "generate":
-        return generate_transactions(rows, seed=seed, drift=drift, days=days, start=start)
+        return generate_transactions(max(10, int(round(rows * subset))), seed=seed, drift=drift, days=days, start=start)
     path = Path(source)
     if not path.is_file():
         raise ConfigError(f"data.source {source!r} is neither `generate` nor an existing file")
-    return read_table(path)
+    df = read_table(path)
+    return df if subset >= 1.0 else df.sample(frac=subset, random_state=seed).sort_index()
 
 
 def silver(df: pd.DataFrame) -> pd.DataFrame:
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         p = load_params(args.params).data
         DATA_DIR.mkdir(exist_ok=True)
         if args.stage == "bronze":
-            bronze(p.source, p.rows, p.seed, p.drift, p.days, p.start).to_parquet(BRONZE, index=False)
+            bronze(p.source, p.rows, p.seed, p.drift, p.days, p.start, p.subset).to_parquet(BRONZE, index=False)
         elif args.stage == "silver":
             silver(pd.read_parquet(BRONZE)).to_parquet(SILVER, index=False)
         else:

@@ -1,0 +1,1 @@
+"""Batch scoring with the env's champion."""

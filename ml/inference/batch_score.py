@@ -1,0 +1,100 @@
+"""Task `batch_score`: score a table of transactions with the env's `champion` into a predictions table.
+
+    python -m ml.inference.batch_score [--input transactions.parquet] [--output DIR]
+
+Input: parquet/csv of raw transactions (bronze schema; a label column is ignored).
+Default input is the silver table last ingested in this env's DVC workspace.
+Output: one parquet part per run under `<storage.root>/tables/predictions/` (read the
+directory as one table); every row carries `model_name`, `model_version`, `scored_at`
+and the job run id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from conveyor import runtime
+from ml import task
+from ml.data.medallion import read_table
+from ml.data.versioning import workspace_for
+from ml.features import FEATURES, RAW_INPUT_COLUMNS, build_features
+from ml.registry import CHAMPION, alias_version
+
+
+def score_frame(model, raw: pd.DataFrame, threshold: float, batch_size: int, progress=None) -> pd.DataFrame:
+    """Fraud probability per row of `raw`, in chunks so memory stays flat on big tables."""
+    missing = [c for c in RAW_INPUT_COLUMNS if c not in raw.columns]
+    if missing:
+        raise task.TaskError(f"input table lacks columns {missing}")
+    parts = []
+    for start in range(0, len(raw), batch_size):
+        chunk = raw.iloc[start:start + batch_size]
+        proba = model.predict_proba(build_features(chunk)[FEATURES])[:, 1]
+        parts.append(pd.DataFrame({
+            "transaction_id": chunk["transaction_id"].to_numpy() if "transaction_id" in chunk else np.arange(start, start + len(chunk)).astype(str),
+            "fraud_probability": proba,
+            "is_fraud": proba >= threshold,
+            "scored_at": pd.Timestamp(dt.datetime.now(dt.timezone.utc)),
+        }))
+        if progress is not None:
+            progress(len(chunk))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["transaction_id", "fraud_probability", "is_fraud", "scored_at"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = task.parser("ml.inference.batch_score", __doc__)
+    ap.add_argument("--input", default=None, help="parquet/csv of transactions (default: env's latest silver table)")
+    ap.add_argument("--output", default=None, help="predictions table dir (default: <storage.root>/tables/predictions)")
+    ap.add_argument("--alias", default=CHAMPION, help="model alias to score with")
+    args = ap.parse_args(argv)
+
+    def body() -> int:
+        import mlflow
+        import mlflow.sklearn
+        from rich.progress import Progress
+
+        ctx = runtime.context()
+        params = task.params_from(args)
+        name = task.model_name(args, ctx)
+        client = mlflow.MlflowClient()
+        mv = alias_version(client, name, args.alias)
+        if mv is None:
+            raise task.TaskError(f"{name} has no `{args.alias}` in env {ctx.env}: run model_training_job first")
+        if args.input:
+            source = Path(args.input)
+        else:
+            source = workspace_for(ctx)[0] / "data" / "silver.parquet"
+        if not source.is_file():
+            raise task.TaskError(f"input table {source} not found (pass --input)")
+        raw = read_table(source)
+        model = mlflow.sklearn.load_model(f"models:/{name}/{mv.version}")
+        with Progress(transient=True) as bar:
+            job = bar.add_task(f"scoring {len(raw)} rows with {name} v{mv.version}", total=len(raw))
+            out = score_frame(model, raw, params.train.threshold, params.inference.batch_size,
+                              progress=lambda n: bar.advance(job, n))
+        out["model_name"] = name
+        out["model_version"] = mv.version
+        out["job_run_id"] = ctx.run_id or "manual"
+        table = Path(args.output) if args.output else ctx.storage_path("root") / "tables" / "predictions"
+        table.mkdir(parents=True, exist_ok=True)
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        part = table / f"part-{stamp}-{ctx.run_id or 'manual'}.parquet"
+        tmp = part.with_suffix(".tmp")
+        out.to_parquet(tmp, index=False)
+        tmp.replace(part)
+        task.publish("predictions_table", str(table))
+        task.publish("predictions_part", str(part))
+        task.publish("rows_scored", len(out))
+        task.publish("model_version", mv.version)
+        print(f"batch_score: {len(out)} rows scored with {name} v{mv.version} ({int(out['is_fraud'].sum())} flagged) -> {part}")
+        return 0
+
+    return task.run_task("batch_score", body)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
