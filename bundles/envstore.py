@@ -96,7 +96,13 @@ class LockInfo(BaseModel):
 
 
 def bundle_root(outputs: EnvironmentOutputs) -> Path:
-    return local_path(outputs.storage.bundle)
+    try:
+        return local_path(outputs.storage.bundle)
+    except ValueError:
+        raise BundleError(
+            f"environment {outputs.env!r} keeps bundle state at {outputs.storage.bundle}: only file:// storage "
+            f"is supported by this bundle engine so far"
+        ) from None
 
 
 def all_deployments(outputs: EnvironmentOutputs) -> list[Path]:
