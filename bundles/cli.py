@@ -312,15 +312,45 @@ def run(
 
 @app.command()
 @handled
-def runs(target: Optional[str] = TargetOpt, var: Optional[List[str]] = VarOpt,
+def runs(run_id: Optional[str] = typer.Argument(None, help="show this run's tasks (and --log a task's log)"),
+         target: Optional[str] = TargetOpt, var: Optional[List[str]] = VarOpt,
          job: Optional[str] = typer.Option(None, "--job", help="only this job"),
+         log: Optional[str] = typer.Option(None, "--log", help="print the log of this task of RUN_ID"),
          limit: int = typer.Option(20, "-n", "--limit"), output: str = OutputOpt) -> None:
-    """Run history of the target (newest first)."""
+    """Run history of the target (newest first), or one run's tasks and logs."""
     from bundles.envstore import DeploymentStore
     from bundles.runner import list_runs
 
     bundle = _load(target, var)
     store = DeploymentStore(outputs_for(bundle), bundle.deployment_id())
+    colors = {"success": "green", "failed": "red", "running": "yellow", "interrupted": "red",
+              "skipped": "dim", "excluded": "dim"}
+    if run_id:
+        match = [r for r in list_runs(store, limit=10_000) if r["run_id"].startswith(run_id)]
+        if len(match) != 1:
+            raise BundleError(f"{'no' if not match else 'more than one'} run {run_id!r} in target {bundle.target!r}")
+        rec = match[0]
+        if log:
+            if log not in rec["tasks"]:
+                raise BundleError(f"run {rec['run_id']} has no task {log!r} (tasks: {', '.join(rec['tasks'])})")
+            path = Path(rec["tasks"][log]["log"] or store.runs_dir / rec["run_id"] / "logs" / f"{log}.log")
+            if not path.is_file():
+                raise BundleError(f"task {log!r} of run {rec['run_id']} has no log (it did not run)")
+            sys.stdout.write(path.read_text(errors="replace"))
+            return
+        if output == "json":
+            _print_json(rec)
+            return
+        out.print(f"run {rec['run_id']} of job {rec['job']}: [{colors.get(rec['status'], '')}]{rec['status']}[/] "
+                  f"({rec['trigger']}, started {rec['started']}, git {rec['git_sha'][:12]})")
+        table = Table()
+        for col in ("task", "status", "attempts", "seconds", "note", "log"):
+            table.add_column(col)
+        for name, t in rec["tasks"].items():
+            table.add_row(name, f"[{colors.get(t['status'], '')}]{t['status']}[/]", str(t["attempts"] or ""),
+                          f"{t['duration_s']:.1f}" if t["duration_s"] is not None else "", t["reason"], t["log"] or "")
+        out.print(table)
+        return
     history = list_runs(store, job=job, limit=limit)
     if output == "json":
         _print_json(history)
@@ -331,7 +361,6 @@ def runs(target: Optional[str] = TargetOpt, var: Optional[List[str]] = VarOpt,
     table = Table(title=f"runs of target {bundle.target}")
     for col in ("run", "job", "status", "trigger", "started", "tasks"):
         table.add_column(col)
-    colors = {"success": "green", "failed": "red", "running": "yellow", "interrupted": "red"}
     for r in history:
         counts: dict[str, int] = {}
         for t in r["tasks"].values():

@@ -139,6 +139,11 @@ def test_failing_task_stops_downstream_and_exits_nonzero(project, env_outputs, u
     assert tasks["gate"]["reason"] == "upstream train failed"
     assert not (markers / "train_job.publish.json").exists()
 
+    shown = _cli(project, outputs_dir, user, "runs", runs[0]["run_id"][:17], "-t", "dev")
+    assert shown.returncode == 0 and "upstream train failed" in shown.stdout
+    log = _cli(project, outputs_dir, user, "runs", runs[0]["run_id"], "-t", "dev", "--log", "train")
+    assert log.stdout.count("about to fail") == 2  # both attempts
+
     unknown = _cli(project, outputs_dir, user, "run", "trian_job", "-t", "dev")
     assert unknown.returncode == 1 and "did you mean 'train_job'" in unknown.stderr
 
