@@ -64,6 +64,12 @@ class KubernetesEnvironment(Environment):
             access = cfg.persona_access(env, {p: i.role for p, i in args.personas.items()})
         except ValueError as exc:
             raise pulumi.RunError(str(exc)) from None
+        if stack.storage.retain_on_destroy and (cfg.storage.kind == "minio" or cfg.postgres.kind == "statefulset"):
+            # destroy deletes the namespace and every volume in it; refusing beats losing data silently
+            raise pulumi.RunError(
+                "conveyor:storage.retain_on_destroy: in-cluster MinIO/PostgreSQL volumes die with the namespace; "
+                "use conveyor:kubernetes.storage.kind: s3 and conveyor:kubernetes.postgres.kind: external "
+                "for data that must outlive the environment")
         self.config = cfg
         ns_name = cfg.namespace(env)
         self.namespace_name = ns_name

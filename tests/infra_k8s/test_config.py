@@ -53,6 +53,7 @@ def test_access_for_an_unknown_persona_is_refused():
     ({"storage": {"kind": "s3", "bucket": "b", "access_key_id": "AKIA"}}, {},
      "conveyor:kubernetes.storage.secret_access_key: required key is missing"),
     ({"serving": {"max_replicas": 0}}, {}, "conveyor:kubernetes.serving.max_replicas"),
+    ({}, {"conveyor:storage": {"retain_on_destroy": True}}, "conveyor:storage.retain_on_destroy: in-cluster"),
 ])
 def test_the_program_fails_with_the_message(tmp_path, kubernetes, extra, message):
     proc = run("staging", stack_config("staging", kubernetes=kubernetes, **extra), tmp_path)
