@@ -90,8 +90,14 @@ def test_every_container_is_non_root_hardened_and_sized(rendered, env):
     specs = pod_specs(rendered[env])
     assert {name for name, _ in specs} >= {"Deployment/mlflow", "Deployment/serving", "Deployment/minio",
                                            "StatefulSet/postgres"}
+    # the volume types Pod Security "restricted" admits (the namespace enforces it)
+    restricted_volumes = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                          "projected", "secret"}
     for name, spec in specs:
         assert spec["automountServiceAccountToken"] is False, name
+        assert not {"hostNetwork", "hostPID", "hostIPC"} & set(spec), name
+        for volume in spec.get("volumes", []):
+            assert set(volume) - {"name"} <= restricted_volumes, f"{name}: volume {volume['name']}"
         assert spec["securityContext"]["runAsNonRoot"] is True, name
         assert spec["securityContext"]["runAsUser"] > 0, name
         assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
