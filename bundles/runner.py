@@ -24,6 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from filelock import FileLock
+
 from bundles.envstore import DeploymentStore, now_iso, read_json, write_json
 from bundles.errors import BundleError, did_you_mean
 from bundles.models import Job, Task
@@ -244,32 +246,34 @@ class JobRunner:
         for name in only_set:
             if name not in job.tasks:
                 raise BundleError(f"--only: job {job_key!r} has no task {name!r}{did_you_mean(name, job.tasks)}")
-        active = self.active_runs(job_key)
-        if len(active) >= job.max_concurrent_runs:
-            raise BundleError(
-                f"job {job_key!r} already has {len(active)} active run(s) ({active[0]['run_id']}); "
-                f"max_concurrent_runs is {job.max_concurrent_runs}"
+        self.store.runs_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.store.runs_dir / ".admission.lock"), timeout=60):  # check + register atomically
+            active = self.active_runs(job_key)
+            if len(active) >= job.max_concurrent_runs:
+                raise BundleError(
+                    f"job {job_key!r} already has {len(active)} active run(s) ({active[0]['run_id']}); "
+                    f"max_concurrent_runs is {job.max_concurrent_runs}"
+                )
+            _sweep_credentials(self.store)
+            git_sha = ((state.get("last") or {}).get("git_sha")) or "unknown"
+            record = RunRecord(
+                run_id=new_run_id(), job=job_key, job_name=job.name or job_key, deployment=self.store.deployment_id,
+                env=self.outputs.env, target=doc.get("target", ""), trigger=self.trigger, persona=run_as,
+                git_sha=git_sha, artifact=artifact, parameters={**job.parameters, **params}, parent_run=self.parent_run,
             )
-        _sweep_credentials(self.store)
-        git_sha = ((state.get("last") or {}).get("git_sha")) or "unknown"
-        record = RunRecord(
-            run_id=new_run_id(), job=job_key, job_name=job.name or job_key, deployment=self.store.deployment_id,
-            env=self.outputs.env, target=doc.get("target", ""), trigger=self.trigger, persona=run_as,
-            git_sha=git_sha, artifact=artifact, parameters={**job.parameters, **params}, parent_run=self.parent_run,
-        )
-        for name in job.tasks:
-            record.tasks[name] = TaskState()
-            if only_set and name not in only_set:
-                record.tasks[name].status = "excluded"
-        run_dir = self.store.runs_dir / record.run_id
-        (run_dir / "logs").mkdir(parents=True)
-        (run_dir / "values").mkdir()
-        outputs_file = run_dir / "env-outputs.json"
-        scoped = self.outputs.model_copy(update={"credentials": {run_as: self.outputs.credentials[run_as]}})
-        fd = os.open(outputs_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(scoped.model_dump_json())
-        self._save(record)
+            for name in job.tasks:
+                record.tasks[name] = TaskState()
+                if only_set and name not in only_set:
+                    record.tasks[name].status = "excluded"
+            run_dir = self.store.runs_dir / record.run_id
+            (run_dir / "logs").mkdir(parents=True)
+            (run_dir / "values").mkdir()
+            outputs_file = run_dir / "env-outputs.json"
+            scoped = self.outputs.model_copy(update={"credentials": {run_as: self.outputs.credentials[run_as]}})
+            fd = os.open(outputs_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(scoped.model_dump_json())
+            self._save(record)
         ctx = _RunContext(self, record, job, run_dir, code_dir, outputs_file)
         if self.reporter:
             self.reporter.start(record)

@@ -13,6 +13,7 @@ import pytest
 
 from bundles import scheduler
 from bundles.engine import Engine
+from bundles.errors import BundleError
 from bundles.envstore import DeploymentStore
 from bundles.loader import load_bundle
 from bundles.runner import JobRunner, list_runs
@@ -107,6 +108,16 @@ def test_params_only_and_false_condition(project, env_outputs, user, markers):
     only = runner.run("train_job", only=["prepare"])
     assert {k: v.status for k, v in only.tasks.items()} == {
         "prepare": "success", "train": "excluded", "gate": "excluded", "publish": "excluded", "report_low": "excluded"}
+
+    # max_concurrent_runs (1): a live run of the job blocks a second one
+    live = json.loads((engine.store.runs_dir / only.run_id / "run.json").read_text())
+    live.update(run_id="29990101-000000-aaaaaa", status="running", pid=os.getpid())
+    (engine.store.runs_dir / live["run_id"]).mkdir()
+    (engine.store.runs_dir / live["run_id"] / "run.json").write_text(json.dumps(live))
+    with pytest.raises(BundleError, match="already has 1 active run"):
+        runner.run("train_job")
+    with pytest.raises(BundleError, match="has no parameter 'rowz' \\(did you mean 'rows'\\?\\)"):
+        runner.run("train_job", params={"rowz": "1"})
 
 
 def _cli(project: Path, outputs_dir: Path, user: str, *args: str) -> subprocess.CompletedProcess:
