@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
@@ -35,9 +37,20 @@ def delete_user(client: httpx.Client, username: str) -> None:
         _raise(resp, f"delete user {username}")
 
 
+def wait_admin(client: httpx.Client, timeout: float = 120) -> None:
+    """The server answers /health before its auth store has bootstrapped the admin user."""
+    deadline = time.monotonic() + timeout
+    while True:
+        resp = client.get(f"{_API}/get", params={"username": "conveyor-probe"})
+        if resp.status_code != 401 or time.monotonic() > deadline:
+            return
+        time.sleep(1)
+
+
 class _MlflowUsersProvider(ResourceProvider):
     def create(self, props):
         with _client(props) as client:
+            wait_admin(client)
             for username, password in sorted(props["users"].items()):
                 upsert_user(client, username, password)
         return CreateResult(id_=f"{props['tracking_uri']}/users", outs=props)
@@ -48,6 +61,7 @@ class _MlflowUsersProvider(ResourceProvider):
 
     def update(self, _id, olds, news):
         with _client(news) as client:
+            wait_admin(client)
             for username in sorted(set(olds["users"]) - set(news["users"])):
                 delete_user(client, username)
             for username, password in sorted(news["users"].items()):
