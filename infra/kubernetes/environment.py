@@ -45,8 +45,8 @@ def _secret_setting(*path: str) -> pulumi.Output[str]:
 
 
 def provider(name: str, cfg: KubernetesConfig, opts: pulumi.ResourceOptions | None = None) -> k8s.Provider:
-    """The cluster connection from stack config; nothing falls back to an ambient context silently
-    except what kubectl itself would use ($KUBECONFIG, ~/.kube/config, current-context)."""
+    """The cluster connection from stack config (`kubeconfig` path, `context`); unset keys fall back
+    to what kubectl would use ($KUBECONFIG or ~/.kube/config, its current context)."""
     kubeconfig = os.path.expanduser(cfg.kubeconfig) if cfg.kubeconfig else None
     return k8s.Provider(name, kubeconfig=kubeconfig, context=cfg.context, enable_server_side_apply=True, opts=opts)
 
