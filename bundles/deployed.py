@@ -29,3 +29,17 @@ def deployed_specs(outputs: EnvironmentOutputs, kind: str, deployment: str | Non
             if "spec" in doc:
                 out[path.stem] = doc["spec"]
     return out
+
+
+def task_spec(kind: str, key: str) -> dict:
+    """Inside a job task: the deployed, resolved spec of one resource of this deployment
+    (e.g. `task_spec("serving_endpoints", "fraud_endpoint")`)."""
+    from conveyor import runtime
+
+    ctx = runtime.context()
+    deployment = os.environ.get("CONVEYOR_DEPLOYMENT")
+    specs = deployed_specs(ctx.outputs, kind, deployment)
+    if key not in specs:
+        where = f"deployment {deployment}" if deployment else f"env {ctx.env}"
+        raise KeyError(f"no deployed {kind} {key!r} in {where} (deployed: {', '.join(specs) or 'none'})")
+    return specs[key]

@@ -44,6 +44,8 @@ def mlflow_server(tmp_path_factory):
         f"admin_username = {ADMIN[0]}\n"
         f"admin_password = {ADMIN[1]}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        # cache password checks: PBKDF2 on every request dominates the deploy tests' time
+        "auth_cache_ttl_seconds = 300\n"
     )
     # No MLflow job runner / huey consumers: a dozen idle processes we do not need.
     env = dict(os.environ, MLFLOW_AUTH_CONFIG_PATH=str(ini), MLFLOW_FLASK_SERVER_SECRET_KEY="tests-only",

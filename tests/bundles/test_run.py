@@ -86,6 +86,7 @@ def test_run_passes_values_downstream_with_env_credentials(project, env_outputs,
     assert train["persona"] == "data_scientist" and train["env"] == "dev"
     # The task imported the deployed code (the wheel unpacked in env storage), not the checkout.
     assert train["module_file"].startswith(str(engine.store.root / "code"))
+    assert train["job_spec_name"] == f"dev_{user}_train"  # bundles.deployed.task_spec inside a task
 
     log = Path(record.tasks["train"].log)
     assert log.is_file() and str(log).startswith(str(engine.store.root / "runs"))
