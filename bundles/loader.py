@@ -213,6 +213,7 @@ class _Interpolator:
     def __init__(self, doc: Located, diags: list[Diagnostic], builtins: dict[str, Any], vars_: _Vars):
         self.doc, self.diags, self.builtins, self.vars = doc, diags, builtins, vars_
         self.names: dict[tuple[str, str], str] = {}
+        self._depth = 0
 
     def lookup(self, ref: str, path: tuple, final: bool) -> tuple[bool, Any]:
         """(found, value); reports the problem itself when not found."""
@@ -222,7 +223,17 @@ class _Interpolator:
             name = ref[4:]
             self.vars.used.add(name)
             if name in self.vars.values:
-                return True, self.vars.values[name]
+                value = self.vars.values[name]
+                if isinstance(value, str) and "${" in value:  # a variable built from others
+                    if self._depth > 10:
+                        self.diags.append(Diagnostic("error", f"variable {name!r} refers to itself", loc))
+                        return False, None
+                    self._depth += 1
+                    try:
+                        value = self.string(value, path, final)
+                    finally:
+                        self._depth -= 1
+                return True, value
             if name in self.vars.missing:
                 self.diags.append(Diagnostic(
                     "error",

@@ -158,6 +158,10 @@ def test_variable_precedence(tmp_path):
     assert rows("prod", environ={}) == 30  # target value
     assert rows("prod", environ={"BUNDLE_VAR_rows": "40"}) == "40"  # env beats target
     assert rows("prod", environ={"BUNDLE_VAR_rows": "40"}, cli_vars={"rows": "50"}) == "50"  # --var beats all
+    # a variable may be built from other references
+    assert rows("prod", environ={"BUNDLE_VAR_rows": "${bundle.target}-${bundle.mode}"}) == "prod-production"
+    loop = _errors(root, "dev", environ={"BUNDLE_VAR_rows": "x${var.rows}"})
+    assert any("variable 'rows' refers to itself" in e for e in loop), loop
     errors = _errors(root, "dev", cli_vars={"rowz": "1"})
     assert any("--var rowz: no such variable (did you mean 'rows'?)" in e for e in errors)
 
