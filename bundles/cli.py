@@ -301,7 +301,7 @@ def run(
                         params=_parse_pairs(pairs, "--params"))
     logs = runner.store.runs_dir / record.run_id / "logs"
     if record.status == "success":
-        out.print(f"run {record.run_id} of {record.job}: [green]success[/green] (logs: {logs})")
+        out.print(f"run {record.run_id} of {record.job}: [green]success[/green] (logs: {logs})", highlight=False)
         return
     for name, ts in record.tasks.items():
         if ts.status == "failed":

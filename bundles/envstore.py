@@ -38,7 +38,7 @@ def write_json(path: Path, data: Any) -> None:
     """Atomic write: readers (scheduler, a concurrent summary) never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    tmp.write_text(json.dumps(data, indent=2, default=str))
     tmp.replace(path)
 
 
