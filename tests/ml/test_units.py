@@ -1,0 +1,84 @@
+"""Fast checks of the pieces the jobs are built from (no servers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ml.config import ConfigError, load_params
+from ml.data.generate import CATEGORY_NAMES, RAW_COLUMNS, generate_transactions
+from ml.deployment.deploy_model import decide
+from ml.features import FEATURES, build_features, compute_distance
+from ml.training.pipeline import split
+
+
+def test_generator_is_seeded_and_plausible():
+    a, b = generate_transactions(3000, seed=1), generate_transactions(3000, seed=1)
+    assert a.equals(b)
+    assert not a.equals(generate_transactions(3000, seed=2))
+    assert list(a.columns) == RAW_COLUMNS
+    assert 0.005 < a["is_fraud"].mean() < 0.06
+    assert set(a["merchant_category"]) <= set(CATEGORY_NAMES)
+    assert (a["amount"] > 0).all() and a["timestamp"].is_monotonic_increasing
+    # Fraud has structure: far-from-home and card-not-present transactions are riskier.
+    feats = build_features(a)
+    far = feats["distance_from_home_km"] > 100
+    assert a.loc[far, "is_fraud"].mean() > 2 * a.loc[~far, "is_fraud"].mean()
+
+
+def test_drift_knob_shifts_distributions():
+    base, drifted = generate_transactions(20000, seed=3), generate_transactions(20000, seed=3, drift=1.5)
+    assert drifted["amount"].median() > 1.3 * base["amount"].median()
+    assert drifted["is_fraud"].mean() > base["is_fraud"].mean()
+    assert drifted["card_present"].mean() < base["card_present"].mean()
+
+
+def test_compute_distance_known_values():
+    assert compute_distance(0, 0, 0, 0) == pytest.approx(0.0)
+    # New York → Los Angeles is about 3936 km.
+    assert compute_distance(40.7128, -74.0060, 34.0522, -118.2437) == pytest.approx(3936, rel=0.01)
+    assert build_features(generate_transactions(50)).columns.tolist() == FEATURES
+
+
+def test_split_holds_out_the_most_recent_rows():
+    from ml.data.medallion import gold, silver
+
+    g = gold(silver(generate_transactions(1000, seed=4)))
+    train, test = split(g, 0.2)
+    assert len(test) == 200 and train["timestamp"].max() <= test["timestamp"].min()
+
+
+def test_params_overrides_and_errors(tmp_path):
+    p = load_params("params.yaml", ["train.max_iter=7", "data.drift=0.5,data.rows=100"])
+    assert p.train.max_iter == 7 and p.data.drift == 0.5 and p.data.rows == 100
+    with pytest.raises(ConfigError, match="train.threshold"):
+        load_params("params.yaml", ["train.threshold=2"])
+    with pytest.raises(ConfigError, match="section.key=value"):
+        load_params("params.yaml", ["nonsense"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_params(tmp_path / "missing.yaml")
+
+
+def test_deployment_decision():
+    good = {"roc_auc": 0.9, "pr_auc": 0.4}
+    assert decide("pr_auc", 0.0, good, None, {"roc_auc": 0.75, "pr_auc": 0.1})[0]
+    promote, why = decide("pr_auc", 0.0, {"roc_auc": 0.7, "pr_auc": 0.4}, None, {"roc_auc": 0.75, "pr_auc": 0.1})
+    assert not promote and "baseline" in why
+    assert decide("pr_auc", 0.0, good, {"roc_auc": 0.9, "pr_auc": 0.39}, {})[0]
+    assert not decide("pr_auc", 0.02, good, {"roc_auc": 0.9, "pr_auc": 0.39}, {})[0]
+
+
+@pytest.mark.slow
+def test_raw_suite_reports_each_problem(tmp_path):
+    from ml.config import DataValidationParams
+    from ml.validation.data_suites import raw_expectations, validate_frames
+
+    bad = generate_transactions(2000, seed=5)
+    bad.loc[:9, "amount"] = -1.0
+    bad.loc[20:24, "merchant_category"] = "casino"
+    bad.loc[30, "transaction_id"] = bad.loc[31, "transaction_id"]
+    results, site = validate_frames({"raw": (bad, raw_expectations(DataValidationParams()))}, tmp_path)
+    (res,) = results
+    assert not res.success
+    text = "\n".join(res.failed)
+    assert "column=amount" in text and "casino" in text and "expect_column_values_to_be_unique" in text
+    assert (site / "index.html").is_file()
