@@ -115,6 +115,7 @@ class Engine:
     # ---- scoring -----------------------------------------------------------------------
     def score(self, rows: list[dict], target: str = "traffic") -> list[dict]:
         started = time.perf_counter()
+        limit_native_threads()
         snap = self.snapshot  # one read: this batch finishes on this snapshot
         champion = snap.get("candidate" if target == "candidate" else "champion")
         if champion is None:
@@ -189,6 +190,7 @@ class Engine:
         return cfg.champion.name if cfg.champion else ""
 
     def _shadow(self, challenger: LoadedModel, rows, frame, cfg) -> None:
+        limit_native_threads()
         t0 = time.perf_counter()
         try:
             p = challenger.predict_proba(frame)
@@ -258,6 +260,22 @@ class Engine:
         self._stop.set()
         self._shadow_pool.shutdown(wait=True)
         self.logger.close()
+
+
+_thread_state = threading.local()
+
+
+def limit_native_threads() -> None:
+    """One OpenMP/BLAS thread per scoring call: requests are already concurrent, and tree
+    ensembles (HistGradientBoosting) spend most of a single-row predict synchronising OpenMP
+    threads otherwise — 100x slower on a busy host. OpenMP's setting is per calling thread,
+    so this runs once in every thread that scores."""
+    if getattr(_thread_state, "limited", False):
+        return
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+    _thread_state.limited = True
 
 
 _ENGINE: Engine | None = None
