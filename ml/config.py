@@ -57,7 +57,7 @@ class ModelValidationParams(BaseModel):
     max_relative_regression: float = Field(0.02, description="allowed relative drop vs champion on the same held-out data")
     slice_column: str = "merchant_category"
     min_slice_roc_auc: float = 0.60
-    min_slice_positives: int = 5
+    min_slice_positives: int = 10
     required_tags: list[str] = ["git_sha", "data_version", "bundle_target", "job_run_id"]
 
 

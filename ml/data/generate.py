@@ -87,11 +87,11 @@ def generate_transactions(rows: int, seed: int = 42, drift: float = 0.0, days: i
     night = (hour <= 4).astype(float)
     rel_amount = np.log(amount) - log_mean - spend_level[cust]
     logit = (
-        -6.4
-        + 1.6 * np.log1p(km / 50.0)
-        + 1.3 * rel_amount
-        + 1.8 * night
-        + 1.2 * (~card_present)
+        -7.4
+        + 2.2 * np.log1p(km / 50.0)
+        + 1.8 * rel_amount
+        + 2.4 * night
+        + 1.6 * (~card_present)
         + 1.2 * cat_risk
         + 0.6 * drift
         + rng.normal(0.0, 0.4, rows)

@@ -45,7 +45,7 @@ def run_checks(params, candidate, champion, data, mv, signature_present: bool) -
     slices = slice_scores(candidate, data, mp.slice_column, threshold, mp.min_slice_positives)
     for value, s in sorted(slices.items()):
         if "roc_auc" in s:
-            check(f"slice[{mp.slice_column}={value}]", s["roc_auc"] >= mp.min_slice_roc_auc,
+            check(f"slice:{mp.slice_column}={value}", s["roc_auc"] >= mp.min_slice_roc_auc,
                   f"roc_auc {s['roc_auc']:.4f} >= {mp.min_slice_roc_auc} ({s['rows']} rows, {s['positives']} fraud)")
     check("compliance_signature", signature_present, "model logged with an input/output signature")
     check("compliance_description", bool((mv.description or "").strip()), "model version has a description")
