@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from tests.ml.harness import PROJECT, start_mlflow
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 220)
     results = []
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as tmp:
         root = Path(tmp)
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
     table = Table(title="Training job (ingest → validate_data → train → validate_model → deploy_model) and batch scoring")
     for col in ("rows", "ingest s", "validate_data s", "train s", "validate_model s", "deploy_model s", "job wall s",
-                "peak RSS MB", "scored rows", "batch job rows/s", "score_frame rows/s", "raw predict rows/s"):
+                "peak RSS MB", "scored rows", "batch job rows/s", "score_frame rows/s", "raw predict_proba rows/s"):
         table.add_column(col, justify="right")
     for r in results:
         t = r["tasks"]
