@@ -261,9 +261,9 @@ def summary(target: Optional[str] = TargetOpt, var: Optional[List[str]] = VarOpt
     table = Table()
     for col in ("resource", "name", "url / schedule"):
         table.add_column(col)
-    for r in data["resources"]:
-        if r["kind"] != "artifact":
-            table.add_row(r["key"], r["name"] or "", r.get("url") or r.get("schedule") or "")
+    for kind, entries in data["resources"].items():
+        for key, r in entries.items():
+            table.add_row(f"{kind}.{key}", r["name"] or "", r.get("url") or r.get("schedule") or "")
     out.print(table)
 
 

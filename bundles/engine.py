@@ -327,8 +327,10 @@ class Engine:
     def summary(self) -> dict:
         state = self.state()
         base = self.outputs.tracking_uri.rstrip("/")
-        resources = []
+        resources: dict[str, dict[str, dict]] = {}
         for key, rec in sorted(state.resources.items()):
+            if rec.kind == "artifact":
+                continue
             url = None
             if rec.kind == "experiments":
                 url = f"{base}/#/experiments/{rec.id}"
@@ -336,11 +338,13 @@ class Engine:
                 url = f"{base}/#/models/{rec.name}"
             elif rec.kind == "serving_endpoints":
                 url = self.outputs.serving_url
-            entry = {"key": key, "kind": rec.kind, "name": rec.name, "url": url}
+            entry = {"name": rec.name, "url": url}
+            if rec.kind == "experiments":
+                entry["id"] = rec.id
             if rec.kind == "jobs":
                 sched = rec.spec.get("schedule")
                 entry["schedule"] = f"{sched['cron']} ({sched['pause_status'].lower()})" if sched else None
-            resources.append(entry)
+            resources.setdefault(rec.kind, {})[key.split(".", 1)[1]] = entry
         return {
             "bundle": self.bundle.name,
             "target": self.bundle.target,

@@ -259,9 +259,10 @@ def test_endpoints_and_monitors_are_registered_resolved(project, env_outputs, us
     monitor = deployed_specs(env_outputs, "monitors", deployment=f"demo.dev.{user}")["demo_monitor"]
     assert monitor["thresholds"] == {"psi": 0.2} and monitor["retrain_job"] == "train_job"
     summary = engine.summary()
-    urls = {r["key"]: r["url"] for r in summary["resources"]}
-    assert urls["serving_endpoints.demo_endpoint"] == env_outputs.serving_url
-    assert urls["registered_models.demo_model"].endswith(f"/#/models/dev_{user}_demo-model")
+    res = summary["resources"]
+    assert res["serving_endpoints"]["demo_endpoint"]["url"] == env_outputs.serving_url
+    assert res["registered_models"]["demo_model"]["url"].endswith(f"/#/models/dev_{user}_demo-model")
+    assert res["registered_models"]["demo_model"]["name"] == f"dev_{user}_demo-model"
 
     (project / "resources" / "serving.yml").unlink()
     plan = {a.key: a.action for a in _engine(project, env_outputs, user).plan().actions}

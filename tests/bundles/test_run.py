@@ -272,7 +272,9 @@ def test_cli_plan_summary_json_and_errors(project, env_outputs, user, tmp_path):
     assert plan["summary"]["unchanged"] == 4
     summary = json.loads(_cli(project, outputs_dir, user, "summary", "-t", "dev", "-o", "json").stdout)
     assert summary["last_deployment"]["sequence"] == 1 and summary["last_deployment"]["deployer"] == user
-    assert {r["key"] for r in summary["resources"]} >= {"experiments.demo_experiment", "jobs.train_job"}
+    assert summary["resources"]["jobs"]["train_job"] == {"name": f"dev_{user}_train", "url": None,
+                                                         "schedule": "*/5 * * * * (paused)"}
+    assert summary["resources"]["experiments"]["demo_experiment"]["url"].startswith(env_outputs.tracking_uri + "/#/experiments/")
     text = _cli(project, outputs_dir, user, "summary", "-t", "dev").stdout
     assert "last deployment #1" in text and env_outputs.tracking_uri in text
     # secrets never reach the output
