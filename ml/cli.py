@@ -16,9 +16,18 @@ TargetOpt = typer.Option(..., "--target", "-t", help="environment: dev, staging 
 
 
 def _env(target: str):
-    from conveyor.stack import StackError, read_outputs
-    from infra.contract import local_path
+    """Stack outputs of `target` (inside a task, the runtime's outputs file for that env)."""
+    import os
+    from pathlib import Path
 
+    from conveyor.stack import StackError, read_outputs
+    from infra.contract import EnvironmentOutputs, local_path
+
+    given = os.environ.get("CONVEYOR_ENV_OUTPUTS")
+    if given and Path(given).is_file():
+        outputs = EnvironmentOutputs.model_validate_json(Path(given).read_text())
+        if outputs.env == target:
+            return outputs, local_path(outputs.storage.endpoint)
     try:
         outputs = read_outputs(target)
     except StackError as exc:

@@ -181,23 +181,51 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--endpoint-file", default="resources/endpoint.yml")
     args = ap.parse_args(argv)
     ctx = runtime.context()
+    version = None
+    endpoint_dir = ctx.storage_path("endpoint")
     try:
         settings = load_endpoint_settings(Path(args.endpoint_file), ctx.target)
         rollout = settings.rollout
         if args.strategy:
             rollout = rollout.model_copy(update={"strategy": args.strategy})
         version = args.version or resolve_alias(args.model_name, args.alias)
-        endpoint_dir = ctx.storage_path("endpoint")
-        model = materialize(args.model_name, version, endpoint_dir)
-        cfg = deploy(model, endpoint_dir=endpoint_dir, serving_url=ctx.outputs.serving_url,
-                     token=ctx.outputs.credential(ctx.persona).token, rollout=rollout, sla=settings.sla,
-                     by=f"{ctx.job}/{ctx.run_id}")
-    except (DeployError, ValueError, TimeoutError) as exc:
-        print(f"deploy failed: {exc}", file=sys.stderr)
+        current = read_config(endpoint_dir)
+        if current.champion is not None and current.champion.name == args.model_name \
+                and current.champion.version == version and current.challenger is None:
+            print(f"update_endpoint: {args.model_name} v{version} already serves on {ctx.env}; nothing to do")
+            cfg = current
+        else:
+            model = materialize(args.model_name, version, endpoint_dir)
+            cfg = deploy(model, endpoint_dir=endpoint_dir, serving_url=ctx.outputs.serving_url,
+                         token=ctx.outputs.credential(ctx.persona).token, rollout=rollout, sla=settings.sla,
+                         by=f"{ctx.job}/{ctx.run_id}")
+    except (DeployError, ValueError, TimeoutError, RuntimeError) as exc:
+        print(f"update_endpoint failed: {exc}", file=sys.stderr)
+        if version is not None:
+            _realign_alias(args.model_name, version, endpoint_dir)
+        return 1
+    except Exception as exc:  # e.g. registry unreachable: one line, not a traceback
+        print(f"update_endpoint failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     runtime.set_task_value("endpoint_revision", cfg.revision)
     runtime.set_task_value("served_version", cfg.champion.version if cfg.champion else None)
     return 0
+
+
+def _realign_alias(name: str, failed_version: str, endpoint_dir: Path) -> None:
+    """The registry's `champion` must name what actually serves: point it back after a failed rollout."""
+    try:
+        from mlflow import MlflowClient
+
+        client = MlflowClient()
+        client.set_model_version_tag(name, failed_version, "endpoint_rollout", "failed")
+        serving = read_config(endpoint_dir).champion
+        if serving is not None and serving.name == name and serving.version != failed_version:
+            client.set_registered_model_alias(name, "champion", serving.version)
+            print(f"update_endpoint: alias champion moved back to v{serving.version} (what the endpoint serves)",
+                  file=sys.stderr)
+    except Exception as exc:
+        print(f"update_endpoint: could not realign the champion alias: {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from serving_helpers import _train, start_endpoint
+from tests.serving.serving_helpers import _train, start_endpoint
 
 
 @pytest.fixture(scope="session")

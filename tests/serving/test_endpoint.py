@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from serving_helpers import served
+from tests.serving.serving_helpers import served
 from ml.serving import client
 from ml.serving.endpoint_config import promote, update_config
 

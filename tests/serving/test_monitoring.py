@@ -14,7 +14,7 @@ from ml.monitoring.settings import MonitorConfig, MonitorSettings
 from ml.serving.client import sample_rows
 from ml.serving.endpoint_config import Rollout, promote, update_config
 from ml.serving.engine import Engine
-from serving_helpers import served
+from tests.serving.serving_helpers import served
 
 SETTINGS = MonitorSettings(config=MonitorConfig(window_rows=400, min_window_rows=100, retrain_violations=2, retrain_windows=3,
                                                 min_labels=50))

@@ -11,7 +11,7 @@ from ml.serving import client, loadtest
 from ml.serving.deploy import DeployError, deploy, rollback, watch_canary
 from ml.serving.endpoint_config import SLA, CanaryGuard, CanaryStage, EndpointConfig, Rollout, promote, read_config, update_config
 from ml.serving.inference_log import read_table
-from serving_helpers import TOKEN, served
+from tests.serving.serving_helpers import TOKEN, served
 
 pytestmark = pytest.mark.slow
 LENIENT = SLA(p95_ms=5000, max_error_rate=0.0, min_qps=1, duration_s=1.0, concurrency=2)

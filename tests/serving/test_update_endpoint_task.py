@@ -1,0 +1,145 @@
+"""`update_endpoint` as the bundle runner starts it, against a real MLflow registry and endpoint;
+then `conveyor model rollback`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from typer.testing import CliRunner
+
+from infra.contract import Credential, EnvironmentOutputs, storage_layout
+from ml.serving.endpoint_config import read_config
+from tests.serving.serving_helpers import ROOT
+
+pytestmark = pytest.mark.slow
+NAME = "fraud-detector-svc"
+TOKEN = "ci-token"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, models):
+    from tests.ml.harness import start_mlflow
+
+    root = tmp_path_factory.mktemp("svcenv")
+    server = start_mlflow(root / "mlflow")
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(server.uri)
+    for key in ("v1", "v2"):
+        with mlflow.start_run() as run:
+            mlflow.log_artifacts(str(models[key]), "model")
+        mlflow.register_model(f"runs:/{run.info.run_id}/model", NAME)
+    storage = root / "storage"
+    layout = storage_layout(storage.as_uri())
+    ep_dir, table = (storage / "endpoint"), (storage / "tables" / "inference")
+    # the endpoint reads the env's storage, like infra starts it
+    tokens = root / "tokens.json"
+    tokens.write_text(json.dumps([hashlib.sha256(TOKEN.encode()).hexdigest()]))
+    endpoint = _serve(root, ep_dir, table, tokens)
+    outputs = EnvironmentOutputs(
+        env="svc", platform="local", tracking_uri=server.uri, serving_url=endpoint.url, storage_uri=storage.as_uri(),
+        storage=layout, credentials={p: Credential(username=p, password="x", token=TOKEN)
+                                     for p in ("data_scientist", "ml_engineer", "ci")})
+    (root / "outputs.json").write_text(outputs.model_dump_json())
+    yield {"root": root, "outputs": root / "outputs.json", "endpoint": endpoint, "client": MlflowClient(server.uri),
+           "tracking": server.uri, "ep_dir": ep_dir}
+    endpoint.stop()
+    server.stop()
+
+
+def _serve(root, ep_dir, table, tokens):
+    import time
+
+    import httpx
+
+    from tests.serving.serving_helpers import Endpoint, free_port
+
+    port = free_port()
+    log = root / "serve2.log"
+    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "ml.serving.service:ConveyorEndpoint",
+                             "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, start_new_session=True,
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                            env={**os.environ, "CONVEYOR_ENV": "svc", "CONVEYOR_ENDPOINT_DIR": str(ep_dir),
+                                 "CONVEYOR_INFERENCE_TABLE": str(table), "CONVEYOR_SERVING_TOKENS_FILE": str(tokens)})
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(url + "/livez", timeout=1).status_code == 200:
+                return Endpoint(url, ep_dir, table, proc, log)
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    raise RuntimeError(log.read_text()[-2000:])
+
+
+def _endpoint_file(tmp_path, strategy: str, p95_ms: float = 5000) -> str:
+    path = tmp_path / "endpoint.yml"
+    path.write_text(f"""
+resources:
+  serving_endpoints:
+    fraud_endpoint:
+      model: {NAME}
+      served: [{{alias: champion, traffic_percentage: 100}}]
+      rollout:
+        strategy: {strategy}
+        stages: [{{percent: 50, seconds: 2}}, {{percent: 100, seconds: 2}}]
+        sla: {{p95_ms: {p95_ms}, min_qps: 1, duration_s: 1, concurrency: 2}}
+""")
+    return str(path)
+
+
+def _run(env, *args):
+    run_id = uuid.uuid4().hex[:8]
+    values = env["root"] / "values" / run_id
+    values.mkdir(parents=True)
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "CONVEYOR_"))}
+    e.update(CONVEYOR_ENV_OUTPUTS=str(env["outputs"]), CONVEYOR_ENV="svc", CONVEYOR_PERSONA="ci", CONVEYOR_JOB="model_training_job",
+             CONVEYOR_RUN_ID=run_id, CONVEYOR_TASK="update_endpoint", CONVEYOR_TASK_VALUES_DIR=str(values),
+             MLFLOW_TRACKING_URI=env["tracking"])
+    proc = subprocess.run([sys.executable, "-m", "ml.serving.deploy", "--model-name", NAME, *args], cwd=ROOT, env=e,
+                          capture_output=True, text=True, timeout=600)
+    return proc, json.loads((values / "update_endpoint.json").read_text()) if (values / "update_endpoint.json").exists() else {}
+
+
+def test_update_endpoint_follows_the_champion_alias_and_rollback_restores(env, tmp_path, rows):
+    client, ep = env["client"], env["endpoint"]
+    client.set_registered_model_alias(NAME, "champion", "1")
+    proc, values = _run(env, "--endpoint-file", _endpoint_file(tmp_path, "canary"))
+    assert proc.returncode == 0, proc.stderr
+    assert values["served_version"] == "1"  # first model goes direct, after the SLA gate
+    assert ep.post(rows[:1], token=TOKEN).json()[0]["model_version"] == "1"
+
+    client.set_registered_model_alias(NAME, "champion", "2")
+    proc, values = _run(env, "--endpoint-file", _endpoint_file(tmp_path, "canary"))
+    assert proc.returncode == 0, proc.stderr
+    assert "canary passed" in proc.stdout and values["served_version"] == "2"
+
+    proc, _ = _run(env, "--endpoint-file", _endpoint_file(tmp_path, "canary"))
+    assert proc.returncode == 0 and "already serves" in proc.stdout
+
+    from ml.cli import app
+
+    result = CliRunner().invoke(app, ["rollback", "-t", "svc"], env={"CONVEYOR_ENV_OUTPUTS": str(env["outputs"])})
+    assert result.exit_code == 0, result.output
+    assert "serving fraud-detector-svc v1" in result.output
+    assert ep.post(rows[:1], token=TOKEN).json()[0]["model_version"] == "1"
+    assert client.get_model_version_by_alias(NAME, "champion").version == "1"
+
+
+def test_failed_sla_keeps_champion_and_realigns_the_alias(env, tmp_path, rows):
+    client, ep = env["client"], env["endpoint"]
+    served = read_config(env["ep_dir"]).champion.version
+    other = "2" if served == "1" else "1"
+    client.set_registered_model_alias(NAME, "champion", other)
+    proc, _ = _run(env, "--endpoint-file", _endpoint_file(tmp_path, "direct", p95_ms=0.01))
+    assert proc.returncode == 1
+    assert "failed the SLA (p95" in proc.stderr and "champion unchanged" in proc.stderr and "Traceback" not in proc.stderr
+    assert ep.post(rows[:1], token=TOKEN).json()[0]["model_version"] == served
+    assert client.get_model_version_by_alias(NAME, "champion").version == served
+    assert client.get_model_version(NAME, other).tags["endpoint_rollout"] == "failed"
