@@ -37,7 +37,7 @@ class MonitorSettings(BaseModel):
 
 def load_monitor_settings(path: Path) -> MonitorSettings:
     if not Path(path).is_file():
-        return MonitorSettings()
+        raise ValueError(f"monitor settings file not found: {path}")
     doc = yaml.safe_load(Path(path).read_text()) or {}
     monitors = (doc.get("resources") or {}).get("monitors") or {}
     if not monitors:

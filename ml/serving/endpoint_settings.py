@@ -51,7 +51,7 @@ def settings_from_resource(key: str, resource: dict[str, Any]) -> EndpointSettin
 def load_endpoint_settings(path: Path, target: str | None = None, bundle_file: Path = Path("bundle.yml")) -> EndpointSettings:
     """The first serving endpoint in `path`, with `targets.<target>.resources` overrides from bundle.yml."""
     if not Path(path).is_file():
-        return EndpointSettings()
+        raise ValueError(f"endpoint settings file not found: {path}")
     doc = yaml.safe_load(Path(path).read_text()) or {}
     endpoints = (doc.get("resources") or {}).get("serving_endpoints") or {}
     if not endpoints:

@@ -97,3 +97,46 @@ def test_nothing_else_triggers_retraining(tmp_path, models, reference):
     assert set(q["served_by"]) == {"champion", "shadow"}  # quality from joined labels, champion vs shadow
     assert (q["value"] > 0.7).all()
     assert set(ids[:1]) <= set(tables.read_labels(lab_dir)["request_id"])
+
+
+@pytest.mark.slow
+def test_monitoring_and_condition_tasks_in_a_job_run(tmp_path, models):
+    """The two task modules as the bundle runner starts them, over an env's storage."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from infra.contract import Credential, EnvironmentOutputs, storage_layout
+    from tests.serving.serving_helpers import ROOT
+
+    storage = tmp_path / "storage"
+    layout = storage_layout(storage.as_uri())
+    outputs = EnvironmentOutputs(env="mon", platform="local", tracking_uri="http://127.0.0.1:1", serving_url="http://127.0.0.1:1",
+                                 storage_uri=storage.as_uri(), storage=layout,
+                                 credentials={"ci": Credential(username="ci", password="x", token="t")})
+    (tmp_path / "outputs.json").write_text(outputs.model_dump_json())
+    ep, table = storage / "endpoint", storage / "tables" / "inference"
+    update_config(ep, lambda c: promote(c, served(models["v1"], "1")), by="test", reason="setup")
+    engine = Engine(None, table, env="mon")
+    engine.endpoint_dir = ep
+    engine.refresh()
+    _traffic(engine, [0.0, 1.5, 1.5])
+    monitor_file = tmp_path / "monitoring.yml"
+    monitor_file.write_text("resources:\n  monitors:\n    m:\n      endpoint: e\n      config: {window_rows: 400, min_window_rows: 100,"
+                            " retrain_violations: 2, retrain_windows: 3}\n")
+    values = tmp_path / "values"
+    values.mkdir()
+
+    def task(name, module):
+        env = {**os.environ, "CONVEYOR_ENV_OUTPUTS": str(tmp_path / "outputs.json"), "CONVEYOR_ENV": "mon",
+               "CONVEYOR_TASK": name, "CONVEYOR_TASK_VALUES_DIR": str(values), "CONVEYOR_JOB": "retraining_job"}
+        proc = subprocess.run([sys.executable, "-m", module, "--monitor-file", str(monitor_file)], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads((values / f"{name}.json").read_text())
+
+    mon = task("monitor", "ml.monitoring.job")
+    assert mon["violated_windows"] == [1, 2]
+    assert (storage / "tables" / "metrics" / "reports" / "latest.html").is_file()
+    assert task("drift_sustained", "ml.monitoring.retrain_condition")["outcome"] is True
