@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                     console.print(f"[red]{rows:,} rows failed[/red]: {proc.stderr[-2000:]}")
                     return 1
                 results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                save(results)
                 console.print(f"{rows:,} rows: job {results[-1]['job_s']} s, peak {results[-1]['peak_rss_mb']} MB")
         finally:
             server.stop()
@@ -138,10 +139,16 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(f"{r['rows']:,}", *(f"{t[k]:.1f}" for k, _ in TASKS), f"{r['job_s']:.1f}", f"{r['peak_rss_mb']:.0f}",
                       f"{r['score_rows']:,}", f"{r['batch_job_rows_s']:,}", f"{r['score_frame_rows_s']:,}", f"{r['raw_predict_rows_s']:,}")
     console.print(table)
+    return 0
+
+
+def save(results: list[dict]) -> None:
+    """Keep what was measured so far (bench/results/, gitignored) in case a later size is cut short."""
+    from tests.ml.harness import PROJECT
+
     out = PROJECT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "training.json").write_text(json.dumps(results, indent=2))
-    return 0
 
 
 if __name__ == "__main__":
