@@ -103,11 +103,23 @@ def run_task(name: str, body: Callable[[], int | None]) -> int:
         print(f"{name}: FAILED: {exc}", file=sys.stderr)
         _fail_active_run()
         return 1
-    except (TaskError, ConfigError, RuntimeError, KeyError, FileNotFoundError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001
+        if not _user_facing(exc):
+            _fail_active_run()
+            raise
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"{name}: error: {msg}", file=sys.stderr)
         _fail_active_run()
         return 1
+
+
+def _user_facing(exc: Exception) -> bool:
+    """Errors a user can act on (bad input, missing upstream, MLflow said no) vs bugs (traceback)."""
+    try:
+        from mlflow.exceptions import MlflowException
+    except ImportError:  # pragma: no cover
+        MlflowException = ()  # noqa: N806
+    return isinstance(exc, (TaskError, ConfigError, RuntimeError, KeyError, FileNotFoundError, ValueError, MlflowException))
 
 
 def _fail_active_run() -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ml.config import ConfigError, load_params
-from ml.data.generate import generate_transactions
+from ml.data.generate import RAW_COLUMNS, generate_transactions
 from ml.features import FEATURES, LABEL, build_features
 
 DATA_DIR = Path("data")
@@ -45,6 +45,9 @@ def bronze(source: str, rows: int, seed: int, drift: float, days: int, start: st
 
 
 def silver(df: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in RAW_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"raw table lacks required columns {missing} (expected the bronze schema {RAW_COLUMNS})")
     out = df.copy()
     out["timestamp"] = pd.to_datetime(out["timestamp"], errors="coerce")
     for col in ("amount", "home_lat", "home_lon", "txn_lat", "txn_lon"):
