@@ -136,7 +136,7 @@ class Engine:
                     continue
                 self.on_action(action)
                 self._apply(action, state)
-                self.store.save_state(state)  # after every action: a kill leaves a true record
+                self.store.record_action(state, action.key)  # a kill leaves a true record
                 changes += 1
             if changes:
                 state.sequence += 1
@@ -147,6 +147,7 @@ class Engine:
                 )
                 state.last = info
                 state.history = (state.history + [info])[-50:]
+            if changes or self.store.journal_path.exists():
                 self.store.save_state(state)
             took = lock.took_over
         return DeployResult(plan=plan, state=state,
@@ -162,11 +163,12 @@ class Engine:
             for action in sorted(actions, key=order_key):
                 self.on_action(action)
                 self._apply(action, state)
-                self.store.save_state(state)
+                self.store.record_action(state, action.key)
                 done.append(action)
             for sub in ("artifacts", "code", "runs", *OBJECT_KINDS):
                 shutil.rmtree(self.store.root / sub, ignore_errors=True)
             self.store.state_path.unlink(missing_ok=True)
+            self.store.journal_path.unlink(missing_ok=True)
         shutil.rmtree(self.store.root, ignore_errors=True)
         return done
 

@@ -135,15 +135,45 @@ class DeploymentStore:
         return self.root / "runs"
 
     def exists(self) -> bool:
-        return self.state_path.is_file()
+        return self.state_path.is_file() or self.journal_path.is_file()
 
     # state
+    @property
+    def journal_path(self) -> Path:
+        return self.root / "state.journal"
+
     def load_state(self, default: DeploymentState) -> DeploymentState:
+        """state.json plus the journal of a deploy that did not finish (killed midway)."""
         data = read_json(self.state_path)
-        return DeploymentState.model_validate(data) if data else default
+        state = DeploymentState.model_validate(data) if data else default
+        try:
+            lines = self.journal_path.read_text().splitlines()
+        except FileNotFoundError:
+            return state
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                break  # a line cut by the kill: everything before it happened
+            if entry["record"] is None:
+                state.resources.pop(entry["key"], None)
+            else:
+                state.resources[entry["key"]] = ResourceRecord.model_validate(entry["record"])
+            state.artifact, state.wheel = entry["artifact"], entry["wheel"]
+        return state
+
+    def record_action(self, state: DeploymentState, key: str) -> None:
+        """Append one applied action to the journal: O(1) per action, replayed by load_state."""
+        rec = state.resources.get(key)
+        entry = {"key": key, "record": rec.model_dump(mode="json") if rec else None,
+                 "artifact": state.artifact, "wheel": state.wheel}
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.journal_path, "a") as fh:
+            fh.write(json.dumps(entry, default=str) + "\n")
 
     def save_state(self, state: DeploymentState) -> None:
         write_json(self.state_path, state.model_dump(mode="json"))
+        self.journal_path.unlink(missing_ok=True)
 
     # registered objects (jobs, endpoints, monitors)
     def write_object(self, kind: str, key: str, data: dict) -> None:

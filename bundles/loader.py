@@ -120,6 +120,7 @@ def _include(root: Path, doc: Located, diags: list[Diagnostic]) -> None:
             if not isinstance(sub_res, dict):
                 diags.append(Diagnostic("error", "`resources` must be a mapping", sub.loc(("resources",))))
                 continue
+            accepted: set[tuple] = set()
             for kind, entries in sub_res.items():
                 if not isinstance(entries, dict):
                     resources[kind] = entries
@@ -140,7 +141,10 @@ def _include(root: Path, doc: Located, diags: list[Diagnostic]) -> None:
                         continue
                     bucket[key] = value
                     origin[(kind, key)] = sub.loc(("resources", kind, key))
-                    _graft(doc, sub, ("resources", kind, key), ("resources", kind, key))
+                    accepted.add((kind, key))
+            for path, loc in sub.locs.items():  # one pass per file (not per resource)
+                if len(path) >= 3 and path[0] == "resources" and (path[1], path[2]) in accepted:
+                    doc.locs[path] = loc
 
 
 def _pick_target(doc: Located, requested: str | None, diags: list[Diagnostic]) -> str | None:

@@ -1,4 +1,5 @@
-"""YAML loading that remembers where every key and item was written.
+"""YAML loading that remembers where every key and item was written (libyaml's composer:
+fast, and every node carries its line).
 
 Validation must point at `file:line`, so the raw tree is kept as plain Python
 values plus a map from each value's path (tuple of keys / indexes) to its `Loc`.
@@ -6,13 +7,13 @@ values plus a map from each value's path (tuple of keys / indexes) to its `Loc`.
 
 from __future__ import annotations
 
+import datetime
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+import yaml
 
 from bundles.errors import Diagnostic, Loc
 
@@ -36,49 +37,54 @@ class Located:
         return None
 
 
-def _plain(node: Any, path: tuple, file: str, locs: dict[tuple, Loc]) -> Any:
-    if isinstance(node, CommentedMap):
-        out = {}
-        for key in node:
-            line = node.lc.key(key)[0] + 1
-            locs[path + (str(key),)] = Loc(file, line)
-            out[str(key)] = _plain(node[key], path + (str(key),), file, locs)
+def _plain(node: yaml.Node, path: tuple, file: str, locs: dict[tuple, Loc], ctor: Any,
+           diags: list[Diagnostic]) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        ctor.flatten_mapping(node)  # YAML merge keys (<<)
+        out: dict = {}
+        for key_node, value_node in node.value:
+            key = str(ctor.construct_object(key_node, deep=True))
+            loc = Loc(file, key_node.start_mark.line + 1)
+            if key in out:
+                diags.append(Diagnostic("error", f"duplicate key {key!r} (first at line {locs[path + (key,)].line})", loc))
+                continue
+            locs[path + (key,)] = loc
+            out[key] = _plain(value_node, path + (key,), file, locs, ctor, diags)
         return out
-    if isinstance(node, CommentedSeq):
-        out_list = []
-        for i, item in enumerate(node):
-            line = node.lc.item(i)[0] + 1
-            locs[path + (i,)] = Loc(file, line)
-            out_list.append(_plain(item, path + (i,), file, locs))
-        return out_list
-    if isinstance(node, str):
-        return str(node)
-    if hasattr(node, "__float__") and not isinstance(node, (bool, int)):
-        return float(node)
-    if isinstance(node, bool):
-        return bool(node)
-    if isinstance(node, int):
-        return int(node)
-    return node
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for i, item in enumerate(node.value):
+            locs[path + (i,)] = Loc(file, item.start_mark.line + 1)
+            items.append(_plain(item, path + (i,), file, locs, ctor, diags))
+        return items
+    value = ctor.construct_object(node, deep=True)
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return str(node.value)  # keep dates as written; no field of ours is a date
+    return value
 
 
 def load_yaml(path: Path, display: str) -> tuple[Located | None, list[Diagnostic]]:
-    """Parse one YAML file; syntax errors become diagnostics, not exceptions."""
+    """Parse one YAML file (libyaml when available); syntax errors become diagnostics."""
     try:
         text = path.read_text()
     except OSError as exc:
         return None, [Diagnostic("error", f"cannot read {display}: {exc.strerror}", Loc(display, 1))]
-    yaml = YAML(typ="rt")
+    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = loader_cls(text)
     try:
-        node = yaml.load(text)
-    except MarkedYAMLError as exc:
+        node = loader.get_single_node()
+        locs: dict[tuple, Loc] = {(): Loc(display, 1)}
+        diags: list[Diagnostic] = []
+        data = _plain(node, (), display, locs, loader, diags) if node is not None else {}
+    except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         problem = (exc.problem or exc.context or "invalid YAML").strip()
-        problem = problem.split(" with value ")[0]  # duplicate keys: drop the echoed value
         return None, [Diagnostic("error", f"YAML syntax error: {problem}", Loc(display, line))]
-    except Exception as exc:  # ruamel raises a few unmarked errors (e.g. duplicate keys)
+    except yaml.YAMLError as exc:
         return None, [Diagnostic("error", f"YAML error: {str(exc).splitlines()[0]}", Loc(display, 1))]
-    locs: dict[tuple, Loc] = {(): Loc(display, 1)}
-    data = _plain(node, (), display, locs) if node is not None else {}
+    finally:
+        loader.dispose()
+    if diags:
+        return None, diags
     return Located(data=data, locs=locs, file=display), []

@@ -202,6 +202,9 @@ def test_killed_deploy_is_completed_by_the_next_one(project, env_outputs, user):
     engine.on_action = die_on_second
     with pytest.raises(KeyboardInterrupt):
         engine.deploy()
+    # what happened is in the journal; a line cut by the kill is ignored
+    with open(engine.store.journal_path, "a") as fh:
+        fh.write('{"key": "jobs.train_job", "rec')
     partial = engine.state()
     assert len(partial.resources) == 2 and partial.sequence == 0
     lock = json.loads((engine.store.root / "lock.json").read_text()) if (engine.store.root / "lock.json").exists() else None
@@ -210,6 +213,7 @@ def test_killed_deploy_is_completed_by_the_next_one(project, env_outputs, user):
     result = _engine(project, env_outputs, user).deploy()
     assert result.state.sequence == 1
     assert len(result.state.resources) == 4
+    assert not engine.store.journal_path.exists()  # folded into state.json
     assert {a.action for a in _engine(project, env_outputs, user).plan().actions} == {"unchanged"}
 
 
