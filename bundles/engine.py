@@ -231,6 +231,13 @@ class Engine:
             self.api.grant(g["username"], resource_type, resource_id, g["permission"])
         return wanted
 
+    def _check_owner(self, what: str, name: str, tags: dict[str, str]) -> None:
+        """Never take over what another deployment manages (two bundles, one name)."""
+        owner = tags.get(TAG_DEPLOYMENT)
+        if owner and owner != self.bundle.deployment_id():
+            raise BundleError(f"{what} {name!r} is managed by deployment {owner!r}; rename it in this bundle "
+                              f"or destroy that deployment first")
+
     def _tags(self, action: Action) -> dict[str, str]:
         tags = dict(action.spec.get("tags") or {})
         tags[TAG_DEPLOYMENT] = self.bundle.deployment_id()
@@ -250,6 +257,7 @@ class Engine:
                 created = True
             else:
                 tags = {t["key"]: t["value"] for t in exp.get("tags", [])}
+                self._check_owner("experiment", name, tags)
                 created = tags.get(TAG_DEPLOYMENT) == self.bundle.deployment_id()
         exp_id = exp["experiment_id"]
         if exp.get("lifecycle_stage") == "deleted":
@@ -287,6 +295,7 @@ class Engine:
         else:
             if old is None:
                 tags = {t["key"]: t["value"] for t in model.get("tags", [])}
+                self._check_owner("registered model", name, tags)
                 created = tags.get(TAG_DEPLOYMENT) == self.bundle.deployment_id()
             self.api.update_registered_model(name, spec.get("description") or "")
             for k, v in self._tags(action).items():

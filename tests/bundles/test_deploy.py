@@ -125,6 +125,16 @@ def test_destroy_removes_what_deploy_created_and_nothing_else(project, env_outpu
     assert state.resources["experiments.demo_experiment"].created is False
     assert state.resources["registered_models.demo_model"].created is True
 
+    # another deployment (same names through name_prefix) must not take over these objects
+    other_bundle, _ = load_bundle(project, "dev", user=user + "c")
+    other_bundle.target_cfg.name_prefix = None
+    import dataclasses
+
+    clash = Engine(dataclasses.replace(other_bundle, name="demo2", resources=engine.bundle.resources), env_outputs,
+                   persona="ml_engineer")
+    with pytest.raises(BundleError, match=f"registered model 'dev_{user}b_demo-model' is managed by deployment 'demo.dev.{user}b'"):
+        clash.deploy()
+
     deleted = engine.destroy()
     assert {a.key for a in deleted} == set(state.resources)
     assert not engine.store.root.exists()
