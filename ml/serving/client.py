@@ -46,7 +46,7 @@ def wait_for_revision(serving_url: str, revision: int, timeout_s: float = 120.0,
                 return last
         else:
             seen = 0
-            if last.get("load_error"):
+            if last.get("load_error") and (last.get("load_error_revision") or 0) >= revision:
                 raise RuntimeError(f"endpoint failed to load revision {revision}: {last['load_error']}")
         time.sleep(0.2)
     raise TimeoutError(f"endpoint at {serving_url} did not reach revision {revision} in {timeout_s:.0f}s (last: {last})")

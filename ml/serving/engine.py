@@ -57,6 +57,7 @@ class Engine:
         self.logger = InferenceLogger(table_dir)
         self.snapshot = Snapshot(EndpointConfig())
         self.load_error: str | None = None
+        self.load_error_revision: int | None = None
         self.poll_s = poll_s
         self._loader = loader
         self._metrics = metrics
@@ -65,7 +66,8 @@ class Engine:
         self._tripping = False
         self._shadow_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
         self._stop = threading.Event()
-        self._seen_mtime: float | None = None
+        self._seen_mtime: int | None = None
+        self._failed_mtime: int | None = None
         self._watcher: threading.Thread | None = None
         if self.endpoint_dir is not None:
             self._watcher = threading.Thread(target=self._watch, name="endpoint-config", daemon=True)
@@ -88,8 +90,19 @@ class Engine:
             mtime = path.stat().st_mtime_ns
         except FileNotFoundError:
             return False
-        if mtime == self._seen_mtime:
-            return False
+        if mtime == self._seen_mtime or mtime == self._failed_mtime:
+            return False  # unchanged, or a revision that already failed to load (no retry storm)
+        try:
+            return self._apply(mtime)
+        except Exception:
+            self._failed_mtime = mtime
+            try:
+                self.load_error_revision = read_config(self.endpoint_dir).revision
+            except Exception:
+                self.load_error_revision = None
+            raise
+
+    def _apply(self, mtime: int) -> bool:
         cfg = read_config(self.endpoint_dir)
         if cfg.revision == self.snapshot.config.revision and self.snapshot.config.revision:
             self._seen_mtime = mtime
@@ -105,7 +118,7 @@ class Engine:
             models[role] = by_version.get(key) or self._loader(spec)
         self.snapshot = Snapshot(cfg, models)  # the atomic swap
         self._seen_mtime = mtime
-        self.load_error = None
+        self.load_error = self.load_error_revision = None
         if self._metrics:
             self._metrics.revision(cfg.revision)
         log.info("serving endpoint revision %s: %s", cfg.revision,
@@ -253,7 +266,8 @@ class Engine:
             "strategy": cfg.rollout.strategy, "challenger_percent": cfg.canary_percent(),
             "models": {role: {"name": m.spec.name, "version": m.version, "loaded_in_s": round(m.loaded_in_s, 3)}
                        for role, m in snap.models.items()},
-            "reason": cfg.reason, "load_error": self.load_error, "logged_rows": self.logger.written,
+            "reason": cfg.reason, "load_error": self.load_error, "load_error_revision": self.load_error_revision,
+            "logged_rows": self.logger.written,
         }
 
     def close(self) -> None:

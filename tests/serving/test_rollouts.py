@@ -154,3 +154,16 @@ def test_rollback_restores_previous_champion_in_seconds(shared_endpoint, models,
     assert ep.post(rows[:1]).json()[0]["model_version"] == "1"
     with pytest.raises(DeployError, match="nothing to roll back"):
         rollback(ep.endpoint_dir, by="test")
+
+
+def test_model_that_cannot_load_fails_readiness_and_champion_keeps_serving(shared_endpoint, models, rows, tmp_path):
+    ep = shared_endpoint
+    _champion_only(ep, served(models["v1"], "1"))
+    missing = served(tmp_path / "no-such-model", "9").model_copy(update={"uri": str(tmp_path / "no-such-model")})
+    with pytest.raises(DeployError, match="readiness failed"):
+        deploy(missing, endpoint_dir=ep.endpoint_dir, serving_url=ep.url, token=TOKEN,
+               rollout=Rollout(strategy="direct"), sla=LENIENT, echo=lambda *_: None, wait_timeout_s=60)
+    cfg = read_config(ep.endpoint_dir)
+    assert cfg.candidate is None and cfg.champion.version == "1"
+    client.wait_for_revision(ep.url, cfg.revision, confirmations=1)
+    assert ep.post(rows[:1]).json()[0]["model_version"] == "1"
