@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -197,7 +197,7 @@ def run_job(workflow: Path, job_id: str, workspace: Path, env: dict[str, str], *
     return runner.run_job(workflow, job_id)
 
 
-def project_copy(src: Path, dest: Path, branch: str) -> Path:
+def project_copy(src: Path, dest: Path, branch: str, prepare: Callable[[Path], Any] | None = None) -> Path:
     """The working tree of `src` (tracked and untracked, minus ignored files) as a fresh
     one-commit git repository on `branch`, sharing src's .venv: what a CI checkout sees."""
     env = {**os.environ, "GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.invalid",
@@ -213,6 +213,8 @@ def project_copy(src: Path, dest: Path, branch: str) -> Path:
             if re.fullmatch(r"Pulumi\.[\w-]+\.yaml", rel):  # as committed: the local salt is filtered out
                 lines = target.read_text().splitlines(keepends=True)
                 target.write_text("".join(line for line in lines if not line.startswith("encryptionsalt:")))
+    if prepare is not None:  # edits that belong in the commit
+        prepare(dest)
     (dest / ".venv").symlink_to(src / ".venv")
     git = lambda *a: subprocess.run(["git", *a], cwd=dest, env=env, check=True, capture_output=True)  # noqa: E731
     git("init", "-q", "-b", branch)
