@@ -50,7 +50,7 @@ def handled(fn: Callable) -> Callable:
             raise
         except BundleInvalid as exc:
             for d in exc.diagnostics:
-                (err if d.severity == "error" else err).print(d.render(), highlight=False, soft_wrap=True)
+                err.print(d.render(), highlight=False, soft_wrap=True)
             _fail(str(exc))
         except (BundleError, StackError) as exc:
             _fail(str(exc))

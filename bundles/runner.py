@@ -424,6 +424,11 @@ class _RunContext:
                 except BundleError as exc:
                     fh.write(f"error: {exc}\n")
                     ok, reason, exit_code = False, str(exc), None
+                except Exception as exc:  # noqa: BLE001 - a broken task must not take the run down
+                    import traceback
+
+                    traceback.print_exc(file=fh)
+                    ok, reason, exit_code = False, f"{exc.__class__.__name__}: {exc}", None
             if ok:
                 break
             if attempt <= task.max_retries and task.retry_delay_seconds:
@@ -444,7 +449,7 @@ class _RunContext:
     def _env(self, name: str) -> dict[str, str]:
         persona = self.record.persona
         cred = self.runner.outputs.credentials[persona]
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_TOKEN"}  # only the run's persona
         env.update({
             "CONVEYOR_ENV_OUTPUTS": str(self.outputs_file),
             "CONVEYOR_ENV": self.runner.outputs.env,

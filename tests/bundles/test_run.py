@@ -287,3 +287,15 @@ def test_cli_plan_summary_json_and_errors(project, env_outputs, user, tmp_path):
     assert refused.stderr.strip().splitlines()[-1].startswith("error: target 'staging' deploys only from git branch 'main'")
     missing = _cli(project, outputs_dir, user, "deploy", "-t", "prod")
     assert missing.returncode == 1 and "unknown target 'prod'" in missing.stderr
+
+
+def test_task_that_cannot_start_fails_cleanly(project, env_outputs, user, markers):
+    jobs = project / "resources" / "jobs.yml"
+    jobs.write_text(jobs.read_text().replace("module: demo_tasks.step\n            parameters:\n              name: publish",
+                                             "module: demo_tasks.missing\n            parameters:\n              name: publish"))
+    engine = _deploy(project, env_outputs, user)
+    record = _runner(engine, project).run("train_job")
+    assert record.status == "failed"
+    assert record.tasks["publish"].status == "failed" and record.tasks["publish"].reason == "exit code 1"
+    assert "No module named demo_tasks.missing" in Path(record.tasks["publish"].log).read_text()
+    assert record.tasks["report_low"].status == "skipped"
