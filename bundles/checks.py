@@ -7,6 +7,7 @@ other parts of the file are malformed — `validate` reports everything at once.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from bundles.errors import Diagnostic, did_you_mean
@@ -161,7 +162,40 @@ def _job_cycles(doc: Located, jobs: dict) -> list[Diagnostic]:
     return [Diagnostic("error", f"run_job tasks form a cycle: {' -> '.join(cycle)}", doc.loc(("resources", "jobs", cycle[0])))]
 
 
-def semantic(doc: Located, target: str) -> list[Diagnostic]:
+def _module_file(root: Path, module: str) -> Path | None:
+    base = root.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__main__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _check_modules(doc: Located, root: Path, jobs: dict) -> list[Diagnostic]:
+    """Task modules of the project must exist (a typo fails at validate, not at 3 a.m.)."""
+    out: list[Diagnostic] = []
+    for key, job in jobs.items():
+        tasks = job.get("tasks") if isinstance(job, dict) else None
+        for tkey, task in (tasks.items() if isinstance(tasks, dict) else []):
+            for kind in ("python", "condition"):
+                entry = task.get(kind) if isinstance(task, dict) else None
+                module = entry.get("module") if isinstance(entry, dict) else None
+                if not isinstance(module, str) or not re.match(r"^[A-Za-z_][\w.]*$", module):
+                    continue
+                top = module.split(".")[0]
+                if _module_file(root, module):
+                    continue
+                loc = doc.loc(("resources", "jobs", key, "tasks", tkey, kind, "module"))
+                if (root / top).is_dir():
+                    siblings = [p.stem for p in root.joinpath(*module.split(".")[:-1]).glob("*.py")]
+                    hint = did_you_mean(module.split(".")[-1], siblings)
+                    out.append(Diagnostic("error", f"task {tkey!r}: module {module!r} not found in the project{hint}", loc))
+                else:
+                    out.append(Diagnostic("warning", f"task {tkey!r}: module {module!r} is not part of the project "
+                                                     f"(it must be installed where jobs run)", loc))
+    return out
+
+
+def semantic(doc: Located, target: str, root: Path | None = None) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     data = doc.data
     resources = data.get("resources") if isinstance(data.get("resources"), dict) else {}
@@ -170,6 +204,8 @@ def semantic(doc: Located, target: str) -> list[Diagnostic]:
         if isinstance(job, dict):
             out.extend(_check_job(doc, key, job, jobs))
     out.extend(_job_cycles(doc, jobs))
+    if root is not None:
+        out.extend(_check_modules(doc, root, jobs))
 
     endpoints = resources.get("serving_endpoints") if isinstance(resources.get("serving_endpoints"), dict) else {}
     monitors = resources.get("monitors") if isinstance(resources.get("monitors"), dict) else {}

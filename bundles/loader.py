@@ -512,7 +512,7 @@ def load_bundle(
         parsed = BundleFile.model_validate(doc.data)
     except ValidationError as exc:
         diags.extend(_model_diagnostics(doc, exc))
-    diags.extend(checks.semantic(doc, tname))
+    diags.extend(checks.semantic(doc, tname, root))
     for unused in sorted(vars_.declared - vars_.used):
         diags.append(Diagnostic("warning", f"variable {unused!r} is never used", doc.loc(("variables", unused))))
     diags = _sorted(diags)

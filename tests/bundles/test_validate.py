@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -265,3 +266,18 @@ def test_docs_example_is_a_valid_bundle(tmp_path):
     bundle, diags = load_bundle(root, "prod", user="tester")
     assert bundle is not None, [d.render() for d in diags]
     assert not [d for d in diags if d.severity == "error"]
+
+
+def test_task_module_typo_is_an_error(tmp_path):
+    root = tmp_path / "p"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "project", root)
+    jobs = root / "resources" / "jobs.yml"
+    jobs.write_text(jobs.read_text().replace("module: demo_tasks.step\n            parameters:\n              name: publish",
+                                             "module: demo_tasks.stpe\n            parameters:\n              name: publish"))
+    errors = _errors(root)
+    line = _line_of(jobs, "demo_tasks.stpe")
+    assert f"resources/jobs.yml:{line}: task 'publish': module 'demo_tasks.stpe' not found in the project (did you mean 'step'?)" in errors
+    jobs.write_text(jobs.read_text().replace("demo_tasks.stpe", "some_library.entry"))
+    bundle, diags = load_bundle(root, user="tester")
+    assert bundle is not None  # an installed library's module is only a warning
+    assert any("'some_library.entry' is not part of the project" in d.message for d in diags)
