@@ -73,6 +73,46 @@ def status(target: str = TargetOpt, as_json: bool = typer.Option(False, "--json"
     console.print(table)
 
 
+def _move_alias(outputs, persona: str, name: str, version: str) -> None:
+    import os
+
+    try:
+        from mlflow import MlflowClient
+
+        cred = outputs.credential(persona)
+        os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = cred.username, cred.password
+        MlflowClient(tracking_uri=outputs.tracking_uri).set_registered_model_alias(name, "champion", version)
+        console.print(f"MLflow alias champion → {name} v{version}")
+    except Exception as exc:
+        err.print(f"[yellow]warning:[/] endpoint changed but the MLflow alias was not moved: {exc}")
+
+
+@app.command()
+def promote(target: str = TargetOpt,
+            persona: str = typer.Option("ml_engineer", help="whose credentials move the MLflow champion alias"),
+            wait: float = typer.Option(60.0, help="seconds to wait for the endpoint to serve it")) -> None:
+    """End an A/B, shadow or canary rollout early: the challenger becomes champion now."""
+    from ml.serving import client
+    from ml.serving.endpoint_config import EndpointConfig, update_config
+    from ml.serving.endpoint_config import promote as do_promote
+
+    outputs, endpoint_dir = _env(target)
+
+    def change(cfg: EndpointConfig):
+        if cfg.challenger is None:
+            _fail(f"the {target} endpoint has no challenger to promote (state {cfg.state})")
+        return do_promote(cfg, cfg.challenger)
+
+    cfg = update_config(endpoint_dir, change, by=f"conveyor model promote ({persona})", reason="challenger promoted by hand")
+    model = cfg.champion
+    try:
+        client.wait_for_revision(outputs.serving_url, cfg.revision, timeout_s=wait, confirmations=1)
+        console.print(f"[green]serving {model.name} v{model.version}[/] as champion")
+    except Exception as exc:
+        err.print(f"[yellow]warning:[/] endpoint has not confirmed yet: {exc}")
+    _move_alias(outputs, persona, model.name, model.version)
+
+
 @app.command()
 def rollback(target: str = TargetOpt,
              persona: str = typer.Option("ml_engineer", help="whose credentials move the MLflow champion alias"),
@@ -97,14 +137,4 @@ def rollback(target: str = TargetOpt,
         console.print(f"[green]serving {model.name} v{model.version}[/] after {time.monotonic() - started:.1f}s")
     except Exception as exc:
         err.print(f"[yellow]warning:[/] endpoint has not confirmed yet: {exc}")
-    try:
-        from mlflow import MlflowClient
-
-        cred = outputs.credential(persona)
-        import os
-
-        os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = cred.username, cred.password
-        MlflowClient(tracking_uri=outputs.tracking_uri).set_registered_model_alias(model.name, "champion", model.version)
-        console.print(f"MLflow alias champion → {model.name} v{model.version}")
-    except Exception as exc:
-        err.print(f"[yellow]warning:[/] endpoint rolled back but the MLflow alias was not moved: {exc}")
+    _move_alias(outputs, persona, model.name, model.version)

@@ -41,7 +41,19 @@ def materialize(name: str, version: str, endpoint_dir: Path) -> ServedModel:
             if nested is None:
                 raise DeployError(f"{uri} has no MLmodel file")
             dest = nested.parent
-    return ServedModel(name=name, version=str(version), uri=uri, path=str(dest))
+    return ServedModel(name=name, version=str(version), uri=uri, path=str(dest), threshold=_threshold(name, version))
+
+
+def _threshold(name: str, version: str) -> float:
+    """The flagging threshold the model was trained with (run param `train.threshold`), else 0.5."""
+    from mlflow import MlflowClient
+
+    try:
+        client = MlflowClient()
+        run_id = client.get_model_version(name, str(version)).run_id
+        return float(client.get_run(run_id).data.params.get("train.threshold", 0.5)) if run_id else 0.5
+    except Exception:
+        return 0.5
 
 
 def resolve_alias(name: str, alias: str) -> str:

@@ -30,6 +30,7 @@ class ServedModel(BaseModel):
     version: str
     uri: str
     path: str | None = None
+    threshold: float = Field(default=0.5, gt=0, lt=1, description="probability above which is_fraud is true")
 
 
 class CanaryStage(BaseModel):

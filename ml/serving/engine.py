@@ -33,7 +33,6 @@ from ml.serving.inference_log import InferenceLogger
 from ml.serving.models import LoadedModel, load
 
 log = logging.getLogger("conveyor.serving")
-THRESHOLD = 0.5
 
 
 class NoModelDeployed(RuntimeError):
@@ -175,7 +174,7 @@ class Engine:
         out, records = [], []
         for i, r in enumerate(rows):
             model = challenger if roles[i] == "challenger" else champion
-            resp = {"transaction_id": r["transaction_id"], "is_fraud": probs[i] >= THRESHOLD,
+            resp = {"transaction_id": r["transaction_id"], "is_fraud": probs[i] >= model.spec.threshold,
                     "fraud_probability": probs[i], "model_version": model.version, "served_by": roles[i]}
             out.append(resp)
             records.append(self._record(r, frame, i, resp, latency_ms, now, cfg))
@@ -214,7 +213,7 @@ class Engine:
         now = time.time()
         records = []
         for i, r in enumerate(rows):
-            resp = {"transaction_id": r["transaction_id"], "is_fraud": float(p[i]) >= THRESHOLD,
+            resp = {"transaction_id": r["transaction_id"], "is_fraud": float(p[i]) >= challenger.spec.threshold,
                     "fraud_probability": float(p[i]), "model_version": challenger.version, "served_by": "shadow"}
             records.append(self._record(r, frame, i, resp, latency_ms, now, cfg))
         self.logger.log(records)

@@ -143,3 +143,26 @@ def test_failed_sla_keeps_champion_and_realigns_the_alias(env, tmp_path, rows):
     assert ep.post(rows[:1], token=TOKEN).json()[0]["model_version"] == served
     assert client.get_model_version_by_alias(NAME, "champion").version == served
     assert client.get_model_version(NAME, other).tags["endpoint_rollout"] == "failed"
+
+
+def test_ab_rollout_then_promote_by_hand(env, tmp_path, rows):
+    client, ep = env["client"], env["endpoint"]
+    served = read_config(env["ep_dir"]).champion.version
+    other = "2" if served == "1" else "1"
+    client.set_registered_model_alias(NAME, "champion", other)
+    path = _endpoint_file(tmp_path, "ab")
+    text = open(path).read().replace("strategy: ab", "strategy: ab\n        challenger_percent: 50")
+    open(path, "w").write(text)
+    proc, values = _run(env, "--endpoint-file", path)
+    assert proc.returncode == 0, proc.stderr
+    assert values["served_version"] == served  # champion unchanged while the A/B test runs
+    answers = {p["served_by"]: p["model_version"] for p in ep.post(rows[:80], token=TOKEN).json()}
+    assert answers == {"champion": served, "challenger": other}
+
+    from ml.cli import app
+
+    result = CliRunner().invoke(app, ["promote", "-t", "svc"], env={"CONVEYOR_ENV_OUTPUTS": str(env["outputs"])})
+    assert result.exit_code == 0, result.output
+    assert {p["model_version"] for p in ep.post(rows[:20], token=TOKEN).json()} == {other}
+    result = CliRunner().invoke(app, ["promote", "-t", "svc"], env={"CONVEYOR_ENV_OUTPUTS": str(env["outputs"])})
+    assert result.exit_code == 1 and "no challenger to promote" in result.output
