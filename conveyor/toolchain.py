@@ -26,6 +26,8 @@ def passphrase_file(home: Path | None = None) -> Path:
 def pulumi_env(base: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for pulumi: caller's values win, offline defaults fill the gaps."""
     env = dict(os.environ if base is None else base)
+    if not env.get("PULUMI_CONFIG_PASSPHRASE"):
+        env.pop("PULUMI_CONFIG_PASSPHRASE", None)  # an unset CI secret arrives as ""
     home = state_dir()
     (home / "pulumi").mkdir(parents=True, exist_ok=True)
     env.setdefault("PULUMI_BACKEND_URL", f"file://{home / 'pulumi'}")

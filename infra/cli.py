@@ -72,7 +72,18 @@ def down(env: str = EnvArg) -> None:
     rc = _pulumi("destroy", "-s", env, "--yes", "--skip-preview")
     if rc:
         raise typer.Exit(rc)
+    _stop_leftovers(env)
     console.print(f"[green]✓[/] {env} is down")
+
+
+def _stop_leftovers(env: str) -> None:
+    """A local env's supervisor that outlived its stack (e.g. after an interrupted up) goes too."""
+    from infra.local import supervisor
+    from infra.local.environment import env_dir
+
+    run_dir = env_dir(env) / "run"
+    if supervisor.daemon_pid(run_dir):
+        supervisor.stop_daemon(run_dir)
 
 
 @app.command()

@@ -169,7 +169,13 @@ class _SupervisedProgramProvider(ResourceProvider):
         return {**props, "running": info.get("statename") == "RUNNING", "pid": info.get("pid", 0)}
 
     def create(self, props):
-        return CreateResult(id_=f"{props['env']}/{props['name']}", outs=self._start(props, restart=False))
+        try:
+            outs = self._start(props, restart=False)
+        except Exception:
+            # A failed create leaves nothing in the stack state to destroy later: clean up now.
+            self.delete("", props)
+            raise
+        return CreateResult(id_=f"{props['env']}/{props['name']}", outs=outs)
 
     def read(self, id_, props):
         info = supervisor.program_info(Path(props["run_dir"]), props["name"]) or {}
