@@ -290,12 +290,13 @@ def test_cli_plan_summary_json_and_errors(project, env_outputs, user, tmp_path):
 
 
 def test_task_that_cannot_start_fails_cleanly(project, env_outputs, user, markers):
+    (project / "demo_tasks" / "broken.py").write_text("import not_a_real_module  # noqa\n")
     jobs = project / "resources" / "jobs.yml"
     jobs.write_text(jobs.read_text().replace("module: demo_tasks.step\n            parameters:\n              name: publish",
-                                             "module: demo_tasks.missing\n            parameters:\n              name: publish"))
+                                             "module: demo_tasks.broken\n            parameters:\n              name: publish"))
     engine = _deploy(project, env_outputs, user)
     record = _runner(engine, project).run("train_job")
     assert record.status == "failed"
     assert record.tasks["publish"].status == "failed" and record.tasks["publish"].reason == "exit code 1"
-    assert "No module named demo_tasks.missing" in Path(record.tasks["publish"].log).read_text()
+    assert "No module named 'not_a_real_module'" in Path(record.tasks["publish"].log).read_text()
     assert record.tasks["report_low"].status == "skipped"
