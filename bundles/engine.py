@@ -89,6 +89,9 @@ class Engine:
         for spec in desired.values():
             for grant in spec[2].get("grants", []):
                 self._username(grant["principal"])
+        if self.bundle.resources.jobs and self.bundle.run_as not in self.outputs.credentials:
+            raise BundleError(f"jobs run as {self.bundle.run_as!r}, which has no credentials in environment "
+                              f"{self.outputs.env!r} (known: {', '.join(sorted(self.outputs.credentials))})")
         actions: list[Action] = []
         for key, (kind, name, spec) in desired.items():
             rec = state.resources.get(key)
