@@ -33,6 +33,7 @@ from ml.serving.inference_log import InferenceLogger
 from ml.serving.models import LoadedModel, load
 
 log = logging.getLogger("conveyor.serving")
+SHADOW_MAX_PENDING = 64  # batches waiting for the shadow model before copies are dropped
 
 
 class NoModelDeployed(RuntimeError):
@@ -64,6 +65,9 @@ class Engine:
         self._guard_revision = -1
         self._tripping = False
         self._shadow_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
+        self._shadow_lock = threading.Lock()
+        self._shadow_pending = 0
+        self.shadow_dropped = 0
         self._stop = threading.Event()
         self._seen_mtime: int | None = None
         self._failed_mtime: int | None = None
@@ -182,7 +186,7 @@ class Engine:
         if self._metrics:
             self._metrics.observe(roles, [o["model_version"] for o in out], latency_ms / 1000)
         if target == "traffic" and cfg.rollout.strategy == "shadow" and challenger is not None:
-            self._shadow_pool.submit(self._shadow, challenger, rows, frame, cfg)
+            self._submit_shadow(challenger, rows, frame, cfg)
         return out
 
     def _record(self, row, frame, i, resp, latency_ms, now, cfg) -> dict:
@@ -200,6 +204,20 @@ class Engine:
     @staticmethod
     def _model_name(cfg: EndpointConfig) -> str:
         return cfg.champion.name if cfg.champion else ""
+
+    def _submit_shadow(self, challenger: LoadedModel, rows, frame, cfg) -> None:
+        """Bounded: when the shadow falls behind, copies are dropped (and counted), never queued forever."""
+        with self._shadow_lock:
+            if self._shadow_pending >= SHADOW_MAX_PENDING:
+                self.shadow_dropped += len(rows)
+                return
+            self._shadow_pending += 1
+        fut = self._shadow_pool.submit(self._shadow, challenger, rows, frame, cfg)
+        fut.add_done_callback(lambda _: self._shadow_done())
+
+    def _shadow_done(self) -> None:
+        with self._shadow_lock:
+            self._shadow_pending -= 1
 
     def _shadow(self, challenger: LoadedModel, rows, frame, cfg) -> None:
         limit_native_threads()
@@ -266,7 +284,7 @@ class Engine:
             "models": {role: {"name": m.spec.name, "version": m.version, "loaded_in_s": round(m.loaded_in_s, 3)}
                        for role, m in snap.models.items()},
             "reason": cfg.reason, "load_error": self.load_error, "load_error_revision": self.load_error_revision,
-            "logged_rows": self.logger.written,
+            "logged_rows": self.logger.written, "shadow_dropped_rows": self.shadow_dropped,
         }
 
     def close(self) -> None:
