@@ -432,7 +432,7 @@ class _RunContext:
             if ok:
                 break
             if attempt <= task.max_retries and task.retry_delay_seconds:
-                time.sleep(task.retry_delay_seconds)
+                self.runner._cancel.wait(task.retry_delay_seconds)  # a cancel cuts the wait short
         outcome = None
         if ok and task.condition is not None:
             values = read_json(self.run_dir / "values" / f"{name}.json", {}) or {}
