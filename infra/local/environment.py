@@ -84,6 +84,7 @@ class LocalTracking(pulumi.ComponentResource):
             "MLFLOW_AUTH_CONFIG_PATH": str(run_dir / "mlflow-auth.ini"),
             "CONVEYOR_MLFLOW_ROLES_FILE": str(run_dir / "mlflow-roles.json"),
             "MLFLOW_FLASK_SERVER_SECRET_KEY": secret,
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no job runner processes: jobs are ours
             "PYTHONPATH": str(project_dir()),
         })
         self.server = SupervisedProgram(
