@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Transaction(BaseModel):
@@ -31,6 +31,13 @@ class Transaction(BaseModel):
     home_lon: float = Field(ge=-180, le=180)
     txn_lat: float = Field(ge=-90, le=90)
     txn_lon: float = Field(ge=-180, le=180)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _wall_clock(cls, value: datetime) -> datetime:
+        """Features use the local wall-clock time (hour, weekday), as in training data; an offset
+        is dropped so rows with and without one can be scored in the same batch."""
+        return value.replace(tzinfo=None)
 
 
 class Prediction(BaseModel):

@@ -94,3 +94,11 @@ def test_metrics_are_prometheus(deployed, rows):
     deployed.post(rows[:3])
     text = httpx.get(deployed.url + "/metrics").text
     assert "conveyor_predictions_total" in text and 'served_by="champion"' in text
+
+
+def test_timestamps_with_and_without_offset_in_one_batch(deployed, rows):
+    batch = [dict(rows[0], timestamp="2026-01-05T10:00:00Z"), dict(rows[1], timestamp="2026-01-05T10:00:00+02:00"),
+             dict(rows[2])]
+    r = deployed.post(batch)
+    assert r.status_code == 200, r.text
+    assert len(r.json()) == 3
