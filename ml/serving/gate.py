@@ -107,11 +107,26 @@ class GateMiddleware:
         engine = self._engine()
         role = "candidate" if target == "candidate" else "champion"
         if engine.snapshot.get(role) is None:
-            what = "no candidate model is staged" if target == "candidate" else "no model is deployed"
-            return await _json(send, 503, {"error": f"{what} on the {engine.env} endpoint yet "
-                                                    "(deploy one with model_training_job / deploy_model)",
-                                           "revision": engine.snapshot.config.revision})
+            return await _json(send, 503, self._unavailable(engine, role), [(b"retry-after", b"2")])
         return await self.app(scope, receive, self._rewrite_400(send))
+
+    @staticmethod
+    def _unavailable(engine, role: str) -> dict:
+        """Why there is nothing to answer with: still loading, failed to load, or never deployed."""
+        from ml.serving.endpoint_config import read_config
+
+        wanted = read_config(engine.endpoint_dir) if engine.endpoint_dir is not None else None
+        spec = getattr(wanted, role, None) if wanted is not None else None
+        if spec is not None and engine.load_error:
+            msg = f"{spec.name} v{spec.version} failed to load on the {engine.env} endpoint: {engine.load_error}"
+        elif spec is not None:
+            msg = f"{spec.name} v{spec.version} is loading on the {engine.env} endpoint; retry shortly"
+        elif role == "candidate":
+            msg = f"no candidate model is staged on the {engine.env} endpoint"
+        else:
+            msg = (f"no model is deployed on the {engine.env} endpoint yet "
+                   "(model_training_job's update_endpoint task deploys the champion)")
+        return {"error": msg, "revision": engine.snapshot.config.revision}
 
     @staticmethod
     def _rewrite_400(send):

@@ -167,3 +167,31 @@ def test_model_that_cannot_load_fails_readiness_and_champion_keeps_serving(share
     assert cfg.candidate is None and cfg.champion.version == "1"
     client.wait_for_revision(ep.url, cfg.revision, confirmations=1)
     assert ep.post(rows[:1]).json()[0]["model_version"] == "1"
+
+
+def test_champion_that_cannot_load_is_a_503_saying_so(shared_endpoint, models, rows, tmp_path):
+    ep = shared_endpoint
+    ep_dir = ep.endpoint_dir
+
+    def broken_only(cfg):
+        cfg = promote(cfg, served(tmp_path / "gone", "7").model_copy(update={"uri": str(tmp_path / "gone")}))
+        cfg.previous_champions = []
+        return cfg
+
+    # a fresh worker would have no snapshot; emulate by clearing it through an empty endpoint first
+    import httpx
+
+    update_config(ep_dir, lambda c: EndpointConfig(), by="test", reason="empty")
+    time.sleep(1.0)
+    update_config(ep_dir, broken_only, by="test", reason="unloadable champion")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        r = ep.post(rows[:1])
+        if r.status_code == 503 and "failed to load" in r.json()["error"]:
+            break
+        time.sleep(0.3)
+    assert r.status_code == 503 and "fraud_detector v7 failed to load" in r.json()["error"], r.text
+    assert r.headers["retry-after"] == "2"
+    assert httpx.get(ep.url + "/readyz").status_code == 503  # not caught up with its config
+    _champion_only(ep, served(models["v1"], "1"))
+    assert ep.post(rows[:1]).status_code == 200
