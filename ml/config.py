@@ -58,6 +58,7 @@ class ModelValidationParams(BaseModel):
     slice_column: str = "merchant_category"
     min_slice_roc_auc: float = 0.60
     min_slice_positives: int = 10
+    min_held_out_positives: int = Field(10, description="below this many fraud cases in held-out data, metric gates are reported as not judged")
     required_tags: list[str] = ["git_sha", "data_version", "bundle_target", "job_run_id"]
 
 

@@ -15,6 +15,7 @@ import json
 from conveyor import runtime
 from ml import task
 from ml.registry import CHALLENGER, CHAMPION, VALIDATION_TAG, alias_version, held_out, load_model, parse_uri
+from ml.features import LABEL
 from ml.training.pipeline import evaluate
 
 POINTER = "champion.json"
@@ -87,8 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         champ_metrics = None
         if champ_mv is not None and champ_mv.version != version:
             champ_metrics = evaluate(load_model(name, champ_mv.version), data, threshold)
+        positives = int(data[LABEL].sum())
         if champ_mv is not None and champ_mv.version == version:
             promote, why = True, f"v{version} is already champion"
+        elif champ_metrics is not None and positives < params.model_validation.min_held_out_positives:
+            promote, why = False, (f"only {positives} fraud cases in held-out data: not enough evidence to replace "
+                                   f"champion v{champ_mv.version}")
         else:
             promote, why = decide(dp.primary_metric, dp.min_improvement, chall_metrics, champ_metrics, dp.baseline)
         comparison = {

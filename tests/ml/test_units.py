@@ -82,3 +82,22 @@ def test_raw_suite_reports_each_problem(tmp_path):
     text = "\n".join(res.failed)
     assert "column=amount" in text and "casino" in text and "expect_column_values_to_be_unique" in text
     assert (site / "index.html").is_file()
+
+
+def test_tiny_held_out_set_is_not_judged_on_metrics_but_on_compliance():
+    from types import SimpleNamespace
+
+    from ml.config import Params
+    from ml.data.medallion import gold, silver
+    from ml.training.pipeline import fit
+    from ml.validation.validate_model import run_checks
+
+    params = Params()
+    g = gold(silver(generate_transactions(500, seed=42)))
+    train, test = split(g, 0.2)
+    model = fit(params.train, train)
+    mv = SimpleNamespace(description="", tags={"git_sha": "x", "data_version": "y", "bundle_target": "z", "job_run_id": "w"})
+    checks, metrics = run_checks(params, model, None, test, mv, signature_present=True)
+    by_name = {c["check"]: c for c in checks}
+    assert not metrics["judged"] and "not judged" in by_name["metric_floors"]["detail"]
+    assert not by_name["compliance_description"]["passed"]  # compliance still applies
