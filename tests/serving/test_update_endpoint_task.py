@@ -161,6 +161,12 @@ def test_ab_rollout_then_promote_by_hand(env, tmp_path, rows):
 
     from ml.cli import app
 
+    status = CliRunner().invoke(app, ["status", "-t", "svc", "--json"], env={"CONVEYOR_ENV_OUTPUTS": str(env["outputs"])})
+    assert status.exit_code == 0, status.output
+    doc = json.loads(status.output)
+    assert doc["config"]["rollout"]["strategy"] == "ab" and doc["live"]["challenger_percent"] == 50
+    assert doc["live"]["models"]["challenger"]["version"] == other
+
     result = CliRunner().invoke(app, ["promote", "-t", "svc"], env={"CONVEYOR_ENV_OUTPUTS": str(env["outputs"])})
     assert result.exit_code == 0, result.output
     assert {p["model_version"] for p in ep.post(rows[:20], token=TOKEN).json()} == {other}
