@@ -29,6 +29,9 @@ def _drift_over_windows(metrics: pd.DataFrame, metric: str, threshold: float) ->
     for feature, g in sub.groupby("feature"):
         ax.plot(g["window"], g["value"], marker="o", label=feature)
     ax.axhline(threshold, color="red", linestyle="--", label="threshold")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("window")
     ax.set_ylabel(metric)
     ax.legend(fontsize=7, ncol=2)
