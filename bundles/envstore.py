@@ -190,7 +190,8 @@ class DeploymentStore:
         return DeployLock(self.root, persona=persona, user=user, operation=operation, force=force)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host still runs (a lock or run record may outlive its owner)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -227,7 +228,7 @@ class DeployLock:
             held = read_json(self.path)
             if held:
                 holder = LockInfo.model_validate(held)
-                stale = holder.host == self.info.host and not _pid_alive(holder.pid)
+                stale = holder.host == self.info.host and not pid_alive(holder.pid)
                 if not (stale or self.force):
                     raise BundleError(
                         f"deploy lock for {self.root.name} is held by {holder.user} (persona {holder.persona}, "

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from filelock import FileLock
 
-from bundles.envstore import DeploymentStore, now_iso, read_json, write_json
+from bundles.envstore import DeploymentStore, now_iso, pid_alive, read_json, write_json
 from bundles.errors import BundleError, did_you_mean
 from bundles.models import Job, Task
 from infra.contract import EnvironmentOutputs
@@ -534,22 +534,12 @@ def _kill(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _sweep_credentials(store: DeploymentStore) -> None:
     """Delete the credentials file of runs whose runner died without cleaning up (SIGKILL)."""
     for path in store.runs_dir.glob("*/env-outputs.json") if store.runs_dir.is_dir() else []:
         rec = read_json(path.with_name("run.json")) or {}
         mine = rec.get("host") == socket.gethostname()
-        if rec.get("status") != "running" or (mine and not _alive(rec.get("pid", 0))):
+        if rec.get("status") != "running" or (mine and not pid_alive(rec.get("pid", 0))):
             path.unlink(missing_ok=True)
 
 
@@ -561,7 +551,7 @@ def list_runs(store: DeploymentStore, job: str | None = None, limit: int = 20) -
         rec = read_json(path)
         if not rec or (job and rec["job"] != job):
             continue
-        if rec["status"] == "running" and rec.get("host") == socket.gethostname() and not _alive(rec.get("pid", 0)):
+        if rec["status"] == "running" and rec.get("host") == socket.gethostname() and not pid_alive(rec.get("pid", 0)):
             rec["status"] = "interrupted"
         runs.append(rec)
         if len(runs) >= limit:

@@ -19,12 +19,14 @@ import time
 from pathlib import Path
 
 import httpx
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from conveyor.paths import project_dir, state_dir
 
-console = Console()
+# Tables stay readable when the demo is piped to a log (rich falls back to 80 columns there).
+console = Console(width=None if sys.stdout.isatty() else 140)
 ENVS = ("dev", "staging", "prod")
 
 
@@ -39,9 +41,9 @@ def _env() -> dict[str, str]:
     return env
 
 
-def step(title: str, cmd: list[str], timeout: int = 1800) -> str:
+def step(title: str, cmd: list[str], timeout: int = 1800, quiet: bool = False) -> str:
     """Run one user-visible command under a live status line; show its log on failure."""
-    shown = " ".join(cmd)
+    shown = " ".join([Path(cmd[0]).name, *cmd[1:]])
     started = time.monotonic()
     with console.status(f"[bold]{title}[/]  [dim]$ {shown}[/]"):
         proc = subprocess.run(cmd, cwd=project_dir(), env=_env(), capture_output=True, text=True, timeout=timeout)
@@ -50,7 +52,8 @@ def step(title: str, cmd: list[str], timeout: int = 1800) -> str:
         console.print(f"[red]✗[/] {title} [dim]({took:.0f}s)[/]\n[dim]$ {shown}[/]")
         console.print((proc.stdout + proc.stderr)[-4000:], markup=False, highlight=False)
         raise StepFailed(title)
-    console.print(f"[green]✓[/] {title} [dim]({took:.0f}s)  $ {shown}[/]")
+    if not quiet:
+        console.print(f"[green]✓[/] {title} [dim]({took:.0f}s)  $ {shown}[/]")
     return proc.stdout
 
 
@@ -59,20 +62,26 @@ def conveyor(*args: str) -> list[str]:
 
 
 def outputs(env: str) -> dict:
-    return json.loads(step(f"read {env} outputs", conveyor("env", "outputs", env, "--show-secrets", "-o", "json")))
+    return json.loads(step(f"read {env} outputs", conveyor("env", "outputs", env, "--show-secrets", "-o", "json"),
+                           quiet=True))
 
 
-def sample_requests(out: dict, n: int = 5) -> list[dict]:
-    """Score a few synthetic transactions through the env's endpoint, as a client would."""
+def sample_requests(out: dict, frauds: int = 4, legit: int = 4) -> list[tuple[dict, bool]]:
+    """Score a few fresh synthetic transactions (some known frauds) through the env's endpoint,
+    as a client would; returns each prediction with the transaction's true label."""
     from ml.data.generate import generate_transactions
 
-    rows = generate_transactions(n_rows=n, seed=7).drop(columns=["is_fraud"], errors="ignore")
-    payload = {"rows": json.loads(rows.to_json(orient="records", date_format="iso"))}
+    data = generate_transactions(2000, seed=7, days=7)
+    fraud = data.is_fraud.astype(bool)
+    rows = pd.concat([data[fraud].head(frauds), data[~fraud].head(legit)])
+    labels = dict(zip(rows.transaction_id, rows.is_fraud.astype(bool)))
+    payload = {"rows": json.loads(rows.drop(columns=["is_fraud"]).to_json(orient="records", date_format="iso"))}
     token = out["credentials"]["ci"]["token"]
     resp = httpx.post(f"{out['serving_url']}/predict", json=payload, headers={"Authorization": f"Bearer {token}"},
                       timeout=60)
-    resp.raise_for_status()
-    return resp.json()
+    if resp.status_code != 200:
+        raise StepFailed(f"POST {out['serving_url']}/predict answered {resp.status_code}: {resp.text[:500]}")
+    return [(p, labels.get(p["transaction_id"], False)) for p in resp.json()]
 
 
 def champion_summary(out: dict, model_name: str) -> tuple[str, str]:
@@ -87,12 +96,12 @@ def champion_summary(out: dict, model_name: str) -> tuple[str, str]:
     except Exception:  # noqa: BLE001 - no champion yet is a normal state for an env
         return "-", "-"
     metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
-    shown = ", ".join(f"{k} {metrics[k]:.3f}" for k in ("roc_auc", "pr_auc", "f1") if k in metrics)
+    shown = ", ".join(f"{k} {metrics[f'test_{k}']:.3f}" for k in ("roc_auc", "pr_auc", "f1") if f"test_{k}" in metrics)
     return version.version, shown or "-"
 
 
 def registered_model_name(target: str) -> str:
-    out = step(f"summary of {target}", conveyor("bundle", "summary", "-t", target, "-o", "json"))
+    out = step(f"summary of {target}", conveyor("bundle", "summary", "-t", target, "-o", "json"), quiet=True)
     data = json.loads(out)
     for model in data.get("resources", {}).get("registered_models", {}).values():
         return model.get("name", "fraud_detector")
@@ -107,27 +116,31 @@ def run_demo() -> None:
         step(f"deploy the bundle to {target}", conveyor("bundle", "deploy", "-t", target, "--force"))
     step("train in dev", conveyor("bundle", "run", "model_training_job", "-t", "dev"))
     step("staging integration run on a data subset",
-         conveyor("bundle", "run", "model_training_job", "-t", "staging", "--params", "data_subset=0.2"))
+         conveyor("bundle", "run", "model_training_job", "-t", "staging", "--params", "data_subset=0.5"))
     step("train, validate and promote in prod", conveyor("bundle", "run", "model_training_job", "-t", "prod"))
     prod = outputs("prod")
-    predictions = sample_requests(prod)
-    table = Table("transaction", "fraud probability", "is fraud", "model version", "served by", title="prod /predict")
-    for p in predictions:
-        table.add_row(str(p.get("transaction_id")), f"{p.get('fraud_probability', 0):.3f}", str(p.get("is_fraud")),
-                      str(p.get("model_version")), str(p.get("served_by")))
+    with console.status(f"POST {prod['serving_url']}/predict"):
+        predictions = sample_requests(prod)
+    table = Table("transaction", "fraud probability", "predicted fraud", "actually fraud", "model version",
+                  "served by", title=f"sample requests to prod: POST {prod['serving_url']}/predict")
+    for p, truth in predictions:
+        table.add_row(p["transaction_id"], f"{p['fraud_probability']:.3f}", "yes" if p["is_fraud"] else "no",
+                      "yes" if truth else "no", p["model_version"], p["served_by"])
     console.print(table)
     step("monitor prod (drift report)", conveyor("bundle", "run", "monitoring_job", "-t", "prod"))
     summary()
 
 
 def summary() -> None:
-    table = Table("env", "MLflow", "credentials", "endpoint", "champion", "metrics", title="Conveyor environments")
+    table = Table("env", "MLflow", "endpoint", "model", "champion", "held-out metrics", title="Conveyor environments")
     for env in ENVS:
         out = outputs(env)
-        version, metrics = champion_summary(out, registered_model_name(env))
-        table.add_row(env, out["tracking_uri"], f"conveyor env outputs {env} --show-secrets", out["serving_url"],
-                      version, metrics)
+        model = registered_model_name(env)
+        version, metrics = champion_summary(out, model)
+        table.add_row(env, out["tracking_uri"], out["serving_url"], model, version, metrics)
     console.print(table)
+    console.print("credentials (MLflow login, serving token) per persona: "
+                  "[bold].venv/bin/conveyor env outputs <env> --show-secrets[/]")
     reports = sorted((state_dir() / "envs" / "prod" / "storage").glob("**/*.html"))
     if reports:
         console.print(f"monitoring report: {reports[-1]}")

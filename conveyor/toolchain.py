@@ -89,8 +89,30 @@ def ensure_stack(stack: str) -> None:
     probe = subprocess.run([binary, "stack", "ls", "--json"], cwd=_project(), env=env, capture_output=True, text=True)
     if probe.returncode == 0 and any(s.get("name") == stack for s in _json(probe.stdout)):
         return
-    subprocess.run([binary, "stack", "init", stack, "--secrets-provider", "passphrase", "--non-interactive"],
-                   cwd=_project(), env=env, check=True, capture_output=True, text=True)
+    config = _project() / f"Pulumi.{stack}.yaml"
+    drop_stale_salt(config)
+    init = subprocess.run([binary, "stack", "init", stack, "--secrets-provider", "passphrase", "--non-interactive"],
+                          cwd=_project(), env=env, capture_output=True, text=True)
+    if init.returncode != 0:
+        reason = (init.stderr or init.stdout).strip().removeprefix("error: ")
+        hint = ""
+        if "passphrase" in reason:
+            hint = (f"; {config.name} holds values encrypted with another passphrase: set "
+                    "PULUMI_CONFIG_PASSPHRASE to it, or delete its `encryptionsalt:` line and re-set the secrets")
+        raise SystemExit(f"error: cannot create Pulumi stack {stack!r}: {reason}{hint}")
+
+
+def drop_stale_salt(config: Path) -> bool:
+    """Forget a passphrase salt left by deleted local state (`make demo-clean`, a new clone with
+    a copied file). Only a file without `secure:` values: then the salt protects nothing, and
+    keeping it makes `stack init` fail with "incorrect passphrase" under the new passphrase."""
+    if not config.exists():
+        return False
+    lines = config.read_text().splitlines(keepends=True)
+    if any("secure:" in line for line in lines) or not any(line.startswith("encryptionsalt:") for line in lines):
+        return False
+    config.write_text("".join(line for line in lines if not line.startswith("encryptionsalt:")))
+    return True
 
 
 def _stack_arg(args: list[str]) -> str | None:

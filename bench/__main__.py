@@ -1,0 +1,40 @@
+"""`make bench`: every benchmark in its quick mode, one table each.
+
+    python -m bench [--full]
+
+`--full` runs the training benchmark at 100k/1M/5M rows (tens of minutes);
+the default uses 20k rows so the whole run takes a few minutes on 2 cores.
+Each benchmark is also runnable alone: `python -m bench.bundles|training|serving`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from bench import bundles, serving, training
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="training at 100k, 1M and 5M rows (long)")
+    args = parser.parse_args(argv)
+    console = Console()
+    runs = [
+        ("bundle engine", bundles.main, []),
+        ("training job and batch scoring", training.main, [] if args.full else ["--sizes", "20k"]),
+        ("serving", serving.main, ["--seconds", "3"]),
+    ]
+    failed = []
+    for title, run, run_args in runs:
+        console.rule(f"[bold]{title}")
+        if run(run_args) != 0:
+            failed.append(title)
+    if failed:
+        console.print(f"[red]failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
