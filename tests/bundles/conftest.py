@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,23 +18,18 @@ import httpx
 import pytest
 
 from infra.contract import Credential, EnvironmentOutputs, storage_layout
+from tests.ports import free_port
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ADMIN = ("admin", "admin-pass-for-tests")
 PERSONAS = ("data_scientist", "ml_engineer", "ci")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     """`mlflow server --app-name basic-auth` on 127.0.0.1, sqlite stores, three personas."""
     home = tmp_path_factory.mktemp("mlflow")
-    port = _free_port()
+    port = free_port()
     ini = home / "auth.ini"
     ini.write_text(
         "[mlflow]\n"

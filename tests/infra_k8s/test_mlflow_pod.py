@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,16 +20,11 @@ import pytest
 from infra.kubernetes import bootstrap
 from tests.infra_k8s.harness import ROOT
 from tests.infra_k8s.test_environment_program import find
+from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
 # password hashing is deliberately slow (and the machine may be busy)
 http = httpx.Client(timeout=60)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _swap(args: list[str], flag: str, value: str) -> list[str]:
@@ -58,7 +52,7 @@ def mlflow_pod(rendered, tmp_path_factory):
     os.environ.pop("CONVEYOR_CREATE_BUCKET", None)
     assert bootstrap.ensure_users(auth_db, json.loads(secret["users.json"]))
 
-    port = _free_port()
+    port = free_port()
     args = _swap(_swap(_swap(container["args"], "--host", "127.0.0.1"), "--port", str(port)),
                  "--artifacts-destination", str(tmp / "artifacts"))
     args = _swap(args, "--workers", "1")

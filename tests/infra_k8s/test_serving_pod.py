@@ -8,7 +8,6 @@ Pulumi writes is the format the endpoint's gate reads, and an env without a mode
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,15 +18,10 @@ import pytest
 
 from tests.infra_k8s.harness import ROOT
 from tests.infra_k8s.test_environment_program import find, outputs
+from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
 http = httpx.Client(timeout=60)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +44,7 @@ def serving_pod(rendered, tmp_path_factory):
         if "value" in item:
             env[item["name"]] = local(item["value"])
     env["MLFLOW_TRACKING_PASSWORD"] = "unused-without-a-model"
-    port = _free_port()
+    port = free_port()
     args = list(container["args"])
     args[args.index("--host") + 1] = "127.0.0.1"
     args[args.index("--port") + 1] = str(port)

@@ -7,7 +7,6 @@ run exactly as under `conveyor bundle run`: subprocesses with the runtime env va
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,14 +17,9 @@ from pathlib import Path
 import httpx
 
 from infra.contract import Credential, EnvironmentOutputs, storage_layout
+from tests.ports import free_port
 
 PROJECT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
