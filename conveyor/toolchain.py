@@ -84,11 +84,10 @@ def ensure_stack(stack: str) -> None:
     """Create the stack in the file backend on first use (its config file is committed)."""
     import subprocess
 
+    if stack_exists(stack):
+        return
     env = pulumi_env()
     binary = real_pulumi()
-    probe = subprocess.run([binary, "stack", "ls", "--json"], cwd=_project(), env=env, capture_output=True, text=True)
-    if probe.returncode == 0 and any(s.get("name") == stack for s in _json(probe.stdout)):
-        return
     config = _project() / f"Pulumi.{stack}.yaml"
     drop_stale_salt(config)
     init = subprocess.run([binary, "stack", "init", stack, "--secrets-provider", "passphrase", "--non-interactive"],
@@ -100,6 +99,17 @@ def ensure_stack(stack: str) -> None:
             hint = (f"; {config.name} holds values encrypted with another passphrase: set "
                     "PULUMI_CONFIG_PASSPHRASE to it, or delete its `encryptionsalt:` line and re-set the secrets")
         raise SystemExit(f"error: cannot create Pulumi stack {stack!r}: {reason}{hint}")
+
+
+def stack_exists(stack: str) -> bool | None:
+    """Whether the file backend holds the stack; None when the backend cannot be listed."""
+    import subprocess
+
+    probe = subprocess.run([real_pulumi(), "stack", "ls", "--json"], cwd=_project(), env=pulumi_env(),
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        return None
+    return any(s.get("name") == stack for s in _json(probe.stdout))
 
 
 def drop_stale_salt(config: Path) -> bool:

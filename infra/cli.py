@@ -16,7 +16,7 @@ from rich.table import Table
 
 from conveyor.paths import project_dir
 from conveyor.stack import StackError, pulumi_bin, read_outputs
-from conveyor.toolchain import ensure_stack, pulumi_env
+from conveyor.toolchain import ensure_stack, pulumi_env, stack_exists
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
@@ -69,7 +69,7 @@ def refresh(env: str = EnvArg) -> None:
 def down(env: str = EnvArg) -> None:
     """Stop and remove an environment (`pulumi destroy -s <env>`); other envs are untouched."""
     _check_env(env)
-    if not _stack_exists(env):
+    if stack_exists(env) is False:  # unknown (backend unreadable): destroy reports why
         _stop_leftovers(env)
         console.print(f"[green]✓[/] {env} is down (it was never provisioned here, or already destroyed)")
         return
@@ -78,22 +78,6 @@ def down(env: str = EnvArg) -> None:
         raise typer.Exit(rc)
     _stop_leftovers(env)
     console.print(f"[green]✓[/] {env} is down")
-
-
-def _stack_exists(env: str) -> bool:
-    try:
-        binary = pulumi_bin()
-    except StackError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
-    probe = subprocess.run([binary, "stack", "ls", "--json"], cwd=project_dir(), env=pulumi_env(),
-                           capture_output=True, text=True)
-    if probe.returncode != 0:
-        return True  # let destroy report what is wrong with the backend
-    try:
-        return any(s.get("name") == env for s in json.loads(probe.stdout or "[]"))
-    except ValueError:
-        return True
 
 
 def _stop_leftovers(env: str) -> None:

@@ -32,11 +32,13 @@ def _bin(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
-def code_digest(*packages: str) -> str:
-    """Digest of the Python sources a process runs: `pulumi up` restarts it when code changes."""
+def code_digest(*sources: str) -> str:
+    """Digest of the Python sources (files or packages) a process imports: `pulumi up`
+    restarts the process when they change, and only then."""
     digest = hashlib.sha256()
-    for package in packages:
-        for path in sorted((project_dir() / package).rglob("*.py")):
+    for source in sources:
+        root = project_dir() / source
+        for path in sorted(root.rglob("*.py") if root.is_dir() else [root]):
             digest.update(str(path.relative_to(project_dir())).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -102,7 +104,7 @@ class LocalTracking(pulumi.ComponentResource):
             directory=str(run_dir), environment=environment, health_url=f"{self.uri}/health",
             # auth.ini is read at start (roles are re-read live): a change restarts the server.
             triggers=auth_ini.apply(
-                lambda text: hashlib.sha256((text + code_digest("infra/local")).encode()).hexdigest()),
+                lambda text: hashlib.sha256((text + code_digest("infra/local/mlflow_auth.py")).encode()).hexdigest()),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[roles_file, auth_file, storage.tree]),
         )
         users = {i.username: i.password for i in [*args.personas.values(), args.serving]}
@@ -144,7 +146,8 @@ class LocalServing(pulumi.ComponentResource):
         self.server = SupervisedProgram(
             f"{name}-server", env=cfg.env, run_dir=str(run_dir), program="serving", command=command,
             directory=str(project_dir()), environment=environment, health_url=f"{self.url}/livez",
-            triggers=digests.apply(lambda d: hashlib.sha256((d + code_digest("ml")).encode()).hexdigest()),
+            triggers=digests.apply(
+                lambda d: hashlib.sha256((d + code_digest("ml", "infra/contract.py")).encode()).hexdigest()),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[tokens_file, tracking.users]),
         )
         self.register_outputs({"serving_url": self.url})
@@ -169,7 +172,7 @@ class LocalJobs(pulumi.ComponentResource):
             f"{name}-scheduler", env=cfg.env, run_dir=str(run_dir), program="scheduler",
             command=[sys.executable, "-m", "bundles.scheduler", "--env", cfg.env],
             directory=str(project_dir()), environment=environment, startsecs=2,
-            triggers=code_digest("bundles", "conveyor"),
+            triggers=code_digest("bundles", "conveyor", "infra/contract.py"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[outputs_file]),
         )
         self.register_outputs({})

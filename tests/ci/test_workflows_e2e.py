@@ -21,6 +21,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from local_runner import JobRun, project_copy, run_job  # noqa: E402
+from tests.e2e.envs import relax_latency_gates  # noqa: E402
 from tests.ports import free_port  # noqa: E402
 
 pytestmark = pytest.mark.e2e
@@ -52,18 +53,7 @@ def adapt_to_this_machine(ws: Path) -> None:
     doc["config"]["conveyor:ports"] = {"tracking": ports[0], "serving": ports[1]}
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
 
-    for resource_file in (ws / "resources").glob("*.yml"):
-        doc = yaml.safe_load(resource_file.read_text()) or {}
-        endpoints = (doc.get("resources") or {}).get("serving_endpoints") or {}
-        changed = False
-        for endpoint in endpoints.values():
-            rollout = endpoint.get("rollout") or {}
-            for gate, relaxed in (("sla", {"p95_ms": 5000, "min_qps": 1}), ("guard", {"max_p95_ms": 5000})):
-                if isinstance(rollout.get(gate), dict):
-                    rollout[gate].update({k: v for k, v in relaxed.items() if k in rollout[gate]})
-                    changed = True
-        if changed:
-            resource_file.write_text(yaml.safe_dump(doc, sort_keys=False))
+    relax_latency_gates(ws)
 
 
 def ci_env(home: Path, **extra: str) -> dict[str, str]:

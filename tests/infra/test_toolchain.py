@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,12 @@ def test_encrypted_config_is_never_dropped(project: Path) -> None:
 
     assert "another passphrase" in str(exc.value) and "PULUMI_CONFIG_PASSPHRASE" in str(exc.value)
     assert (project / "Pulumi.dev.yaml").read_text() == text, "secrets and their salt are left alone"
+
+
+def test_down_of_a_never_provisioned_env_is_a_clean_no_op(project: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "conveyor.cli", "env", "down", "dev"], cwd=project,
+                          capture_output=True, text=True, timeout=120)
+
+    assert proc.returncode == 0, proc.stderr
+    assert "dev is down (it was never provisioned here" in proc.stdout
+    assert toolchain.stack_exists("dev") is False, "down does not create the stack it was asked to remove"

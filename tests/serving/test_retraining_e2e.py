@@ -9,8 +9,8 @@ over HTTP to the endpoint (which writes the inference table itself), and
 after traffic drifted with the generator's knob.
 
 Edits to the bundle copy are about time only: `fraud_monitor` cuts 3 s windows instead of
-60 min ones, the endpoint rolls out `direct` instead of a 60 s canary (with the CI e2e test's
-relaxed latency gates), and schedules are paused so the env's scheduler stays out of the way.
+60 min ones, the endpoint rolls out `direct` instead of a 60 s canary (with relaxed latency
+gates), and schedules are paused so the env's scheduler stays out of the way.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ import yaml
 from infra.contract import local_path
 from ml.data.generate import generate_transactions
 from ml.serving.inference_log import read_table
+from tests.e2e.envs import relax_latency_gates
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ci"))
 from local_runner import project_copy  # noqa: E402
-from test_workflows_e2e import adapt_to_this_machine  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +44,7 @@ TRAINING_ROWS = "3000"  # enough fraud cases for the first model to meet the dep
 
 
 def fast_loop(ws: Path) -> None:
-    adapt_to_this_machine(ws)  # the CI e2e test's edit: latency gates relaxed for a shared 2-core host
+    relax_latency_gates(ws)
     path = ws / "resources" / "monitoring.yml"
     doc = yaml.safe_load(path.read_text())
     doc["resources"]["monitors"]["fraud_monitor"]["config"].update(window_minutes=WINDOW_S / 60, min_window_rows=100)
