@@ -43,6 +43,7 @@ def handled(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from conveyor.stack import StackError
+        from conveyor.storage import StorageError
 
         try:
             return fn(*args, **kwargs)
@@ -52,7 +53,7 @@ def handled(fn: Callable) -> Callable:
             for d in exc.diagnostics:
                 err.print(d.render(), highlight=False, soft_wrap=True)
             _fail(str(exc))
-        except (BundleError, StackError) as exc:
+        except (BundleError, StackError, StorageError) as exc:
             _fail(str(exc))
         except KeyboardInterrupt:
             _fail("interrupted", 130)

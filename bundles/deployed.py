@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from bundles.envstore import all_deployments, read_json
+from bundles.envstore import DeploymentStore, all_deployments
 from infra.contract import EnvironmentOutputs
 
 
@@ -22,12 +22,11 @@ def deployed_specs(outputs: EnvironmentOutputs, kind: str, deployment: str | Non
     deployment = deployment or os.environ.get("CONVEYOR_DEPLOYMENT")
     out: dict[str, dict] = {}
     for dep in all_deployments(outputs):
-        if deployment and dep.name != deployment:
+        if deployment and dep != deployment:
             continue
-        for path in sorted((dep / kind).glob("*.json")):
-            doc = read_json(path) or {}
+        for key, doc in DeploymentStore(outputs, dep).objects(kind).items():
             if "spec" in doc:
-                out[path.stem] = doc["spec"]
+                out[key] = doc["spec"]
     return out
 
 

@@ -8,7 +8,6 @@ midway leaves a consistent env that the next deploy completes.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from typing import Callable
 
@@ -77,8 +76,7 @@ class Engine:
         if rec.kind in OBJECT_KINDS:
             return self.store.read_object(rec.kind, rec.key.split(".", 1)[1]) is not None
         if rec.kind == "artifact":
-            h = rec.spec.get("hash", "")
-            return self.store.code_dir(h).is_dir()
+            return self.store.has_code(rec.spec.get("hash", ""))
         return True
 
     def plan(self) -> Plan:
@@ -150,7 +148,7 @@ class Engine:
                 )
                 state.last = info
                 state.history = (state.history + [info])[-50:]
-            if changes or self.store.journal_path.exists():
+            if changes or self.store.has_journal():
                 self.store.save_state(state)
             took = lock.took_over
         return DeployResult(plan=plan, state=state,
@@ -168,11 +166,7 @@ class Engine:
                 self._apply(action, state)
                 self.store.record_action(state, action.key)
                 done.append(action)
-            for sub in ("artifacts", "code", "runs", *OBJECT_KINDS):
-                shutil.rmtree(self.store.root / sub, ignore_errors=True)
-            self.store.state_path.unlink(missing_ok=True)
-            self.store.journal_path.unlink(missing_ok=True)
-        shutil.rmtree(self.store.root, ignore_errors=True)
+        self.store.wipe()
         return done
 
     # --- apply one action -------------------------------------------------------------------
@@ -201,21 +195,13 @@ class Engine:
         wheel = wheel_dir / art.wheel_name
         if not wheel.exists():
             artifacts.build_wheel(self.bundle.root, self.bundle.name, art, wheel_dir)
-        artifacts.unpack(wheel, self.store.code_dir(art.hash))
+        self.store.put_code(art.hash, wheel)
         if old and old.spec.get("hash") and old.spec["hash"] != art.hash:
-            self._prune_artifacts(keep={art.hash, old.spec["hash"]})
+            self.store.prune_code(keep={art.hash, old.spec["hash"]})
         return ResourceRecord(kind="artifact", key="artifact", name=art.wheel_name, id=art.hash, fingerprint="")
 
-    def _prune_artifacts(self, keep: set[str]) -> None:
-        short = {h[:16] for h in keep}
-        for sub in ("artifacts", "code"):
-            base = self.store.root / sub
-            for path in base.iterdir() if base.is_dir() else []:
-                if path.name not in short:
-                    shutil.rmtree(path, ignore_errors=True)
-
     def _delete_artifact(self, rec: ResourceRecord) -> None:
-        self._prune_artifacts(keep=set())
+        self.store.prune_code(keep=set())
 
     # MLflow: common grant handling
     def _sync_grants(self, resource_type: str, resource_id: str, spec: dict, old: ResourceRecord | None) -> list[dict]:

@@ -11,22 +11,30 @@ plus the user in development mode):
         jobs/<job>.json       registered jobs (+ schedules) — read by the runner and scheduler
         serving_endpoints/<key>.json, monitors/<key>.json
         runs/<run_id>/        run.json, logs/<task>.log, values/<task>.json
+
+`storage.bundle` is a directory (local platform) or an S3 prefix (kubernetes platform).
+On S3, `code/` and `runs/` are the machine's own: they live in a local working directory
+(see `work_dir`): tasks import code from disk, and a run's records stay where it ran
+(on a cluster: the Job's pod and its logs).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import socket
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
 from pydantic import BaseModel
 
+from bundles import artifact as artifacts
 from bundles.errors import BundleError
+from conveyor.storage import Blobs, StorageError
 from infra.contract import EnvironmentOutputs, local_path
 
 
@@ -95,31 +103,64 @@ class LockInfo(BaseModel):
     operation: str
 
 
+def bundle_blobs(outputs: EnvironmentOutputs) -> Blobs:
+    """The env's bundle storage (`storage.bundle`): a directory or an S3 prefix."""
+    try:
+        return Blobs(outputs.storage.bundle)
+    except StorageError as exc:
+        raise BundleError(f"environment {outputs.env!r}: {exc}") from None
+
+
 def bundle_root(outputs: EnvironmentOutputs) -> Path:
+    """`storage.bundle` as a local directory (the local platform's scheduler status lives there)."""
     try:
         return local_path(outputs.storage.bundle)
     except ValueError:
-        raise BundleError(
-            f"environment {outputs.env!r} keeps bundle state at {outputs.storage.bundle}: only file:// storage "
-            f"is supported by this bundle engine so far"
-        ) from None
+        raise BundleError(f"environment {outputs.env!r} keeps bundle state at {outputs.storage.bundle}, "
+                          f"not in a local directory") from None
 
 
-def all_deployments(outputs: EnvironmentOutputs) -> list[Path]:
-    base = bundle_root(outputs) / "deployments"
-    return sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+def all_deployments(outputs: EnvironmentOutputs) -> list[str]:
+    """Ids of every deployment in the env (`<bundle>.<target>[.<user>]`)."""
+    return bundle_blobs(outputs).list("deployments", dirs=True)
+
+
+def work_dir(outputs: EnvironmentOutputs, deployment_id: str) -> Path:
+    """Where this machine keeps a deployment's local side: run records/logs and unpacked code.
+
+    On file:// storage that is the deployment's own directory (one machine sees it all); on
+    s3:// it is a cache under $CONVEYOR_HOME, keyed by the storage URI so envs never mix.
+    """
+    blobs = bundle_blobs(outputs)
+    if blobs.local is not None:
+        return blobs.local / "deployments" / deployment_id
+    from conveyor.paths import state_dir
+
+    key = hashlib.sha256(blobs.uri.encode()).hexdigest()[:12]
+    return state_dir() / "remote" / f"{outputs.env}-{key}" / deployment_id
 
 
 class DeploymentStore:
+    """A deployment's state in env storage (any `Blobs`), plus its local working directory."""
+
     def __init__(self, outputs: EnvironmentOutputs, deployment_id: str):
         self.outputs = outputs
         self.deployment_id = deployment_id
-        self.root = bundle_root(outputs) / "deployments" / deployment_id
+        self.blobs = bundle_blobs(outputs).child("deployments", deployment_id)
+        self.root = work_dir(outputs, deployment_id)
 
-    # paths
+    @property
+    def remote(self) -> bool:
+        return self.blobs.local is None
+
+    # local paths (file:// storage: inside it; s3://: the cache)
     @property
     def state_path(self) -> Path:
         return self.root / "state.json"
+
+    @property
+    def journal_path(self) -> Path:
+        return self.root / "state.journal"
 
     def artifact_dir(self, content_hash: str) -> Path:
         return self.root / "artifacts" / content_hash[:16]
@@ -127,30 +168,26 @@ class DeploymentStore:
     def code_dir(self, content_hash: str) -> Path:
         return self.root / "code" / content_hash[:16]
 
-    def kind_dir(self, kind: str) -> Path:
-        return self.root / kind
-
     @property
     def runs_dir(self) -> Path:
         return self.root / "runs"
 
     def exists(self) -> bool:
-        return self.state_path.is_file() or self.journal_path.is_file()
+        return self.blobs.exists("state.json") or self.has_journal()
 
     # state
-    @property
-    def journal_path(self) -> Path:
-        return self.root / "state.journal"
+    def has_journal(self) -> bool:
+        return self.blobs.exists("state.journal")
+
+    def raw_state(self) -> dict:
+        return json.loads(self.blobs.read_text("state.json") or "{}")
 
     def load_state(self, default: DeploymentState) -> DeploymentState:
         """state.json plus the journal of a deploy that did not finish (killed midway)."""
-        data = read_json(self.state_path)
+        data = self.raw_state()
         state = DeploymentState.model_validate(data) if data else default
-        try:
-            lines = self.journal_path.read_text().splitlines()
-        except FileNotFoundError:
-            return state
-        for line in lines:
+        text = self.blobs.read_text("state.journal")
+        for line in (text or "").splitlines():
             try:
                 entry = json.loads(line)
             except ValueError:
@@ -163,31 +200,84 @@ class DeploymentStore:
         return state
 
     def record_action(self, state: DeploymentState, key: str) -> None:
-        """Append one applied action to the journal: O(1) per action, replayed by load_state."""
+        """Journal one applied action (replayed by load_state): an O(1) append on disk; object
+        stores have no append, so there the journal object is rewritten (one PUT)."""
         rec = state.resources.get(key)
-        entry = {"key": key, "record": rec.model_dump(mode="json") if rec else None,
-                 "artifact": state.artifact, "wheel": state.wheel}
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.journal_path, "a") as fh:
-            fh.write(json.dumps(entry, default=str) + "\n")
+        entry = json.dumps({"key": key, "record": rec.model_dump(mode="json") if rec else None,
+                            "artifact": state.artifact, "wheel": state.wheel}, default=str) + "\n"
+        if self.blobs.local is not None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with open(self.journal_path, "a") as fh:
+                fh.write(entry)
+            return
+        self.blobs.write_text("state.journal", (self.blobs.read_text("state.journal") or "") + entry)
 
     def save_state(self, state: DeploymentState) -> None:
-        write_json(self.state_path, state.model_dump(mode="json"))
-        self.journal_path.unlink(missing_ok=True)
+        self.blobs.write_text("state.json", json.dumps(state.model_dump(mode="json"), indent=2, default=str))
+        self.blobs.delete("state.journal")
 
     # registered objects (jobs, endpoints, monitors)
     def write_object(self, kind: str, key: str, data: dict) -> None:
-        write_json(self.kind_dir(kind) / f"{key}.json", data)
+        self.blobs.write_text(f"{kind}/{key}.json", json.dumps(data, indent=2, default=str))
 
     def read_object(self, kind: str, key: str) -> dict | None:
-        return read_json(self.kind_dir(kind) / f"{key}.json")
+        text = self.blobs.read_text(f"{kind}/{key}.json")
+        return json.loads(text) if text else None
 
     def delete_object(self, kind: str, key: str) -> None:
-        (self.kind_dir(kind) / f"{key}.json").unlink(missing_ok=True)
+        self.blobs.delete(f"{kind}/{key}.json")
+
+    def objects(self, kind: str) -> dict[str, dict]:
+        """`{key: document}` of every registered object of one kind."""
+        out = {}
+        for name in self.blobs.list(kind):
+            if name.endswith(".json") and (doc := self.read_object(kind, name[:-5])) is not None:
+                out[name[:-5]] = doc
+        return out
+
+    # code: the wheel lives in env storage; tasks import it unpacked on the machine that runs them
+    def has_code(self, content_hash: str) -> bool:
+        return bool(self.blobs.list(f"artifacts/{content_hash[:16]}"))
+
+    def put_code(self, content_hash: str, wheel: Path) -> None:
+        """Store the wheel (and, on a local disk, unpack it where tasks import it from)."""
+        self.blobs.upload(wheel, f"artifacts/{content_hash[:16]}/{wheel.name}")
+        if not self.remote:
+            artifacts.unpack(wheel, self.code_dir(content_hash))
+
+    def ensure_code(self, content_hash: str) -> Path | None:
+        """The unpacked code of `content_hash` on this machine, fetched from storage if needed."""
+        code = self.code_dir(content_hash)
+        if code.is_dir():
+            return code
+        wheels = [n for n in self.blobs.list(f"artifacts/{content_hash[:16]}") if n.endswith(".whl")]
+        if not wheels:
+            return None
+        local = self.artifact_dir(content_hash) / wheels[0]
+        if not local.is_file():
+            self.blobs.download(f"artifacts/{content_hash[:16]}/{wheels[0]}", local)
+        artifacts.unpack(local, code)
+        return code
+
+    def prune_code(self, keep: set[str]) -> None:
+        short = {h[:16] for h in keep}
+        for name in self.blobs.list("artifacts", dirs=True):
+            if name not in short:
+                self.blobs.delete_tree(f"artifacts/{name}")
+        for sub in ("artifacts", "code"):
+            base = self.root / sub
+            for path in base.iterdir() if base.is_dir() else []:
+                if path.name not in short:
+                    shutil.rmtree(path, ignore_errors=True)
+
+    def wipe(self) -> None:
+        """Everything of this deployment, in storage and in the local working directory."""
+        self.blobs.delete_tree()
+        shutil.rmtree(self.root, ignore_errors=True)
 
     # lock
     def lock(self, persona: str, user: str, operation: str, force: bool = False) -> "DeployLock":
-        return DeployLock(self.root, persona=persona, user=user, operation=operation, force=force)
+        return DeployLock(self.blobs, persona=persona, user=user, operation=operation, force=force)
 
 
 def pid_alive(pid: int) -> bool:
@@ -204,14 +294,15 @@ def pid_alive(pid: int) -> bool:
 class DeployLock:
     """One deploy/destroy per target at a time.
 
-    The holder is recorded in lock.json (who, where, since) so the loser can be told;
-    a lock left by a killed process on this host is taken over automatically, any
-    other held lock only with `--force-lock`.
+    The holder is recorded in lock.json (who, where, since) so the loser can be told.
+    Taking a free lock is one exclusive create (a hard link on disk, a conditional PUT on
+    S3), so of two racing deploys exactly one wins. A lock left by a killed process on
+    this host is taken over automatically, any other held lock only with `--force-lock`.
     """
 
-    def __init__(self, root: Path, persona: str, user: str, operation: str, force: bool):
-        self.root = root
-        self.path = root / "lock.json"
+    def __init__(self, blobs: Blobs, persona: str, user: str, operation: str, force: bool):
+        self.blobs = blobs
+        self.name = blobs.uri.rsplit("/", 1)[-1]
         self.force = force
         self.took_over: LockInfo | None = None
         self.info = LockInfo(
@@ -219,28 +310,27 @@ class DeployLock:
             pid=os.getpid(), since=now_iso(), operation=operation,
         )
 
-    def _guard(self) -> FileLock:
-        self.root.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.root / ".lock.guard"), timeout=30)
-
     def __enter__(self) -> "DeployLock":
-        with self._guard():
-            held = read_json(self.path)
-            if held:
-                holder = LockInfo.model_validate(held)
-                stale = holder.host == self.info.host and not pid_alive(holder.pid)
-                if not (stale or self.force):
-                    raise BundleError(
-                        f"deploy lock for {self.root.name} is held by {holder.user} (persona {holder.persona}, "
-                        f"{holder.operation}, pid {holder.pid} on {holder.host}) since {holder.since}; "
-                        f"wait for it to finish or pass --force-lock"
-                    )
-                self.took_over = holder
-            write_json(self.path, self.info.model_dump())
-        return self
+        mine = self.info.model_dump_json()
+        for _ in range(3):
+            if self.blobs.create("lock.json", mine):
+                return self
+            held = self.blobs.read_text("lock.json")
+            if held is None:
+                continue  # released between our two calls: try again
+            holder = LockInfo.model_validate_json(held)
+            stale = holder.host == self.info.host and not pid_alive(holder.pid)
+            if not (stale or self.force):
+                raise BundleError(
+                    f"deploy lock for {self.name} is held by {holder.user} (persona {holder.persona}, "
+                    f"{holder.operation}, pid {holder.pid} on {holder.host}) since {holder.since}; "
+                    f"wait for it to finish or pass --force-lock"
+                )
+            self.took_over = holder
+            self.blobs.delete("lock.json")
+        raise BundleError(f"deploy lock for {self.name}: could not take it after 3 attempts (contended); retry")
 
     def __exit__(self, *exc: object) -> None:
-        with self._guard():
-            held = read_json(self.path)
-            if held and held.get("id") == self.info.id:
-                self.path.unlink(missing_ok=True)
+        held = self.blobs.read_text("lock.json")
+        if held and json.loads(held).get("id") == self.info.id:
+            self.blobs.delete("lock.json")

@@ -198,8 +198,7 @@ class JobRunner:
     # --- loading -----------------------------------------------------------------------
 
     def deployed_jobs(self) -> dict[str, dict]:
-        base = self.store.kind_dir("jobs")
-        return {p.stem: read_json(p) for p in sorted(base.glob("*.json"))} if base.is_dir() else {}
+        return self.store.objects("jobs")
 
     def _job(self, key: str) -> tuple[dict, Job]:
         jobs = self.deployed_jobs()
@@ -230,10 +229,10 @@ class JobRunner:
         run_as = doc["spec"].get("run_as", "ci")
         if run_as not in self.outputs.credentials:
             raise BundleError(f"job {job_key!r} runs as {run_as!r}, which has no credentials in env {self.outputs.env!r}")
-        state = read_json(self.store.state_path) or {}
+        state = self.store.raw_state()
         artifact = state.get("artifact")
-        code_dir = self.store.code_dir(artifact) if artifact else None
-        if code_dir is None or not code_dir.is_dir():
+        code_dir = self.store.ensure_code(artifact) if artifact else None
+        if code_dir is None:
             raise BundleError(f"the code of {self.store.deployment_id} is not deployed; run `conveyor bundle deploy` first")
         params = dict(params or {})
         unknown = [p for p in params if p not in job.parameters]

@@ -12,14 +12,13 @@ import argparse
 import os
 import signal
 import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from croniter import croniter
 
-from bundles.envstore import DeploymentStore, all_deployments, bundle_root, now_iso, read_json, write_json
+from bundles.envstore import DeploymentStore, all_deployments, bundle_root, now_iso, write_json
 from bundles.errors import BundleError
 from infra.contract import EnvironmentOutputs
 
@@ -36,8 +35,7 @@ def due_jobs(outputs: EnvironmentOutputs, since: datetime, now: datetime) -> lis
     """Unpaused scheduled jobs with a cron fire time in (since, now]."""
     out = []
     for dep in all_deployments(outputs):
-        for path in sorted((dep / "jobs").glob("*.json")):
-            doc = read_json(path) or {}
+        for key, doc in DeploymentStore(outputs, dep).objects("jobs").items():
             sched = (doc.get("spec") or {}).get("schedule")
             if not sched or sched.get("pause_status") == "PAUSED" or doc.get("mode") == "development":
                 continue
@@ -46,7 +44,7 @@ def due_jobs(outputs: EnvironmentOutputs, since: datetime, now: datetime) -> lis
             except (ValueError, KeyError):
                 continue
             if nxt <= now:
-                out.append(Due(dep.name, path.stem, sched["cron"], nxt))
+                out.append(Due(dep, key, sched["cron"], nxt))
     return out
 
 

@@ -126,3 +126,31 @@ def project(tmp_path) -> Path:
     dest = tmp_path / "project"
     shutil.copytree(FIXTURES / "project", dest)
     return dest
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory) -> str:
+    from tests.s3server import s3_server
+
+    with s3_server(tmp_path_factory.mktemp("s3") / "server.log") as url:
+        yield url
+
+
+@pytest.fixture
+def s3_outputs(mlflow_server, s3_endpoint, monkeypatch, tmp_path) -> EnvironmentOutputs:
+    """An env like the kubernetes platform's: storage in a bucket (fresh per test), real MLflow."""
+    import secrets
+
+    from tests.s3server import CREDENTIALS, s3_client
+
+    for key, value in {**CREDENTIALS, "AWS_ENDPOINT_URL": s3_endpoint}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("CONVEYOR_HOME", str(tmp_path / "conveyor-home"))  # the local work dir of s3 envs
+    bucket = f"conveyor-{secrets.token_hex(4)}"
+    s3_client(s3_endpoint).create_bucket(Bucket=bucket)
+    url, creds = mlflow_server
+    root = f"s3://{bucket}/dev"
+    return EnvironmentOutputs(
+        env="dev", platform="kubernetes", tracking_uri=url, serving_url="http://127.0.0.1:3999",
+        storage_uri=root, storage=storage_layout(root), credentials=creds,
+    )

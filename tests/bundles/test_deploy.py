@@ -14,6 +14,7 @@ from bundles.engine import Engine
 from bundles.errors import BundleError
 from bundles.loader import load_bundle
 from infra.contract import EnvironmentOutputs
+from tests.bundles.racing import race_two_deploys
 
 
 @pytest.fixture(autouse=True)
@@ -145,28 +146,8 @@ def test_destroy_removes_what_deploy_created_and_nothing_else(project, env_outpu
     assert _get(env_outputs, "/api/2.0/mlflow/registered-models/get", name=f"dev_{user}b_demo-model").status_code == 404
 
 
-def _deploy_in_child(project: str, outputs_json: str, user: str, queue, barrier) -> None:
-    try:
-        outputs = EnvironmentOutputs.model_validate_json(outputs_json)
-        bundle, _ = load_bundle(Path(project), "dev", user=user)
-        engine = Engine(bundle, outputs)
-        barrier.wait(120)
-        engine.deploy()
-        queue.put("ok")
-    except BundleError as exc:
-        queue.put(f"error: {exc}")
-
-
 def test_two_concurrent_deploys_exactly_one_wins(project, env_outputs, user):
-    ctx = multiprocessing.get_context("spawn")
-    queue, barrier = ctx.Queue(), ctx.Barrier(2)
-    procs = [ctx.Process(target=_deploy_in_child, args=(str(project), env_outputs.model_dump_json(), user, queue, barrier))
-             for _ in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(300)
-    results = sorted(queue.get(timeout=5) for _ in procs)
+    results = race_two_deploys(project, env_outputs, user)
     assert results[1] == "ok", results
     assert results[0].startswith(f"error: deploy lock for demo.dev.{user} is held by {user}"), results
     assert re.search(r"since \d{4}-\d\d-\d\dT", results[0])
