@@ -277,6 +277,38 @@ def _runner(bundle: ResolvedBundle, console=None):
     return JobRunner(outputs, store, bundle.root, reporter=Reporter(console or out, title=""))
 
 
+def _run_on_cluster(bundle: ResolvedBundle, outputs: EnvironmentOutputs, job: str, params: dict[str, str],
+                    wait: bool, timeout: int | None) -> None:
+    from bundles.cluster import cluster_jobs_for
+    from bundles.envstore import DeploymentStore
+    from bundles.runner import new_run_id
+    from bundles.errors import did_you_mean
+
+    jobs = DeploymentStore(outputs, bundle.deployment_id()).objects("jobs")
+    key = job if job in jobs else {d["spec"].get("name"): k for k, d in jobs.items()}.get(job)
+    if key is None:
+        known = f" (deployed: {', '.join(jobs)})" if jobs else ""
+        raise BundleError(f"job {job!r} is not deployed in {bundle.deployment_id()}{did_you_mean(job, list(jobs))}"
+                          f"{known}; deploy first with `conveyor bundle deploy`")
+    spec = jobs[key]["spec"]
+    unknown = [p for p in params if p not in (spec.get("parameters") or {})]
+    if unknown:
+        raise BundleError(f"job {key!r} has no parameter {unknown[0]!r}")
+    cluster = cluster_jobs_for(outputs, bundle.stack, bundle.deployment_id(), bundle.target, bundle.git.commit,
+                               bundle.root)
+    manifest = cluster.start(key, spec, new_run_id(), params)
+    ns, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+    out.print(f"started Job {ns}/{name} (logs: kubectl -n {ns} logs -f job/{name})", highlight=False)
+    if not wait:
+        return
+    with out.status(f"Job {name}: pending") as status:
+        result = cluster.wait(name, timeout, on_status=lambda s: status.update(f"Job {name}: {s}"))
+    if result == "succeeded":
+        out.print(f"run {name} of {key}: [green]success[/green]", highlight=False)
+        return
+    _fail(f"Job {ns}/{name} {result}; see kubectl -n {ns} logs job/{name}")
+
+
 @app.command()
 @handled
 def run(
@@ -285,8 +317,12 @@ def run(
     var: Optional[List[str]] = VarOpt,
     only: Optional[str] = typer.Option(None, "--only", help="comma-separated tasks to run (others are excluded)"),
     params: Optional[List[str]] = typer.Option(None, "--params", help="job parameter override k=v (repeatable, or k=v,k2=v2)"),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="kubernetes envs: wait for the Job to finish"),
+    timeout: Optional[int] = typer.Option(None, "--timeout", help="kubernetes envs: give up waiting after N seconds"),
 ) -> None:
-    """Run a deployed job's tasks in the target's environment; exit 1 if a task fails."""
+    """Run a deployed job's tasks in the target's environment; exit 1 if a task fails.
+
+    On a kubernetes env the run is a Job in the env's namespace (pods as the job's persona)."""
     from bundles.runner import log_tail
 
     bundle = _load(target, var)
@@ -296,6 +332,12 @@ def run(
             pairs.extend(x for x in p.split(",") if x)
         else:
             pairs.append(p)
+    outputs = outputs_for(bundle)
+    if outputs.platform == "kubernetes":
+        if only:
+            raise BundleError("--only is not supported on a kubernetes env yet: a cluster run runs the whole job")
+        _run_on_cluster(bundle, outputs, job, _parse_pairs(pairs, "--params"), wait, timeout)
+        return
     runner = _runner(bundle)
     signal.signal(signal.SIGTERM, _interrupt)  # CI cancel: stop the tasks, keep the record
     record = runner.run(job, only=[t.strip() for t in only.split(",") if t.strip()] if only else None,

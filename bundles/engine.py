@@ -9,7 +9,7 @@ midway leaves a consistent env that the next deploy completes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from bundles import artifact as artifacts
 from bundles.envstore import (
@@ -20,6 +20,9 @@ from bundles.loader import ResolvedBundle
 from bundles.mlflow_api import MlflowApi
 from bundles.planner import Action, Plan, desired_specs, fingerprint, order_key, _changed_fields
 from infra.contract import EnvironmentOutputs
+
+if TYPE_CHECKING:
+    from bundles.cluster import ClusterJobs
 
 TAG_DEPLOYMENT = "conveyor.deployment"
 TAG_RESOURCE = "conveyor.resource"
@@ -35,7 +38,9 @@ class DeployResult:
 
 class Engine:
     def __init__(self, bundle: ResolvedBundle, outputs: EnvironmentOutputs, persona: str | None = None,
-                 on_action: Callable[[Action], None] | None = None):
+                 on_action: Callable[[Action], None] | None = None, cluster: "ClusterJobs | None | bool" = True):
+        """`cluster`: the kubernetes env's ClusterJobs; True = derive it from the stack file when
+        the env runs on kubernetes (at first use), None = register jobs in storage only."""
         self.bundle = bundle
         self.outputs = outputs
         self.persona = persona or bundle.run_as
@@ -46,6 +51,16 @@ class Engine:
         self.api = MlflowApi(outputs.tracking_uri, cred.username, cred.password)
         self.store = DeploymentStore(outputs, bundle.deployment_id())
         self.on_action = on_action or (lambda a: None)
+        self._cluster = cluster
+
+    @property
+    def cluster(self) -> "ClusterJobs | None":
+        if self._cluster is True:
+            from bundles.cluster import cluster_jobs_for
+
+            b = self.bundle
+            self._cluster = cluster_jobs_for(self.outputs, b.stack, b.deployment_id(), b.target, b.git.commit, b.root)
+        return self._cluster
 
     # --- state -------------------------------------------------------------------------
 
@@ -74,7 +89,10 @@ class Engine:
         if rec.kind == "registered_models":
             return self.api.registered_model(rec.name) is not None
         if rec.kind in OBJECT_KINDS:
-            return self.store.read_object(rec.kind, rec.key.split(".", 1)[1]) is not None
+            key = rec.key.split(".", 1)[1]
+            if self.store.read_object(rec.kind, key) is None:
+                return False
+            return rec.kind != "jobs" or self.cluster is None or self.cluster.has(key, rec.spec)
         if rec.kind == "artifact":
             return self.store.has_code(rec.spec.get("hash", ""))
         return True
@@ -319,8 +337,20 @@ class Engine:
     def _delete_object(self, rec: ResourceRecord) -> None:
         self.store.delete_object(rec.kind, rec.key.split(".", 1)[1])
 
-    _put_jobs = _put_serving_endpoints = _put_monitors = lambda self, action, old: self._put_object(action)
-    _delete_jobs = _delete_serving_endpoints = _delete_monitors = _delete_object
+    _put_serving_endpoints = _put_monitors = lambda self, action, old: self._put_object(action)
+    _delete_serving_endpoints = _delete_monitors = _delete_object
+
+    # jobs: registered in storage; on a kubernetes env their schedules are CronJobs
+    def _put_jobs(self, action: Action, old: ResourceRecord | None) -> ResourceRecord:
+        rec = self._put_object(action)
+        if self.cluster is not None:
+            self.cluster.sync(action.key.split(".", 1)[1], action.spec or {})
+        return rec
+
+    def _delete_jobs(self, rec: ResourceRecord) -> None:
+        if self.cluster is not None:
+            self.cluster.remove(rec.key.split(".", 1)[1])
+        self._delete_object(rec)
 
     # --- summary ----------------------------------------------------------------------------
 

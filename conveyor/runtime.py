@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from conveyor.storage import is_local
 from infra.contract import EnvironmentOutputs, local_path
 
 
@@ -34,8 +35,20 @@ class TaskContext:
     git_sha: str
 
     def storage_path(self, name: str) -> Path:
-        """A named storage location (see `StoragePaths`) as a local path."""
-        return local_path(getattr(self.outputs.storage, name))
+        """A named storage location (see `StoragePaths`) as a local path.
+
+        On object storage (s3://, the kubernetes platform) the env's shared files (endpoint
+        config, tables, model store) live on its state volume, mounted at
+        $CONVEYOR_STATE_DIR in every job pod, with the same layout under it."""
+        uri = getattr(self.outputs.storage, name)
+        if is_local(uri):
+            return local_path(uri)
+        mount = os.environ.get("CONVEYOR_STATE_DIR")
+        if not mount:
+            raise RuntimeError(f"storage.{name} is {uri} (object storage): a task reaches the env's files through "
+                               f"its state volume, but CONVEYOR_STATE_DIR is not set")
+        relative = uri.removeprefix(self.outputs.storage.root).strip("/")
+        return Path(mount) / relative if relative else Path(mount)
 
 
 def context() -> TaskContext:

@@ -21,19 +21,29 @@ def _env(target: str):
     from pathlib import Path
 
     from conveyor.stack import StackError, read_outputs
+    from conveyor.storage import is_local
     from infra.contract import EnvironmentOutputs, local_path
 
     given = os.environ.get("CONVEYOR_ENV_OUTPUTS")
+    outputs = None
     if given and Path(given).is_file():
         outputs = EnvironmentOutputs.model_validate_json(Path(given).read_text())
-        if outputs.env == target:
-            return outputs, local_path(outputs.storage.endpoint)
-    try:
-        outputs = read_outputs(target)
-    except StackError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
-    return outputs, local_path(outputs.storage.endpoint)
+        if outputs.env != target:
+            outputs = None
+    if outputs is None:
+        try:
+            outputs = read_outputs(target)
+        except StackError as exc:
+            err.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from None
+    if is_local(outputs.storage.endpoint):
+        return outputs, local_path(outputs.storage.endpoint)
+    endpoint = os.environ.get("CONVEYOR_ENDPOINT_DIR")  # in a job pod: the env's state volume
+    if not endpoint:
+        err.print(f"[red]error:[/] env {target!r} runs on {outputs.platform}: its endpoint config is on the "
+                  f"cluster's state volume; run this in a job of that env (`conveyor bundle run`)")
+        raise typer.Exit(1)
+    return outputs, Path(endpoint)
 
 
 def _fail(msg: str) -> None:

@@ -16,6 +16,7 @@ import os
 import sys
 from pathlib import Path
 
+from conveyor.storage import is_local
 from infra.contract import EnvironmentOutputs, local_path
 from ml.data.versioning import DataVersionError, restore
 
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             raise DataVersionError("pass --data-version or --run-id")
         md5 = args.data_version or _version_from_run(args.run_id, args.layer)
         out = Path(args.out or f"restored/{md5}.parquet").resolve()
-        restore(local_path(outputs.storage.dvc_remote), md5, out)
+        remote = outputs.storage.dvc_remote
+        restore(local_path(remote) if is_local(remote) else remote, md5, out)
     except Exception as exc:  # noqa: BLE001 - one clear line for any failure
         print(f"restore: error: {exc}", file=sys.stderr)
         return 1

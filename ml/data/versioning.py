@@ -70,11 +70,17 @@ def _run(args: list[str], cwd: Path, project: Path, what: str) -> str:
     return proc.stdout
 
 
-def ensure_workspace(ws: Path, remote: Path, project: Path | None = None) -> None:
-    """Create (idempotently) the env's git+DVC workspace pointing at `remote`."""
+def _is_url(remote: str | Path) -> bool:
+    return "://" in str(remote)
+
+
+def ensure_workspace(ws: Path, remote: str | Path, project: Path | None = None) -> None:
+    """Create (idempotently) the env's git+DVC workspace pointing at `remote` (a directory or
+    an s3:// URL; S3 settings from the AWS_* variables, as DVC's S3 remote reads them)."""
     project = project or project_dir()
     ws.mkdir(parents=True, exist_ok=True)
-    remote.mkdir(parents=True, exist_ok=True)
+    if not _is_url(remote):
+        Path(remote).mkdir(parents=True, exist_ok=True)
     if not (ws / ".git").exists():
         _run(["git", "init", "-q", "-b", "main"], ws, project, "git init")
         (ws / ".gitignore").write_text("/ml\n/data/\n/restored/\n/.conveyor-*\n")
@@ -99,7 +105,7 @@ def _lock_md5s(ws: Path) -> dict[str, str]:
     return found
 
 
-def reproduce(ws: Path, remote: Path, params: dict, source_file: Path | None = None, project: Path | None = None) -> DataVersion:
+def reproduce(ws: Path, remote: str | Path, params: dict, source_file: Path | None = None, project: Path | None = None) -> DataVersion:
     """`dvc repro` + `dvc push` in the workspace with `params`; returns the data version.
 
     Holds a lock on the workspace so concurrent job runs in one env don't interleave.
@@ -135,14 +141,17 @@ def cache_file(ws: Path, md5: str) -> Path:
     return ws / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
 
 
-def restore(remote: Path, md5: str, out: Path, project: Path | None = None) -> Path:
+def restore(remote: str | Path, md5: str, out: Path, project: Path | None = None) -> Path:
     """Materialise the file with DVC hash `md5` from `remote` into `out` via `dvc pull`.
 
     Builds a throw-away DVC repo holding only a `.dvc` pointer to that hash, so it
     needs nothing but the env's remote — the same thing a person does by hand.
     """
+    from conveyor.storage import Blobs
+
     project = project or project_dir()
-    if not (remote / "files" / "md5" / md5[:2] / md5[2:]).exists():
+    if not Blobs(str(remote) if _is_url(remote) else Path(remote).absolute().as_uri()).exists(
+            f"files/md5/{md5[:2]}/{md5[2:]}"):
         raise DataVersionError(f"data version {md5} is not in the DVC remote {remote}")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="conveyor-restore-") as tmp:
@@ -156,7 +165,7 @@ def restore(remote: Path, md5: str, out: Path, project: Path | None = None) -> P
     return out
 
 
-def read_version(ws: Path, remote: Path, md5: str) -> Path:
+def read_version(ws: Path, remote: str | Path, md5: str) -> Path:
     """A local path holding data version `md5`: the workspace cache, else pulled from the remote."""
     cached = cache_file(ws, md5)
     if cached.exists():
@@ -164,9 +173,11 @@ def read_version(ws: Path, remote: Path, md5: str) -> Path:
     return restore(remote, md5, ws / "restored" / f"{md5}.parquet")
 
 
-def workspace_for(ctx) -> tuple[Path, Path]:
-    """(workspace dir, DVC remote dir) of the task's environment."""
+def workspace_for(ctx) -> tuple[Path, str | Path]:
+    """(workspace dir, DVC remote) of the task's environment: the remote is a directory on the
+    local platform, an s3:// URL on the kubernetes platform (the workspace is local either way)."""
+    from conveyor.storage import is_local
     from infra.contract import local_path
 
-    root = local_path(ctx.outputs.storage.root)
-    return root / "dvc-workspace", local_path(ctx.outputs.storage.dvc_remote)
+    remote = ctx.outputs.storage.dvc_remote
+    return ctx.storage_path("root") / "dvc-workspace", local_path(remote) if is_local(remote) else remote

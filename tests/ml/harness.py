@@ -69,14 +69,17 @@ class MlEnv:
     name: str
     root: Path
     tracking_uri: str
+    storage_uri: str | None = None  # default: a directory under root (the local platform's shape)
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. AWS_* for s3:// storage
     outputs_file: Path = field(init=False)
     values_root: Path = field(init=False)
 
     def __post_init__(self) -> None:
-        storage = self.root / "storage"
+        uri = self.storage_uri or (self.root / "storage").as_uri()
         outputs = EnvironmentOutputs(
-            env=self.name, platform="local", tracking_uri=self.tracking_uri, serving_url="http://127.0.0.1:1",
-            storage_uri=storage.as_uri(), storage=storage_layout(storage.as_uri()),
+            env=self.name, platform="local" if uri.startswith("file:") else "kubernetes",
+            tracking_uri=self.tracking_uri, serving_url="http://127.0.0.1:1",
+            storage_uri=uri, storage=storage_layout(uri),
             credentials={p: Credential(username=p, password="x", token="t") for p in ("data_scientist", "ml_engineer", "ci")},
         )
         self.root.mkdir(parents=True, exist_ok=True)
@@ -96,6 +99,7 @@ class MlEnv:
             "CONVEYOR_TASK_VALUES_DIR": str(values), "CONVEYOR_PROJECT_DIR": str(PROJECT),
             "MLFLOW_TRACKING_URI": self.tracking_uri, "PYTHONPATH": str(PROJECT),
             "BENTOML_DO_NOT_TRACK": "True",
+            **self.extra_env,
         })
         return env
 

@@ -1,0 +1,152 @@
+"""Bundle jobs on a `kubernetes` env: each schedule is a CronJob, each `bundle run` a Job.
+
+On the local platform the env's scheduler process reads the registered jobs; on a cluster
+Kubernetes itself fires them. Deploy applies one CronJob per scheduled job (suspended while
+the schedule is PAUSED, as in development mode) and deletes the CronJobs of jobs that lost
+their schedule or left the bundle. Every pod runs `python -m bundles.incluster <deployment>
+<job>`: the same runner as `conveyor bundle run`, reading the deployed job and code from the
+env's storage, as the job's `run_as` persona (its ServiceAccount and credentials).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+from bundles.errors import BundleError
+from infra.contract import EnvironmentOutputs
+from infra.kubernetes.jobs import ClusterTarget, k8s_name, render_cronjob, render_job
+from infra.kubernetes.kubeapi import KubeApi, KubeError
+
+DEPLOYMENT_LABEL = "conveyor.io/deployment"
+WORK_DIR = "/tmp/conveyor"  # the pod's writable emptyDir: run records and unpacked code
+
+
+def label_value(text: str) -> str:
+    """A label value (≤ 63 chars of [A-Za-z0-9-_.]) that still tells deployments apart."""
+    return k8s_name(text.replace(".", "-"))
+
+
+def runner_command(deployment: str, job: str, params: dict[str, str] | None = None) -> list[str]:
+    argv = ["python", "-m", "bundles.incluster", deployment, job]
+    for key, value in sorted((params or {}).items()):
+        argv += ["--param", f"{key}={value}"]
+    return argv
+
+
+class ClusterJobs:
+    """Applies and removes one deployment's CronJobs, starts its Jobs."""
+
+    def __init__(self, target: ClusterTarget, api: KubeApi, deployment: str, bundle_target: str,
+                 git_sha: str = "unknown"):
+        self.target, self.api = target, api
+        self.deployment, self.bundle_target, self.git_sha = deployment, bundle_target, git_sha
+
+    def _extra(self) -> dict[str, str]:
+        return {"CONVEYOR_DEPLOYMENT": self.deployment, "CONVEYOR_HOME": WORK_DIR}
+
+    def cronjob(self, key: str, spec: dict) -> dict | None:
+        """The CronJob for a deployed job spec, or None when it has no schedule."""
+        sched = spec.get("schedule")
+        if not sched:
+            return None
+        manifest = render_cronjob(
+            self.target, job=spec.get("name") or key, schedule=sched["cron"], timezone="Etc/UTC",
+            command=runner_command(self.deployment, key), persona=spec.get("run_as") or "ci",
+            bundle_target=self.bundle_target, git_sha=self.git_sha, extra_env=self._extra(),
+            timeout_seconds=spec.get("timeout_seconds"), paused=sched.get("pause_status") == "PAUSED",
+        )
+        for meta in (manifest["metadata"], manifest["spec"]["jobTemplate"]["metadata"],
+                     manifest["spec"]["jobTemplate"]["spec"]["template"]["metadata"]):
+            meta["labels"][DEPLOYMENT_LABEL] = label_value(self.deployment)
+            meta["labels"]["conveyor.io/job-key"] = k8s_name(key)
+        return manifest
+
+    def _mine(self) -> dict[str, str]:
+        return {DEPLOYMENT_LABEL: label_value(self.deployment)}
+
+    def sync(self, key: str, spec: dict) -> None:
+        """Make the cluster match one deployed job: its CronJob applied, or none."""
+        manifest = self.cronjob(key, spec)
+        if manifest is not None:
+            self.api.apply(manifest)
+        self._delete_cronjobs(key, keep=manifest["metadata"]["name"] if manifest else None)
+
+    def remove(self, key: str) -> None:
+        self._delete_cronjobs(key, keep=None)
+
+    def _delete_cronjobs(self, key: str, keep: str | None) -> None:
+        # by label, not name: a renamed job leaves no CronJob behind
+        selector = {**self._mine(), "conveyor.io/job-key": k8s_name(key)}
+        for item in self.api.list("batch/v1", "CronJob", self.target.namespace, selector):
+            name = item["metadata"]["name"]
+            if name != keep:
+                self.api.delete("batch/v1", "CronJob", self.target.namespace, name)
+
+    def has(self, key: str, spec: dict) -> bool:
+        """Whether what `sync` would apply is there (a CronJob deleted by hand is re-created)."""
+        manifest = self.cronjob(key, spec)
+        if manifest is None:
+            return True
+        return self.api.get("batch/v1", "CronJob", self.target.namespace, manifest["metadata"]["name"]) is not None
+
+    def scheduled(self) -> list[dict]:
+        return self.api.list("batch/v1", "CronJob", self.target.namespace, self._mine())
+
+    def start(self, key: str, spec: dict, run_id: str, params: dict[str, str] | None = None) -> dict:
+        """Create the Job of one run (`conveyor bundle run` on this env); returns the manifest."""
+        manifest = render_job(
+            self.target, job=spec.get("name") or key, command=runner_command(self.deployment, key, params),
+            run_id=run_id, persona=spec.get("run_as") or "ci", bundle_target=self.bundle_target,
+            git_sha=self.git_sha, extra_env=self._extra(), timeout_seconds=spec.get("timeout_seconds"),
+        )
+        for meta in (manifest["metadata"], manifest["spec"]["template"]["metadata"]):
+            meta["labels"][DEPLOYMENT_LABEL] = label_value(self.deployment)
+            meta["labels"]["conveyor.io/job-key"] = k8s_name(key)
+        self.api.apply(manifest)
+        return manifest
+
+    def wait(self, name: str, timeout: float | None = None, on_status: Callable[[str], None] | None = None) -> str:
+        """Poll the Job until it succeeds or fails: "succeeded", "failed" or "timeout"."""
+        deadline = time.monotonic() + timeout if timeout else None
+        last = ""
+        while True:
+            job = self.api.get("batch/v1", "Job", self.target.namespace, name)
+            if job is None:
+                raise BundleError(f"Job {self.target.namespace}/{name} disappeared while waiting for it")
+            status = job.get("status") or {}
+            for cond in status.get("conditions") or []:
+                if cond.get("status") == "True" and cond.get("type") in ("Complete", "SuccessCriteriaMet"):
+                    return "succeeded"
+                if cond.get("status") == "True" and cond.get("type") == "Failed":
+                    return "failed"
+            now = "running" if status.get("active") else "pending"
+            if on_status and now != last:
+                on_status(now)
+                last = now
+            if deadline and time.monotonic() > deadline:
+                return "timeout"
+            time.sleep(2)
+
+
+def cluster_jobs_for(outputs: EnvironmentOutputs, stack: str, deployment: str, bundle_target: str,
+                     git_sha: str = "unknown", project: Path | None = None) -> ClusterJobs | None:
+    """ClusterJobs of a kubernetes env from its `Pulumi.<stack>.yaml`; None on other platforms."""
+    if outputs.platform != "kubernetes":
+        return None
+    from conveyor.paths import project_dir
+    from infra.config import read_stack_file
+    from infra.kubernetes.config import parse_kubernetes_config
+
+    candidates = [p / f"Pulumi.{stack}.yaml" for p in (project, project_dir()) if p is not None]
+    stack_file = next((c for c in candidates if c.is_file()), candidates[0])
+    if not stack_file.is_file():
+        raise BundleError(f"environment {outputs.env!r} runs on kubernetes, but {stack_file} (its cluster "
+                          f"settings) is missing")
+    try:
+        cfg = parse_kubernetes_config(read_stack_file(stack_file).get("kubernetes"))
+        api = KubeApi(cfg.kubeconfig, cfg.context)
+    except (ValueError, KubeError) as exc:
+        raise BundleError(f"environment {outputs.env!r}: {exc}") from None
+    return ClusterJobs(ClusterTarget.from_config(outputs.env, cfg), api, deployment, bundle_target, git_sha)
