@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PULUMI_SKIP_UPDATE_CHECK := true
 
-.PHONY: setup toolchain test test-unit test-e2e demo demo-clean envs-down bench lint help
+.PHONY: setup toolchain control-plane test test-unit test-e2e demo demo-clean envs-down bench lint help
 
 help:
 	@echo "make demo        provision dev/staging/prod, train, promote, serve (does its own setup)"
@@ -33,13 +33,17 @@ toolchain: $(VENV)/.installed
 
 setup: $(VENV)/.installed toolchain
 
-test: setup
+# etcd + kube-apiserver + kube-controller-manager for the kubernetes platform's tests (cached build)
+control-plane:
+	@bash scripts/k8s-control-plane.sh >/dev/null
+
+test: setup control-plane
 	$(BIN)/pytest
 
 test-unit: setup
 	$(BIN)/pytest -m "not e2e"
 
-test-e2e: setup
+test-e2e: setup control-plane
 	$(BIN)/pytest -m e2e
 
 demo: setup

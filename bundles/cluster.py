@@ -130,6 +130,18 @@ class ClusterJobs:
             time.sleep(2)
 
 
+def _without_secrets(raw):
+    """`secure:` values (encrypted in the stack file) as placeholders: a bundle deploy never needs
+    them (pods get secrets from Kubernetes Secrets), and it should not need the passphrase."""
+    if isinstance(raw, dict):
+        if set(raw) == {"secure"}:
+            return "(secret)"
+        return {k: _without_secrets(v) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [_without_secrets(v) for v in raw]
+    return raw
+
+
 def cluster_jobs_for(outputs: EnvironmentOutputs, stack: str, deployment: str, bundle_target: str,
                      git_sha: str = "unknown", project: Path | None = None) -> ClusterJobs | None:
     """ClusterJobs of a kubernetes env from its `Pulumi.<stack>.yaml`; None on other platforms."""
@@ -145,7 +157,7 @@ def cluster_jobs_for(outputs: EnvironmentOutputs, stack: str, deployment: str, b
         raise BundleError(f"environment {outputs.env!r} runs on kubernetes, but {stack_file} (its cluster "
                           f"settings) is missing")
     try:
-        cfg = parse_kubernetes_config(read_stack_file(stack_file).get("kubernetes"))
+        cfg = parse_kubernetes_config(_without_secrets(read_stack_file(stack_file).get("kubernetes")))
         api = KubeApi(cfg.kubeconfig, cfg.context)
     except (ValueError, KubeError) as exc:
         raise BundleError(f"environment {outputs.env!r}: {exc}") from None

@@ -69,9 +69,11 @@ class NetworkIsolation(pulumi.ComponentResource):
         def policy(key: str, pod_selector: dict, *, ingress: list | None = None, egress: list | None = None) -> None:
             types = (["Ingress"] if ingress is not None else []) + (["Egress"] if egress is not None else [])
             spec: dict = {"podSelector": pod_selector, "policyTypes": types}
-            if ingress is not None:
+            # an empty rule list is the same as none (deny); the API server drops it, and sending
+            # it anyway makes every re-apply a change
+            if ingress:
                 spec["ingress"] = ingress
-            if egress is not None:
+            if egress:
                 spec["egress"] = egress
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-{key}",

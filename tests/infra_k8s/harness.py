@@ -29,3 +29,28 @@ def render(env: str, config: dict[str, Any], tmp_home: Path, timeout: int = 300)
     if proc.returncode != 0:
         raise AssertionError(f"program failed for {env}:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --- reading a render -----------------------------------------------------------------------
+
+def objects(render: dict) -> list[dict]:
+    return [r["inputs"] for r in render["resources"]
+            if r["type"].startswith("kubernetes:") and r["type"] != "pulumi:providers:kubernetes"]
+
+
+def find(render: dict, kind: str, name: str) -> dict:
+    hits = [o for o in objects(render) if o["kind"] == kind and o["metadata"]["name"] == name]
+    assert len(hits) == 1, f"expected one {kind}/{name}, found {len(hits)}"
+    return hits[0]
+
+
+def pod_specs(render: dict) -> list[tuple[str, dict]]:
+    specs = []
+    for obj in objects(render):
+        if obj["kind"] in ("Deployment", "StatefulSet", "Job"):
+            specs.append((f"{obj['kind']}/{obj['metadata']['name']}", obj["spec"]["template"]["spec"]))
+    return specs
+
+
+def outputs(render: dict) -> dict:
+    return {k: v["value"] for k, v in render["outputs"].items()}

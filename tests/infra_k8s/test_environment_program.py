@@ -7,33 +7,10 @@ import json
 import pytest
 
 from infra.contract import EnvironmentOutputs, StoragePaths, storage_layout
-from tests.infra_k8s.harness import MOCK_SECRET_PREFIX
+from tests.infra_k8s.harness import MOCK_SECRET_PREFIX, find, objects, outputs, pod_specs
 
 ENVS = ["dev", "staging", "prod"]
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass"}
-
-
-def objects(render: dict) -> list[dict]:
-    return [r["inputs"] for r in render["resources"]
-            if r["type"].startswith("kubernetes:") and r["type"] != "pulumi:providers:kubernetes"]
-
-
-def find(render: dict, kind: str, name: str) -> dict:
-    hits = [o for o in objects(render) if o["kind"] == kind and o["metadata"]["name"] == name]
-    assert len(hits) == 1, f"expected one {kind}/{name}, found {len(hits)}"
-    return hits[0]
-
-
-def pod_specs(render: dict) -> list[tuple[str, dict]]:
-    specs = []
-    for obj in objects(render):
-        if obj["kind"] in ("Deployment", "StatefulSet", "Job"):
-            specs.append((f"{obj['kind']}/{obj['metadata']['name']}", obj["spec"]["template"]["spec"]))
-    return specs
-
-
-def outputs(render: dict) -> dict:
-    return {k: v["value"] for k, v in render["outputs"].items()}
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.infra_k8s.cluster_model import Cluster, Pod
-from tests.infra_k8s.test_environment_program import objects
+from tests.infra_k8s.harness import objects
+from tests.infra_k8s.rbac_cases import FORBIDDEN_TO_ALL, PERSONA_CASES, READ_PODS, ROLL_OUT, RUN_JOB
 
 ENVS = ["dev", "staging", "prod"]
 
@@ -21,34 +22,7 @@ def sa(persona: str, env: str) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ RBAC
-RUN_JOB = ("create", "batch", "jobs")
-SCHEDULE = ("create", "batch", "cronjobs")
-ROLL_OUT = ("patch", "apps", "deployments")
-READ_PODS = ("list", "", "pods")
-READ_SECRETS = ("get", "", "secrets")
-
-
-@pytest.mark.parametrize("env,persona,action,allowed", [
-    # data scientist: edit in dev, view in staging and prod
-    ("dev", "data_scientist", RUN_JOB, True),
-    ("dev", "data_scientist", SCHEDULE, True),
-    ("dev", "data_scientist", ROLL_OUT, False),
-    ("staging", "data_scientist", READ_PODS, True),
-    ("staging", "data_scientist", RUN_JOB, False),
-    ("prod", "data_scientist", READ_PODS, True),
-    ("prod", "data_scientist", RUN_JOB, False),
-    ("prod", "data_scientist", ("delete", "", "pods"), False),
-    # ci: deploy in staging and prod
-    ("staging", "ci", ROLL_OUT, True),
-    ("prod", "ci", ROLL_OUT, True),
-    ("prod", "ci", ("patch", "autoscaling", "horizontalpodautoscalers"), True),
-    ("prod", "ci", SCHEDULE, True),
-    # ml engineer: deploys up to staging; prod changes only through ci
-    ("staging", "ml_engineer", ROLL_OUT, True),
-    ("prod", "ml_engineer", ROLL_OUT, False),
-    ("prod", "ml_engineer", RUN_JOB, False),
-    ("prod", "ml_engineer", READ_PODS, True),
-])
+@pytest.mark.parametrize("env,persona,action,allowed", PERSONA_CASES)
 def test_persona_roles(cluster, env, persona, action, allowed):
     verb, group, resource = action
     assert cluster.can(sa(persona, env), verb, group, resource, f"conveyor-{env}") is allowed
@@ -57,10 +31,8 @@ def test_persona_roles(cluster, env, persona, action, allowed):
 @pytest.mark.parametrize("env", ENVS)
 @pytest.mark.parametrize("persona", ["data_scientist", "ml_engineer", "ci"])
 def test_nobody_reads_secrets_or_touches_rbac(cluster, env, persona):
-    ns = f"conveyor-{env}"
-    assert not cluster.can(sa(persona, env), *READ_SECRETS, ns)
-    assert not cluster.can(sa(persona, env), "create", "rbac.authorization.k8s.io", "rolebindings", ns)
-    assert not cluster.can(sa(persona, env), "delete", "", "namespaces", ns)
+    for action in FORBIDDEN_TO_ALL:
+        assert not cluster.can(sa(persona, env), *action, f"conveyor-{env}")
 
 
 @pytest.mark.parametrize("persona", ["data_scientist", "ml_engineer", "ci"])

@@ -9,7 +9,7 @@ from infra.contract import EnvironmentOutputs
 from infra.kubernetes.config import KubernetesConfig, parse_kubernetes_config
 from infra.kubernetes.jobs import ClusterTarget, deploy_manifest, k8s_name, render_cronjob, render_task_job
 from tests.infra_k8s.cluster_model import Cluster, Pod
-from tests.infra_k8s.test_environment_program import objects
+from tests.infra_k8s.harness import objects
 
 RUNTIME_VARS = {"CONVEYOR_ENV_OUTPUTS", "CONVEYOR_ENV", "CONVEYOR_PERSONA", "CONVEYOR_BUNDLE_TARGET", "CONVEYOR_JOB",
                 "CONVEYOR_RUN_ID", "CONVEYOR_TASK", "CONVEYOR_GIT_SHA", "CONVEYOR_TASK_VALUES_DIR",

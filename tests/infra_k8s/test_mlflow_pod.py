@@ -19,7 +19,7 @@ import pytest
 
 from infra.kubernetes import bootstrap
 from tests.infra_k8s.harness import ROOT
-from tests.infra_k8s.test_environment_program import find
+from tests.infra_k8s.harness import find
 from tests.ports import free_port
 
 pytestmark = pytest.mark.slow

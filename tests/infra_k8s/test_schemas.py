@@ -14,7 +14,7 @@ import pytest
 from infra.kubernetes.config import KubernetesConfig
 from infra.kubernetes.jobs import ClusterTarget, render_cronjob, render_task_job
 from tests.infra_k8s.conftest import SCENARIOS
-from tests.infra_k8s.test_environment_program import objects
+from tests.infra_k8s.harness import objects
 
 K8S_VERSION = kubernetes_validate.utils.latest_version()
 K8S_SCENARIOS = [key for key in SCENARIOS if not key.startswith("local")]

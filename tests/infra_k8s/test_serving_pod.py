@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.infra_k8s.harness import ROOT
-from tests.infra_k8s.test_environment_program import find, outputs
+from tests.infra_k8s.harness import find, outputs
 from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
