@@ -178,6 +178,9 @@ class KubernetesConfig(_Strict):
     serving: Serving = Serving()
     access: dict[str, PersonaAccess] = Field(default_factory=dict, description="overrides of DEFAULT_ACCESS[env]")
     ingress: Ingress | None = None
+    wait_for_ready: bool = Field(
+        True, description="block `pulumi up` until workloads are ready; false: apply and move on "
+                          "(pulumi.com/skipAwait on every object, e.g. when images are pushed later)")
 
     @field_validator("namespace_prefix")
     @classmethod

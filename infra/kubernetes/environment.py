@@ -44,6 +44,15 @@ def _secret_setting(*path: str) -> pulumi.Output[str]:
     return pulumi.Output.secret(pulumi.Config("conveyor").require_secret_object("kubernetes").apply(dig))
 
 
+def _skip_await(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+    """`pulumi.com/skipAwait: "true"` on a Kubernetes object: the provider applies it and moves on."""
+    if not args.type_.startswith("kubernetes:"):  # (the provider itself is pulumi:providers:kubernetes)
+        return None
+    meta = dict(args.props.get("metadata") or {})
+    meta["annotations"] = {**(meta.get("annotations") or {}), "pulumi.com/skipAwait": "true"}
+    return pulumi.ResourceTransformationResult({**args.props, "metadata": meta}, args.opts)
+
+
 def provider(name: str, cfg: KubernetesConfig, opts: pulumi.ResourceOptions | None = None) -> k8s.Provider:
     """The cluster connection from stack config (`kubeconfig` path, `context`); unset keys fall back
     to what kubectl would use ($KUBECONFIG or ~/.kube/config, its current context)."""
@@ -55,15 +64,17 @@ class KubernetesEnvironment(Environment):
     """Storage + Tracking + Access + Serving + Jobs of one env, isolated in its own namespace."""
 
     def __init__(self, name: str, args: EnvironmentArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("conveyor:kubernetes:Environment", name, None, opts)
         stack = args.config
         env = stack.env
-        self.env_name, self.platform = env, "kubernetes"
         try:
             cfg = parse_kubernetes_config(stack.kubernetes)
             access = cfg.persona_access(env, {p: i.role for p, i in args.personas.items()})
         except ValueError as exc:
             raise pulumi.RunError(str(exc)) from None
+        if not cfg.wait_for_ready:  # inherited by every child resource
+            opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(transformations=[_skip_await]))
+        super().__init__("conveyor:kubernetes:Environment", name, None, opts)
+        self.env_name, self.platform = env, "kubernetes"
         if stack.storage.retain_on_destroy and (cfg.storage.kind == "minio" or cfg.postgres.kind == "statefulset"):
             # destroy deletes the namespace and every volume in it; refusing beats losing data silently
             raise pulumi.RunError(

@@ -169,3 +169,14 @@ def test_external_secrets_stay_in_secrets(rendered):
             assert not leaked or res["secret_paths"] == ["/stringData"]
         else:
             assert not leaked, f"{res['inputs']['kind']}/{res['inputs']['metadata']['name']} leaks {leaked}"
+
+
+def test_wait_for_ready_false_marks_every_object_skip_await(rendered, tmp_path):
+    from tests.infra_k8s.conftest import stack_config
+    from tests.infra_k8s.harness import render
+
+    relaxed = render("dev", stack_config("dev", kubernetes={"wait_for_ready": False}), tmp_path)
+    objs = objects(relaxed)
+    assert len(objs) == len(objects(rendered["dev"]))
+    assert all(o["metadata"].get("annotations", {}).get("pulumi.com/skipAwait") == "true" for o in objs)
+    assert not any("pulumi.com/skipAwait" in (o["metadata"].get("annotations") or {}) for o in objects(rendered["dev"]))

@@ -7,6 +7,7 @@ volume ($CONVEYOR_STATE_DIR). Nothing of the env may land on a local path in bet
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
@@ -18,16 +19,20 @@ import pandas as pd
 import pytest
 
 from tests.ml.conftest import run_training_job
-from tests.ml.harness import PROJECT, MlEnv, new_run_id
+from tests.ml.harness import PROJECT, MlEnv, new_run_id, start_mlflow
 from tests.s3server import CREDENTIALS, s3_client, s3_server
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def s3_env(mlflow_server, tmp_path_factory):
+def s3_env(tmp_path_factory):
     root = tmp_path_factory.mktemp("env-s3")
-    with s3_server(root / "s3.log") as endpoint:
+    # its own MLflow: the session's server holds other tests' staging registry, which they check
+    mlflow_server = start_mlflow(root / "mlflow")
+    with contextlib.ExitStack() as stack:
+        stack.callback(mlflow_server.stop)
+        endpoint = stack.enter_context(s3_server(root / "s3.log"))
         bucket = f"conveyor-{secrets.token_hex(4)}"
         s3_client(endpoint).create_bucket(Bucket=bucket)
         env = MlEnv("staging", root, mlflow_server.uri, storage_uri=f"s3://{bucket}/staging",
