@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PULUMI_SKIP_UPDATE_CHECK := true
 
-.PHONY: setup toolchain control-plane test test-unit test-e2e demo demo-clean envs-down bench lint help
+.PHONY: setup toolchain control-plane k8s-plugin test-k8s test test-unit test-e2e demo demo-clean envs-down bench lint help
 
 help:
 	@echo "make demo        provision dev/staging/prod, train, promote, serve (does its own setup)"
@@ -14,6 +14,7 @@ help:
 	@echo "make test-unit   fast tests only (no servers)"
 	@echo "make demo-clean  stop every environment and delete local state (.conveyor/)"
 	@echo "make bench       benchmarks (prints tables)"
+	@echo "make test-k8s    kubernetes platform: builds the Pulumi Kubernetes plugin (once), real pulumi up on a test control plane"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +46,14 @@ test-unit: setup
 
 test-e2e: setup control-plane
 	$(BIN)/pytest -m e2e
+
+# opt-in: the Pulumi Kubernetes plugin (~15 min build, cached), then a real `pulumi up` of the
+# kubernetes platform against the test control plane
+k8s-plugin: setup
+	@bash scripts/pulumi-kubernetes-plugin.sh >/dev/null
+
+test-k8s: setup control-plane k8s-plugin
+	$(BIN)/pytest tests/e2e/test_kubernetes_up.py tests/infra_k8s tests/bundles/test_kubernetes_target.py
 
 demo: setup
 	$(BIN)/python -m conveyor.demo

@@ -95,11 +95,12 @@ class Environment(pulumi.ComponentResource):
 
 def create_environment(cfg: StackConfig) -> Environment:
     """Build the environment on the configured platform."""
-    args = generate_identities(cfg)
     if cfg.platform == "kubernetes":
         from infra.kubernetes import KubernetesEnvironment
+        from infra.kubernetes.environment import preflight
 
-        return KubernetesEnvironment(cfg.env, args)
+        preflight(cfg)
+        return KubernetesEnvironment(cfg.env, generate_identities(cfg))
     from infra.local.environment import LocalEnvironment
 
-    return LocalEnvironment(cfg.env, args)
+    return LocalEnvironment(cfg.env, generate_identities(cfg))

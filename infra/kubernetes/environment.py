@@ -53,6 +53,19 @@ def _skip_await(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTrans
     return pulumi.ResourceTransformationResult({**args.props, "metadata": meta}, args.opts)
 
 
+def preflight(stack) -> None:
+    """Fail before anything is created when the cluster connection cannot work: the provider
+    would take a missing kubeconfig path for kubeconfig *content* and report a JSON error."""
+    try:
+        cfg = parse_kubernetes_config(stack.kubernetes)
+    except ValueError as exc:
+        raise pulumi.RunError(str(exc)) from None
+    if cfg.kubeconfig and not os.environ.get("CONVEYOR_RENDER_ONLY"):
+        path = os.path.expanduser(cfg.kubeconfig)
+        if not os.path.isfile(path):
+            raise pulumi.RunError(f"conveyor:kubernetes.kubeconfig: {path}: no such file")
+
+
 def provider(name: str, cfg: KubernetesConfig, opts: pulumi.ResourceOptions | None = None) -> k8s.Provider:
     """The cluster connection from stack config (`kubeconfig` path, `context`); unset keys fall back
     to what kubectl would use ($KUBECONFIG or ~/.kube/config, its current context)."""

@@ -92,6 +92,7 @@ def run_program(env: str, config: dict[str, Any], home: Path, project: Path | No
         "PULUMI_CONFIG": json.dumps({k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}),
         "CONVEYOR_HOME": str(home),
         "CONVEYOR_PROJECT_DIR": str(project),
+        "CONVEYOR_RENDER_ONLY": "1",  # no cluster is contacted, so its connection is not checked
         "PYTHONPATH": os.pathsep.join([str(project), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
     }
     return subprocess.run([sys.executable, "-m", "infra.kubernetes.render", "--child", env], cwd=project,
