@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from bundles import checks
 from bundles.errors import Diagnostic, Loc, did_you_mean
 from bundles.gitinfo import GitInfo, git_info
-from bundles.models import RESOURCE_KINDS, BundleFile, Resources, Target
+from bundles.models import BundleFile, Resources, Target
 from bundles.source import Located, load_yaml
 
 BUNDLE_FILE = "bundle.yml"

@@ -28,7 +28,8 @@ class RealEnv:
 
 @pytest.fixture(scope="session")
 def real_env(tmp_path_factory) -> RealEnv:
-    from tests.e2e.envs import free_port, make_project, pulumi_cmd, run
+    from tests.e2e.envs import make_project, pulumi_cmd, run
+    from tests.ports import free_port
 
     root = tmp_path_factory.mktemp("real-env")
     name = "itest"

@@ -8,7 +8,6 @@ revision changes. One JSON file (`endpoint.json`) replaced atomically, plus an a
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path

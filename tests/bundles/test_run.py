@@ -14,7 +14,6 @@ import pytest
 from bundles import scheduler
 from bundles.engine import Engine
 from bundles.errors import BundleError
-from bundles.envstore import DeploymentStore
 from bundles.loader import load_bundle
 from bundles.runner import JobRunner, list_runs
 

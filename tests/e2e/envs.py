@@ -10,7 +10,6 @@ from pathlib import Path
 
 import yaml
 
-from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

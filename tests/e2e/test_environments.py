@@ -18,7 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.envs import free_port, make_project, pulumi_cmd, run
+from tests.e2e.envs import make_project, pulumi_cmd, run
+from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
 

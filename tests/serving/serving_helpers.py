@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
 from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
