@@ -101,12 +101,18 @@ class Blobs:
 
     # --- write -------------------------------------------------------------------------
 
+    def _staged(self, key: str, text: str) -> tuple[Path, Path]:
+        """(final path, a temp file beside it holding `text`) on a local disk."""
+        assert self.local is not None
+        path = self.local / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
+        tmp.write_text(text)
+        return path, tmp
+
     def write_text(self, key: str, text: str) -> None:
         if self.local is not None:
-            path = self.local / key
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
-            tmp.write_text(text)
+            path, tmp = self._staged(key, text)
             tmp.replace(path)
             return
         self._call("write", key, self.fs.pipe_file, self._path(key), text.encode())  # one PUT: atomic
@@ -114,10 +120,7 @@ class Blobs:
     def create(self, key: str, text: str) -> bool:
         """Write only if `key` does not exist; False when it does (the basis of the deploy lock)."""
         if self.local is not None:
-            path = self.local / key
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
-            tmp.write_text(text)
+            path, tmp = self._staged(key, text)
             try:
                 os.link(tmp, path)  # fails if it exists; readers see the whole content or nothing
                 return True

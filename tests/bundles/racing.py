@@ -1,4 +1,4 @@
-"""Two deploys of one target started at the same instant, in two processes."""
+"""Deploys that go wrong on purpose: two at the same instant, one killed midway."""
 
 from __future__ import annotations
 
@@ -34,3 +34,15 @@ def race_two_deploys(project: Path, outputs: EnvironmentOutputs, user: str) -> l
     for p in procs:
         p.join(300)
     return sorted(queue.get(timeout=5) for _ in procs)
+
+
+def kill_at_action(engine: Engine, n: int) -> None:
+    """Make the engine's deploy die (as if killed) just before its n-th action."""
+    calls: list[str] = []
+
+    def die(action) -> None:
+        calls.append(action.key)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+
+    engine.on_action = die

@@ -14,7 +14,7 @@ from bundles.engine import Engine
 from bundles.errors import BundleError
 from bundles.loader import load_bundle
 from infra.contract import EnvironmentOutputs
-from tests.bundles.racing import race_two_deploys
+from tests.bundles.racing import kill_at_action, race_two_deploys
 
 
 @pytest.fixture(autouse=True)
@@ -183,14 +183,7 @@ def test_lock_left_by_a_killed_deploy_is_taken_over(project, env_outputs, user):
 
 def test_killed_deploy_is_completed_by_the_next_one(project, env_outputs, user):
     engine = _engine(project, env_outputs, user)
-    calls = []
-
-    def die_on_second(action):
-        calls.append(action.key)
-        if len(calls) == 3:
-            raise KeyboardInterrupt  # the process is killed between two actions
-
-    engine.on_action = die_on_second
+    kill_at_action(engine, 3)  # the process is killed between two actions
     with pytest.raises(KeyboardInterrupt):
         engine.deploy()
     # what happened is in the journal; a line cut by the kill is ignored

@@ -18,7 +18,7 @@ import pytest
 from bundles.engine import Engine
 from bundles.loader import load_bundle
 from bundles.runner import JobRunner
-from tests.bundles.racing import race_two_deploys
+from tests.bundles.racing import kill_at_action, race_two_deploys
 from tests.s3server import s3_client
 
 pytestmark = pytest.mark.slow
@@ -64,14 +64,7 @@ def test_two_concurrent_deploys_exactly_one_wins(project, s3_outputs, user):
 
 def test_killed_deploy_is_completed_by_the_next_one(project, s3_outputs, user):
     engine = _engine(project, s3_outputs, user)
-    calls = []
-
-    def die_on_third(action):
-        calls.append(action.key)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-
-    engine.on_action = die_on_third
+    kill_at_action(engine, 3)  # the process is killed between two actions
     with pytest.raises(KeyboardInterrupt):
         engine.deploy()
     partial = _engine(project, s3_outputs, user).state()
