@@ -44,6 +44,7 @@ def handled(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         from conveyor.stack import StackError
         from conveyor.storage import StorageError
+        from infra.kubernetes.kubeapi import KubeError
 
         try:
             return fn(*args, **kwargs)
@@ -53,7 +54,7 @@ def handled(fn: Callable) -> Callable:
             for d in exc.diagnostics:
                 err.print(d.render(), highlight=False, soft_wrap=True)
             _fail(str(exc))
-        except (BundleError, StackError, StorageError) as exc:
+        except (BundleError, StackError, StorageError, KubeError) as exc:
             _fail(str(exc))
         except KeyboardInterrupt:
             _fail("interrupted", 130)
@@ -296,6 +297,11 @@ def _run_on_cluster(bundle: ResolvedBundle, outputs: EnvironmentOutputs, job: st
         raise BundleError(f"job {key!r} has no parameter {unknown[0]!r}")
     cluster = cluster_jobs_for(outputs, bundle.stack, bundle.deployment_id(), bundle.target, bundle.git.commit,
                                bundle.root)
+    active = cluster.active_runs(key)
+    limit = spec.get("max_concurrent_runs") or 1
+    if len(active) >= limit:
+        raise BundleError(f"job {key!r} already has {len(active)} active run(s) ({active[0]}); "
+                          f"max_concurrent_runs is {limit}")
     manifest = cluster.start(key, spec, new_run_id(), params)
     ns, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
     out.print(f"started Job {ns}/{name} (logs: kubectl -n {ns} logs -f job/{name})", highlight=False)

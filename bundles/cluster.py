@@ -24,8 +24,8 @@ WORK_DIR = "/tmp/conveyor"  # the pod's writable emptyDir: run records and unpac
 
 
 def label_value(text: str) -> str:
-    """A label value (≤ 63 chars of [A-Za-z0-9-_.]) that still tells deployments apart."""
-    return k8s_name(text.replace(".", "-"))
+    """A label value (≤ 63 chars) that still tells deployments apart (hashed when changed)."""
+    return k8s_name(text)
 
 
 def runner_command(deployment: str, job: str, params: dict[str, str] | None = None) -> list[str]:
@@ -53,6 +53,7 @@ class ClusterJobs:
             return None
         manifest = render_cronjob(
             self.target, job=spec.get("name") or key, schedule=sched["cron"], timezone="Etc/UTC",
+            name=k8s_name(self.deployment, key, limit=52),  # unique per deployment: never another's CronJob
             command=runner_command(self.deployment, key), persona=spec.get("run_as") or "ci",
             bundle_target=self.bundle_target, git_sha=self.git_sha, extra_env=self._extra(),
             timeout_seconds=spec.get("timeout_seconds"), paused=sched.get("pause_status") == "PAUSED",
@@ -89,10 +90,20 @@ class ClusterJobs:
         manifest = self.cronjob(key, spec)
         if manifest is None:
             return True
-        return self.api.get("batch/v1", "CronJob", self.target.namespace, manifest["metadata"]["name"]) is not None
+        found = self.api.get("batch/v1", "CronJob", self.target.namespace, manifest["metadata"]["name"])
+        return found is not None and (found["metadata"].get("labels") or {}).get(DEPLOYMENT_LABEL) == \
+            label_value(self.deployment)
 
     def scheduled(self) -> list[dict]:
         return self.api.list("batch/v1", "CronJob", self.target.namespace, self._mine())
+
+    def active_runs(self, key: str) -> list[str]:
+        """Names of this job's Jobs still running (manual and scheduled alike)."""
+        selector = {**self._mine(), "conveyor.io/job-key": k8s_name(key)}
+        jobs = self.api.list("batch/v1", "Job", self.target.namespace, selector)
+        return [j["metadata"]["name"] for j in jobs
+                if not any(c.get("status") == "True" and c.get("type") in ("Complete", "Failed", "SuccessCriteriaMet")
+                           for c in (j.get("status") or {}).get("conditions") or [])]
 
     def start(self, key: str, spec: dict, run_id: str, params: dict[str, str] | None = None) -> dict:
         """Create the Job of one run (`conveyor bundle run` on this env); returns the manifest."""

@@ -184,7 +184,8 @@ class Engine:
                 self._apply(action, state)
                 self.store.record_action(state, action.key)
                 done.append(action)
-        self.store.wipe()
+            self.store.wipe()  # under the lock: a deploy waiting for it finds a clean slate
+        self.store.remove()
         return done
 
     # --- apply one action -------------------------------------------------------------------

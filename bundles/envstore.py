@@ -237,7 +237,7 @@ class DeploymentStore:
 
     # code: the wheel lives in env storage; tasks import it unpacked on the machine that runs them
     def has_code(self, content_hash: str) -> bool:
-        return bool(self.blobs.list(f"artifacts/{content_hash[:16]}"))
+        return any(n.endswith(".whl") for n in self.blobs.list(f"artifacts/{content_hash[:16]}"))
 
     def put_code(self, content_hash: str, wheel: Path) -> None:
         """Store the wheel (and, on a local disk, unpack it where tasks import it from)."""
@@ -271,9 +271,26 @@ class DeploymentStore:
                     shutil.rmtree(path, ignore_errors=True)
 
     def wipe(self) -> None:
-        """Everything of this deployment, in storage and in the local working directory."""
-        self.blobs.delete_tree()
-        shutil.rmtree(self.root, ignore_errors=True)
+        """Everything of this deployment but its lock (call it holding the lock), in storage
+        and in the local working directory; `remove()` drops what is left once released."""
+        for name in self.blobs.list():
+            if name != "lock.json":
+                self.blobs.delete(name)
+        for name in self.blobs.list(dirs=True):
+            if name != "takeover":
+                self.blobs.delete_tree(name)
+        if self.remote:
+            shutil.rmtree(self.root, ignore_errors=True)  # the local cache (on disk, root *is* the store)
+
+    def remove(self) -> None:
+        """The deployment's emptied, unlocked directory; a deploy that started meanwhile keeps it."""
+        if self.blobs.local is None:
+            return
+        for path in (self.blobs.local / "takeover", self.blobs.local):
+            try:
+                path.rmdir()
+            except OSError:
+                pass
 
     # lock
     def lock(self, persona: str, user: str, operation: str, force: bool = False) -> "DeployLock":
@@ -321,16 +338,33 @@ class DeployLock:
             holder = LockInfo.model_validate_json(held)
             stale = holder.host == self.info.host and not pid_alive(holder.pid)
             if not (stale or self.force):
-                raise BundleError(
-                    f"deploy lock for {self.name} is held by {holder.user} (persona {holder.persona}, "
-                    f"{holder.operation}, pid {holder.pid} on {holder.host}) since {holder.since}; "
-                    f"wait for it to finish or pass --force-lock"
-                )
+                raise self._held(holder)
+            # Take over: of several processes taking over this holder at once, exactly one
+            # wins the exclusive claim on it; the others see the lock as held (by the winner).
+            if not self.blobs.create(f"takeover/{holder.id}", mine):
+                raise self._held(holder)
+            current = self.blobs.read_text("lock.json")
+            if current is not None and json.loads(current).get("id") != holder.id:
+                raise self._held(LockInfo.model_validate_json(current))
             self.took_over = holder
             self.blobs.delete("lock.json")
         raise BundleError(f"deploy lock for {self.name}: could not take it after 3 attempts (contended); retry")
+
+    def _held(self, holder: LockInfo) -> BundleError:
+        return BundleError(
+            f"deploy lock for {self.name} is held by {holder.user} (persona {holder.persona}, "
+            f"{holder.operation}, pid {holder.pid} on {holder.host}) since {holder.since}; "
+            f"wait for it to finish or pass --force-lock"
+        )
 
     def __exit__(self, *exc: object) -> None:
         held = self.blobs.read_text("lock.json")
         if held and json.loads(held).get("id") == self.info.id:
             self.blobs.delete("lock.json")
+        if self.took_over is not None:
+            self.blobs.delete(f"takeover/{self.took_over.id}")
+            if self.blobs.local is not None:  # (object stores have no empty directories to leave)
+                try:
+                    (self.blobs.local / "takeover").rmdir()
+                except OSError:
+                    pass

@@ -42,12 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         runner = JobRunner(outputs, DeploymentStore(outputs, args.deployment), Path.cwd(),
                            trigger=os.environ.get("CONVEYOR_TRIGGER", "cluster"), reporter=Reporter(title=""))
-        record = runner.run(args.job, params=params)
+        # the Job's run id (the CLI printed it; a CronJob's Job is named by Kubernetes)
+        record = runner.run(args.job, params=params, run_id=os.environ.get("CONVEYOR_RUN_ID") or None)
     except (BundleError, StorageError) as exc:
         print(f"incluster: error: {exc}", file=sys.stderr)
         return 1
+    # the pod's log is where a cluster user looks (the run's files go with the pod): every task's log
     for name, ts in record.tasks.items():
-        if ts.status == "failed":  # the pod log is where a cluster user looks
+        if ts.log and Path(ts.log).is_file():
+            print(f"----- task {name}: {ts.status} -----\n{Path(ts.log).read_text(errors='replace').rstrip()}")
+        if ts.status == "failed":
             print(f"task {name} failed ({ts.reason}); last lines:\n{log_tail(ts.log)}", file=sys.stderr)
     print(f"run {record.run_id} of {record.job}: {record.status}")
     return 0 if record.status == "success" else 1

@@ -223,7 +223,9 @@ class JobRunner:
 
     # --- run ---------------------------------------------------------------------------
 
-    def run(self, job_key: str, only: list[str] | None = None, params: dict[str, str] | None = None) -> RunRecord:
+    def run(self, job_key: str, only: list[str] | None = None, params: dict[str, str] | None = None,
+            run_id: str | None = None) -> RunRecord:
+        """Run a deployed job; `run_id` is given when someone else named the run (a cluster Job)."""
         doc, job = self._job(job_key)
         job_key = doc["key"]
         run_as = doc["spec"].get("run_as", "ci")
@@ -256,7 +258,8 @@ class JobRunner:
             _sweep_credentials(self.store)
             git_sha = ((state.get("last") or {}).get("git_sha")) or "unknown"
             record = RunRecord(
-                run_id=new_run_id(), job=job_key, job_name=job.name or job_key, deployment=self.store.deployment_id,
+                run_id=run_id or new_run_id(), job=job_key, job_name=job.name or job_key,
+                deployment=self.store.deployment_id,
                 env=self.outputs.env, target=doc.get("target", ""), trigger=self.trigger, persona=run_as,
                 git_sha=git_sha, artifact=artifact, parameters={**job.parameters, **params}, parent_run=self.parent_run,
             )

@@ -95,9 +95,17 @@ class Blobs:
         try:
             entries = self._call("list", prefix, self.fs.ls, self._path(prefix), detail=True, refresh=True)
         except FileNotFoundError:
+            self._check_bucket()
             return []
         want = "directory" if dirs else "file"
         return sorted(e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e["type"] == want)
+
+    def _check_bucket(self) -> None:
+        """An absent prefix is normal (nothing there yet); an absent bucket is a wrong env."""
+        if self.local is None:
+            bucket = self.root.split("/", 1)[0]
+            if not self._call("stat", "", self.fs.exists, bucket):
+                raise StorageError(f"{self.uri}: bucket {bucket!r} does not exist (or these credentials cannot see it)")
 
     # --- write -------------------------------------------------------------------------
 
@@ -129,10 +137,21 @@ class Blobs:
             finally:
                 tmp.unlink(missing_ok=True)
         try:
-            self._call("create", key, self.fs.pipe_file, self._path(key), text.encode(), mode="create")
+            self.fs.pipe_file(self._path(key), text.encode(), mode="create")
             return True
         except FileExistsError:
             return False
+        except OSError as exc:
+            # s3fs maps a 412 to FileExistsError only when the error names the condition;
+            # servers that do not (and AWS's 409 for a racing conditional write) land here
+            code = getattr(exc.__cause__, "response", {}).get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise StorageError(f"create {self.uri}/{key}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - botocore's own (credentials, endpoint)
+            if type(exc).__module__.split(".")[0] in ("botocore", "aiobotocore"):
+                raise StorageError(f"create {self.uri}/{key}: {exc}") from None
+            raise
 
     def delete(self, key: str) -> None:
         try:

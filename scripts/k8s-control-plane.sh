@@ -3,7 +3,8 @@
 # no kubelet (pods are created, never run). The kubernetes platform's tests apply what
 # Conveyor renders to a real API server: schema, admission, RBAC and controllers are real.
 #
-#   1. $CONVEYOR_K8S_BIN_DIR (or $KUBEBUILDER_ASSETS) holding the three binaries is used as is;
+#   1. $CONVEYOR_K8S_BIN_DIR holding the three binaries is used as is (envtest's assets lack
+#      kube-controller-manager, so they do not qualify);
 #   2. else a cached build in $CONVEYOR_TOOLS_DIR/k8s-v<version> (default ~/.cache/conveyor/tools);
 #   3. else they are built from Go modules (~5 min on 2 cores, one time): etcd from a wrapper
 #      module around etcdmain; the Kubernetes commands from a wrapper module requiring
@@ -17,9 +18,11 @@ etcd_version=${CONVEYOR_ETCD_VERSION:-3.6.16}
 tools=${CONVEYOR_TOOLS_DIR:-$HOME/.cache/conveyor/tools}
 dest=$tools/k8s-v$k8s_version
 say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+# quiet on success; on failure the step's own output says why
+quiet() { local log; log=$(mktemp); if ! "$@" >"$log" 2>&1; then tail -n 40 "$log" >&2; rm -f "$log"; echo "error: $* failed" >&2; return 1; fi; rm -f "$log"; }
 have_all() { [ -x "$1/etcd" ] && [ -x "$1/kube-apiserver" ] && [ -x "$1/kube-controller-manager" ]; }
 
-for ambient in "${CONVEYOR_K8S_BIN_DIR:-}" "${KUBEBUILDER_ASSETS:-}"; do
+for ambient in "${CONVEYOR_K8S_BIN_DIR:-}"; do
   if [ -n "$ambient" ] && have_all "$ambient"; then
     say "using the Kubernetes control plane in $ambient"
     echo "$ambient"; exit 0
@@ -37,7 +40,7 @@ mkdir -p "$dest"
 
 src=$tools/src/etcd-v$etcd_version
 mkdir -p "$src" && cd "$src"
-[ -f go.mod ] || go mod init conveyor.local/etcd >/dev/null 2>&1
+[ -f go.mod ] || quiet go mod init conveyor.local/etcd
 cat > main.go <<'GO'
 package main
 
@@ -49,8 +52,8 @@ import (
 
 func main() { etcdmain.Main(os.Args) }
 GO
-go get "go.etcd.io/etcd/server/v3@v$etcd_version" >/dev/null 2>&1
-go mod tidy >/dev/null 2>&1
+quiet go get "go.etcd.io/etcd/server/v3@v$etcd_version"
+quiet go mod tidy
 go build -trimpath -ldflags "-s -w" -o "$dest/etcd.tmp" . && mv "$dest/etcd.tmp" "$dest/etcd"
 
 src=$tools/src/k8s-v$k8s_version
@@ -77,7 +80,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 )
 GO
-go mod tidy >/dev/null 2>&1
+quiet go mod tidy
 ld="-s -w"
 for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ld="$ld -X $p.gitVersion=v$k8s_version -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"

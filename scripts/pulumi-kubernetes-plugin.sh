@@ -23,11 +23,13 @@ module_version=${CONVEYOR_K8S_PROVIDER_MODULE_VERSION:-v4.0.0-20260115033456-f47
 version=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("pulumi_kubernetes"))')
 dest=$tools/pulumi-kubernetes-v$version
 say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+# quiet on success; on failure the step's own output says why
+quiet() { local log; log=$(mktemp); if ! "$@" >"$log" 2>&1; then tail -n 40 "$log" >&2; rm -f "$log"; echo "error: $* failed" >&2; return 1; fi; rm -f "$log"; }
 
 if [ -n "${CONVEYOR_K8S_PLUGIN:-}" ] && [ -x "$CONVEYOR_K8S_PLUGIN" ]; then
   say "using the Kubernetes plugin $CONVEYOR_K8S_PLUGIN"; echo "$CONVEYOR_K8S_PLUGIN"; exit 0
 fi
-if [ -x "$dest/pulumi-resource-kubernetes" ]; then
+if [ -x "$dest/pulumi-resource-kubernetes" ] && [ "$(cat "$dest/module-version" 2>/dev/null)" = "$module_version" ]; then
   say "pulumi-resource-kubernetes v$version: cached build in $dest"; echo "$dest/pulumi-resource-kubernetes"; exit 0
 fi
 command -v go >/dev/null || { echo "error: building the Kubernetes plugin needs Go >= 1.24" >&2; exit 1; }
@@ -37,18 +39,19 @@ src=$tools/src/pulumi-kubernetes-$module_version
 cmd=$src/cmd/pulumi-resource-kubernetes
 mkdir -p "$cmd" "$dest"
 cd "$src"
-[ -f go.mod ] || go mod init conveyor.local/pulumi-kubernetes >/dev/null 2>&1
-go get "github.com/pulumi/pulumi-kubernetes/provider/v4@$module_version" >/dev/null 2>&1
+[ -f go.mod ] || quiet go mod init conveyor.local/pulumi-kubernetes
+quiet go get "github.com/pulumi/pulumi-kubernetes/provider/v4@$module_version"
 upstream=$(go list -m -f '{{.Dir}}' "github.com/pulumi/pulumi-kubernetes/provider/v4")
 for f in main.go generate.go schema.json terraform-mapping.json; do
   cp "$upstream/cmd/pulumi-resource-kubernetes/$f" "$cmd/$f"
 done
 chmod u+w "$cmd"/*
-go mod tidy >/dev/null 2>&1
+quiet go mod tidy
 (cd "$cmd" && VERSION=$version go run generate.go)   # writes the *-embed.json files main.go embeds
 go build -trimpath -o "$dest/pulumi-resource-kubernetes.tmp" \
   -ldflags "-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$version" \
   ./cmd/pulumi-resource-kubernetes
 mv "$dest/pulumi-resource-kubernetes.tmp" "$dest/pulumi-resource-kubernetes"
+echo "$module_version" > "$dest/module-version"
 say "built $dest/pulumi-resource-kubernetes"
 echo "$dest/pulumi-resource-kubernetes"

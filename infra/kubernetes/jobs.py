@@ -231,8 +231,11 @@ def render_cronjob(
     resources: Resources | None = None,
     timeout_seconds: int | None = None,
     paused: bool = False,
+    name: str | None = None,
 ) -> dict:
-    """A batch/v1 CronJob running `command` (typically the bundle runner for the whole job) on `schedule`."""
+    """A batch/v1 CronJob running `command` (typically the bundle runner for the whole job) on `schedule`.
+
+    `name` defaults to the job's; a CronJob name is at most 52 characters (its Jobs add 11)."""
     labels = _labels(target, job, persona)
     job_spec: dict = {
         "backoffLimit": 0,
@@ -259,7 +262,7 @@ def render_cronjob(
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": {"name": k8s_name(job, limit=52), "namespace": target.namespace, "labels": labels},
+        "metadata": {"name": name or k8s_name(job, limit=52), "namespace": target.namespace, "labels": labels},
         "spec": spec,
     }
 

@@ -147,11 +147,15 @@ def restore(remote: str | Path, md5: str, out: Path, project: Path | None = None
     Builds a throw-away DVC repo holding only a `.dvc` pointer to that hash, so it
     needs nothing but the env's remote — the same thing a person does by hand.
     """
-    from conveyor.storage import Blobs
-
     project = project or project_dir()
-    if not Blobs(str(remote) if _is_url(remote) else Path(remote).absolute().as_uri()).exists(
-            f"files/md5/{md5[:2]}/{md5[2:]}"):
+    key = f"files/md5/{md5[:2]}/{md5[2:]}"
+    if _is_url(remote):
+        from conveyor.storage import Blobs
+
+        present = Blobs(str(remote)).exists(key)
+    else:
+        present = (Path(remote) / key).exists()
+    if not present:
         raise DataVersionError(f"data version {md5} is not in the DVC remote {remote}")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="conveyor-restore-") as tmp:

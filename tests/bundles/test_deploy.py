@@ -179,6 +179,19 @@ def test_lock_left_by_a_killed_deploy_is_taken_over(project, env_outputs, user):
     (engine.store.root / "lock.json").write_text(holder.model_dump_json())
     result = engine.deploy()
     assert result.took_over_lock.startswith("erin") and result.state.sequence == 1
+    assert sorted(p.name for p in engine.store.root.iterdir() if p.name.startswith(("lock", "takeover"))) == []
+
+
+def test_two_deploys_taking_over_one_stale_lock_exactly_one_wins(project, env_outputs, user):
+    engine = _engine(project, env_outputs, user)
+    dead = multiprocessing.get_context("spawn").Process(target=print)
+    dead.start()
+    dead.join()
+    stale = engine.store.lock("ci", "erin", "deploy").info.model_copy(update={"pid": dead.pid})
+    assert engine.store.blobs.create("lock.json", stale.model_dump_json())
+    results = race_two_deploys(project, env_outputs, user)
+    assert results[1] == "ok" and results[0].startswith(f"error: deploy lock for demo.dev.{user} is held by"), results
+    assert _engine(project, env_outputs, user).state().sequence == 1
 
 
 def test_killed_deploy_is_completed_by_the_next_one(project, env_outputs, user):

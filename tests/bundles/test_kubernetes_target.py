@@ -164,3 +164,26 @@ def test_run_that_never_finishes_times_out_with_one_clear_line(k8s_env, user):
 def s3_tracking(env: dict) -> str:
     outputs = json.loads((Path(env["CONVEYOR_OUTPUTS_DIR"]) / "dev.json").read_text())
     return outputs["tracking_uri"]
+
+
+def test_two_bundles_with_the_same_job_name_keep_their_own_cronjobs(k8s_env, user, tmp_path):
+    api, project, env = k8s_env
+    other = tmp_path / "other"
+    import shutil
+
+    shutil.copytree(project, other)
+    (other / "bundle.yml").write_text((other / "bundle.yml").read_text().replace("name: demo", "name: other", 1))
+    ml = other / "resources" / "ml.yml"  # its own MLflow names (those are owned per deployment too)
+    ml.write_text(ml.read_text().replace("name: demo-", "name: other-"))
+    conveyor(project, env, "deploy", "-t", "dev", user=user)
+    conveyor(other, {**env, "CONVEYOR_PROJECT_DIR": str(other)}, "deploy", "-t", "dev", user=user)
+    mine = cronjobs(api, user)
+    theirs = api.list("batch/v1", "CronJob", NS, {"conveyor.io/deployment": label_value(f"other.dev.{user}")})
+    assert len(mine) == 1 and len(theirs) == 1  # same job (`dev_<user>_train`), two CronJobs
+    assert mine[0]["metadata"]["name"] != theirs[0]["metadata"]["name"]
+    assert theirs[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"][-2] == \
+        f"other.dev.{user}"
+    conveyor(other, {**env, "CONVEYOR_PROJECT_DIR": str(other)}, "destroy", "-t", "dev", "--auto-approve", user=user)
+    assert [c["metadata"]["uid"] for c in cronjobs(api, user)] == [c["metadata"]["uid"] for c in mine]
+    plan = conveyor(project, env, "plan", "-t", "dev", user=user)
+    assert "missing" not in plan.stdout

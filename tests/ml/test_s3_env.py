@@ -58,7 +58,8 @@ def test_training_on_s3_storage_versions_data_in_the_bucket(s3_env):
     assert champion.tags["data_version"] == version
     report = json.loads((env.root / "state-volume" / "models" / "champion.json").read_text())
     assert report["version"] == champion.version
-    assert not (env.root / "storage").exists()  # nothing fell back to a local storage tree
+    # the DVC workspace (git + cache) lives where the pod keeps env files: its state volume
+    assert (env.root / "state-volume" / "dvc-workspace" / ".dvc").is_dir()
 
 
 def test_data_version_is_restored_from_the_bucket(s3_env, tmp_path):
