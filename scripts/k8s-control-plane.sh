@@ -6,7 +6,7 @@
 #   1. $CONVEYOR_K8S_BIN_DIR holding the three binaries is used as is (envtest's assets lack
 #      kube-controller-manager, so they do not qualify);
 #   2. else a cached build in $CONVEYOR_TOOLS_DIR/k8s-v<version> (default ~/.cache/conveyor/tools);
-#   3. else they are built from Go modules (~5 min on 2 cores, one time): etcd from a wrapper
+#   3. else they are built from Go modules (~7 min on 2 cores, one time): etcd from a wrapper
 #      module around etcdmain; the Kubernetes commands from a wrapper module requiring
 #      k8s.io/kubernetes with every staging module (v0.0.0 + local replace upstream) replaced by
 #      its published v0.<minor>.<patch>, which is why `go install ...@v1.x` cannot work.
@@ -34,7 +34,7 @@ if have_all "$dest"; then
 fi
 
 command -v go >/dev/null || { echo "error: no Go toolchain to build the test control plane (install Go >= 1.24)" >&2; exit 1; }
-say "building etcd v$etcd_version + kube-apiserver/kube-controller-manager v$k8s_version from Go modules into $dest (one-time, ~5 min)"
+say "building etcd v$etcd_version + kube-apiserver/kube-controller-manager v$k8s_version from Go modules into $dest (one-time, ~7 min)"
 export GOFLAGS=-mod=mod
 mkdir -p "$dest"
 
