@@ -114,12 +114,17 @@ def _supervisord_pid(proj: Path, env: str) -> int:
 
 def test_refresh_notices_a_dead_tracking_server_and_up_repairs_it(project):
     out = outputs(project, "alpha")
-    # Kill the whole supervision tree (daemon first, so nothing restarts the server).
+    # Kill the whole supervision tree (daemon first, so nothing restarts the server), down to
+    # every descendant: bentoml's workers live in their own process group, and a worker left
+    # behind would outlive the test.
     daemon = _supervisord_pid(project, "alpha")
-    children = subprocess.run(["pgrep", "-P", str(daemon)], capture_output=True, text=True).stdout.split()
+    tree = _descendants(daemon)
     os.kill(daemon, signal.SIGKILL)
-    for pid in children:
-        os.killpg(int(pid), signal.SIGKILL) if _is_group_leader(int(pid)) else os.kill(int(pid), signal.SIGKILL)
+    for pid in tree:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{out['tracking_uri']}/health", timeout=5)
 
@@ -132,11 +137,9 @@ def test_refresh_notices_a_dead_tracking_server_and_up_repairs_it(project):
     assert httpx.get(f"{out['tracking_uri']}/health", timeout=30).status_code == 200
 
 
-def _is_group_leader(pid: int) -> bool:
-    try:
-        return os.getpgid(pid) == pid
-    except ProcessLookupError:
-        return False
+def _descendants(pid: int) -> list[int]:
+    children = [int(c) for c in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]
+    return [d for c in children for d in (c, *_descendants(c))]
 
 
 def test_destroy_one_env_leaves_the_other_running(project):
