@@ -94,9 +94,6 @@ class ClusterJobs:
         return found is not None and (found["metadata"].get("labels") or {}).get(DEPLOYMENT_LABEL) == \
             label_value(self.deployment)
 
-    def scheduled(self) -> list[dict]:
-        return self.api.list("batch/v1", "CronJob", self.target.namespace, self._mine())
-
     def active_runs(self, key: str) -> list[str]:
         """Names of this job's Jobs still running (manual and scheduled alike)."""
         selector = {**self._mine(), "conveyor.io/job-key": k8s_name(key)}
