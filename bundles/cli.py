@@ -282,19 +282,12 @@ def _run_on_cluster(bundle: ResolvedBundle, outputs: EnvironmentOutputs, job: st
                     wait: bool, timeout: int | None) -> None:
     from bundles.cluster import cluster_jobs_for
     from bundles.envstore import DeploymentStore
-    from bundles.runner import new_run_id
-    from bundles.errors import did_you_mean
+    from bundles.runner import check_params, find_job, new_run_id
 
     jobs = DeploymentStore(outputs, bundle.deployment_id()).objects("jobs")
-    key = job if job in jobs else {d["spec"].get("name"): k for k, d in jobs.items()}.get(job)
-    if key is None:
-        known = f" (deployed: {', '.join(jobs)})" if jobs else ""
-        raise BundleError(f"job {job!r} is not deployed in {bundle.deployment_id()}{did_you_mean(job, list(jobs))}"
-                          f"{known}; deploy first with `conveyor bundle deploy`")
+    key = find_job(jobs, job, bundle.deployment_id())
     spec = jobs[key]["spec"]
-    unknown = [p for p in params if p not in (spec.get("parameters") or {})]
-    if unknown:
-        raise BundleError(f"job {key!r} has no parameter {unknown[0]!r}")
+    check_params(key, spec.get("parameters") or {}, params)
     cluster = cluster_jobs_for(outputs, bundle.stack, bundle.deployment_id(), bundle.target, bundle.git.commit,
                                bundle.root)
     active = cluster.active_runs(key)

@@ -35,6 +35,16 @@ def runner_command(deployment: str, job: str, params: dict[str, str] | None = No
     return argv
 
 
+def outcome(job: dict) -> str | None:
+    """"succeeded" or "failed" once the Job has finished, else None."""
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("status") == "True" and cond.get("type") in ("Complete", "SuccessCriteriaMet"):
+            return "succeeded"
+        if cond.get("status") == "True" and cond.get("type") == "Failed":
+            return "failed"
+    return None
+
+
 class ClusterJobs:
     """Applies and removes one deployment's CronJobs, starts its Jobs."""
 
@@ -58,14 +68,17 @@ class ClusterJobs:
             bundle_target=self.bundle_target, git_sha=self.git_sha, extra_env=self._extra(),
             timeout_seconds=spec.get("timeout_seconds"), paused=sched.get("pause_status") == "PAUSED",
         )
-        for meta in (manifest["metadata"], manifest["spec"]["jobTemplate"]["metadata"],
-                     manifest["spec"]["jobTemplate"]["spec"]["template"]["metadata"]):
-            meta["labels"][DEPLOYMENT_LABEL] = label_value(self.deployment)
-            meta["labels"]["conveyor.io/job-key"] = k8s_name(key)
+        job_spec = manifest["spec"]["jobTemplate"]
+        self._label(key, manifest["metadata"], job_spec["metadata"], job_spec["spec"]["template"]["metadata"])
         return manifest
 
-    def _mine(self) -> dict[str, str]:
-        return {DEPLOYMENT_LABEL: label_value(self.deployment)}
+    def _selector(self, key: str) -> dict[str, str]:
+        """Labels of this deployment's objects for job `key` (what deletes and counts select on)."""
+        return {DEPLOYMENT_LABEL: label_value(self.deployment), "conveyor.io/job-key": k8s_name(key)}
+
+    def _label(self, key: str, *metas: dict) -> None:
+        for meta in metas:
+            meta["labels"].update(self._selector(key))
 
     def sync(self, key: str, spec: dict) -> None:
         """Make the cluster match one deployed job: its CronJob applied, or none."""
@@ -79,8 +92,7 @@ class ClusterJobs:
 
     def _delete_cronjobs(self, key: str, keep: str | None) -> None:
         # by label, not name: a renamed job leaves no CronJob behind
-        selector = {**self._mine(), "conveyor.io/job-key": k8s_name(key)}
-        for item in self.api.list("batch/v1", "CronJob", self.target.namespace, selector):
+        for item in self.api.list("batch/v1", "CronJob", self.target.namespace, self._selector(key)):
             name = item["metadata"]["name"]
             if name != keep:
                 self.api.delete("batch/v1", "CronJob", self.target.namespace, name)
@@ -96,11 +108,8 @@ class ClusterJobs:
 
     def active_runs(self, key: str) -> list[str]:
         """Names of this job's Jobs still running (manual and scheduled alike)."""
-        selector = {**self._mine(), "conveyor.io/job-key": k8s_name(key)}
-        jobs = self.api.list("batch/v1", "Job", self.target.namespace, selector)
-        return [j["metadata"]["name"] for j in jobs
-                if not any(c.get("status") == "True" and c.get("type") in ("Complete", "Failed", "SuccessCriteriaMet")
-                           for c in (j.get("status") or {}).get("conditions") or [])]
+        jobs = self.api.list("batch/v1", "Job", self.target.namespace, self._selector(key))
+        return [j["metadata"]["name"] for j in jobs if outcome(j) is None]
 
     def start(self, key: str, spec: dict, run_id: str, params: dict[str, str] | None = None) -> dict:
         """Create the Job of one run (`conveyor bundle run` on this env); returns the manifest."""
@@ -109,9 +118,7 @@ class ClusterJobs:
             run_id=run_id, persona=spec.get("run_as") or "ci", bundle_target=self.bundle_target,
             git_sha=self.git_sha, extra_env=self._extra(), timeout_seconds=spec.get("timeout_seconds"),
         )
-        for meta in (manifest["metadata"], manifest["spec"]["template"]["metadata"]):
-            meta["labels"][DEPLOYMENT_LABEL] = label_value(self.deployment)
-            meta["labels"]["conveyor.io/job-key"] = k8s_name(key)
+        self._label(key, manifest["metadata"], manifest["spec"]["template"]["metadata"])
         self.api.apply(manifest)
         return manifest
 
@@ -123,13 +130,10 @@ class ClusterJobs:
             job = self.api.get("batch/v1", "Job", self.target.namespace, name)
             if job is None:
                 raise BundleError(f"Job {self.target.namespace}/{name} disappeared while waiting for it")
-            status = job.get("status") or {}
-            for cond in status.get("conditions") or []:
-                if cond.get("status") == "True" and cond.get("type") in ("Complete", "SuccessCriteriaMet"):
-                    return "succeeded"
-                if cond.get("status") == "True" and cond.get("type") == "Failed":
-                    return "failed"
-            now = "running" if status.get("active") else "pending"
+            done = outcome(job)
+            if done:
+                return done
+            now = "running" if (job.get("status") or {}).get("active") else "pending"
             if on_status and now != last:
                 on_status(now)
                 last = now
@@ -138,25 +142,13 @@ class ClusterJobs:
             time.sleep(2)
 
 
-def _without_secrets(raw):
-    """`secure:` values (encrypted in the stack file) as placeholders: a bundle deploy never needs
-    them (pods get secrets from Kubernetes Secrets), and it should not need the passphrase."""
-    if isinstance(raw, dict):
-        if set(raw) == {"secure"}:
-            return "(secret)"
-        return {k: _without_secrets(v) for k, v in raw.items()}
-    if isinstance(raw, list):
-        return [_without_secrets(v) for v in raw]
-    return raw
-
-
 def cluster_jobs_for(outputs: EnvironmentOutputs, stack: str, deployment: str, bundle_target: str,
                      git_sha: str = "unknown", project: Path | None = None) -> ClusterJobs | None:
     """ClusterJobs of a kubernetes env from its `Pulumi.<stack>.yaml`; None on other platforms."""
     if outputs.platform != "kubernetes":
         return None
     from conveyor.paths import project_dir
-    from infra.config import read_stack_file
+    from infra.config import read_stack_file, secure_as_placeholders
     from infra.kubernetes.config import parse_kubernetes_config
 
     candidates = [p / f"Pulumi.{stack}.yaml" for p in (project, project_dir()) if p is not None]
@@ -165,7 +157,8 @@ def cluster_jobs_for(outputs: EnvironmentOutputs, stack: str, deployment: str, b
         raise BundleError(f"environment {outputs.env!r} runs on kubernetes, but {stack_file} (its cluster "
                           f"settings) is missing")
     try:
-        cfg = parse_kubernetes_config(_without_secrets(read_stack_file(stack_file).get("kubernetes")))
+        # a bundle deploy never needs the stack's secrets (pods get them from Kubernetes Secrets)
+        cfg = parse_kubernetes_config(secure_as_placeholders(read_stack_file(stack_file).get("kubernetes")))
         api = KubeApi(cfg.kubeconfig, cfg.context)
     except (ValueError, KubeError) as exc:
         raise BundleError(f"environment {outputs.env!r}: {exc}") from None

@@ -118,6 +118,29 @@ def _arg(value: Any) -> str:
     return str(value)
 
 
+def find_job(jobs: dict[str, dict], key: str, deployment: str) -> str:
+    """The key of deployed job `key` (a resource key or a job's name) among `jobs`."""
+    if key in jobs:
+        return key
+    by_name = {j["spec"].get("name"): k for k, j in jobs.items()}
+    if key in by_name:
+        return by_name[key]
+    hint = did_you_mean(key, list(jobs)) if jobs else ""
+    known = f" (deployed: {', '.join(jobs)})" if jobs else ""
+    raise BundleError(f"job {key!r} is not deployed in {deployment}{hint}{known}; "
+                      f"deploy first with `conveyor bundle deploy`")
+
+
+def check_params(job_key: str, declared: dict, params: dict) -> None:
+    """`--params` may only override parameters the job declares."""
+    unknown = [p for p in params if p not in declared]
+    if unknown:
+        raise BundleError(
+            f"job {job_key!r} has no parameter {unknown[0]!r}{did_you_mean(unknown[0], declared)}"
+            + (f" (parameters: {', '.join(declared)})" if declared else " (it declares no parameters)")
+        )
+
+
 class Reporter:
     """Progress per task: a live table on a terminal, one line per change otherwise."""
 
@@ -202,18 +225,7 @@ class JobRunner:
 
     def _job(self, key: str) -> tuple[dict, Job]:
         jobs = self.deployed_jobs()
-        if key not in jobs:
-            by_name = {j["spec"].get("name"): k for k, j in jobs.items()}
-            if key in by_name:
-                key = by_name[key]
-            else:
-                hint = did_you_mean(key, list(jobs)) if jobs else ""
-                known = f" (deployed: {', '.join(jobs)})" if jobs else ""
-                raise BundleError(
-                    f"job {key!r} is not deployed in {self.store.deployment_id}{hint}{known}; "
-                    f"deploy first with `conveyor bundle deploy`"
-                )
-        doc = jobs[key]
+        doc = jobs[find_job(jobs, key, self.store.deployment_id)]
         spec = dict(doc["spec"])
         spec.pop("run_as", None)
         return doc, Job.model_validate(spec)
@@ -237,12 +249,7 @@ class JobRunner:
         if code_dir is None:
             raise BundleError(f"the code of {self.store.deployment_id} is not deployed; run `conveyor bundle deploy` first")
         params = dict(params or {})
-        unknown = [p for p in params if p not in job.parameters]
-        if unknown:
-            raise BundleError(
-                f"job {job_key!r} has no parameter {unknown[0]!r}{did_you_mean(unknown[0], job.parameters)}"
-                + (f" (parameters: {', '.join(job.parameters)})" if job.parameters else " (it declares no parameters)")
-            )
+        check_params(job_key, job.parameters, params)
         only_set = set(only or [])
         for name in only_set:
             if name not in job.tasks:

@@ -35,20 +35,26 @@ class TaskContext:
     git_sha: str
 
     def storage_path(self, name: str) -> Path:
-        """A named storage location (see `StoragePaths`) as a local path.
+        """A named storage location (see `StoragePaths`) as a local path."""
+        return local_storage_path(self.outputs, name)
 
-        On object storage (s3://, the kubernetes platform) the env's shared files (endpoint
-        config, tables, model store) live on its state volume, mounted at
-        $CONVEYOR_STATE_DIR in every job pod, with the same layout under it."""
-        uri = getattr(self.outputs.storage, name)
-        if is_local(uri):
-            return local_path(uri)
-        mount = os.environ.get("CONVEYOR_STATE_DIR")
-        if not mount:
-            raise RuntimeError(f"storage.{name} is {uri} (object storage): a task reaches the env's files through "
-                               f"its state volume, but CONVEYOR_STATE_DIR is not set")
-        relative = uri.removeprefix(self.outputs.storage.root).strip("/")
-        return Path(mount) / relative if relative else Path(mount)
+
+def local_storage_path(outputs: EnvironmentOutputs, name: str) -> Path:
+    """A named storage location of an env as a local path.
+
+    On object storage (s3://, the kubernetes platform) the env's shared files (endpoint
+    config, tables, model report) live on its state volume, mounted at $CONVEYOR_STATE_DIR
+    in every job pod, with the same layout under it; elsewhere that is a RuntimeError."""
+    uri = getattr(outputs.storage, name)
+    if is_local(uri):
+        return local_path(uri)
+    mount = os.environ.get("CONVEYOR_STATE_DIR")
+    if not mount:
+        raise RuntimeError(f"env {outputs.env!r} runs on {outputs.platform}: storage.{name} is {uri} (object "
+                           f"storage), reached through the env's state volume in its job pods "
+                           f"(CONVEYOR_STATE_DIR is not set here)")
+    relative = uri.removeprefix(outputs.storage.root).strip("/")
+    return Path(mount) / relative if relative else Path(mount)
 
 
 def context() -> TaskContext:

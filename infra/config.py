@@ -103,6 +103,18 @@ def read_stack_file(path: Path) -> dict[str, Any]:
     return {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith("conveyor:")}
 
 
+def secure_as_placeholders(value: Any, stand_in: str = "placeholder-secret") -> Any:
+    """A stack file's `secure:` values (encrypted; reading them needs the passphrase) replaced
+    by `stand_in`, keeping the shape: for readers that never need the secrets themselves."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return stand_in
+        return {k: secure_as_placeholders(v, stand_in) for k, v in value.items()}
+    if isinstance(value, list):
+        return [secure_as_placeholders(v, stand_in) for v in value]
+    return value
+
+
 def check_no_collisions(cfg: StackConfig, project_dir: Path) -> None:
     """Ports and storage of this env must not collide with any other stack of the project."""
     mine = {"tracking": cfg.ports.tracking, "serving": cfg.ports.serving}

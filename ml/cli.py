@@ -20,9 +20,9 @@ def _env(target: str):
     import os
     from pathlib import Path
 
+    from conveyor.runtime import local_storage_path
     from conveyor.stack import StackError, read_outputs
-    from conveyor.storage import is_local
-    from infra.contract import EnvironmentOutputs, local_path
+    from infra.contract import EnvironmentOutputs
 
     given = os.environ.get("CONVEYOR_ENV_OUTPUTS")
     outputs = None
@@ -36,14 +36,11 @@ def _env(target: str):
         except StackError as exc:
             err.print(f"[red]error:[/] {exc}")
             raise typer.Exit(1) from None
-    if is_local(outputs.storage.endpoint):
-        return outputs, local_path(outputs.storage.endpoint)
-    endpoint = os.environ.get("CONVEYOR_ENDPOINT_DIR")  # in a job pod: the env's state volume
-    if not endpoint:
-        err.print(f"[red]error:[/] env {target!r} runs on {outputs.platform}: its endpoint config is on the "
-                  f"cluster's state volume; run this in a job of that env (`conveyor bundle run`)")
-        raise typer.Exit(1)
-    return outputs, Path(endpoint)
+    try:
+        return outputs, local_storage_path(outputs, "endpoint")
+    except RuntimeError as exc:  # a kubernetes env, outside its job pods
+        err.print(f"[red]error:[/] {exc}; run this in a job of that env (`conveyor bundle run`)")
+        raise typer.Exit(1) from None
 
 
 def _fail(msg: str) -> None:

@@ -105,17 +105,6 @@ def manifests(result: dict) -> list[dict]:
             if r["type"].startswith("kubernetes:") and r["type"] != "pulumi:providers:kubernetes"]
 
 
-def _placeholders(value: Any) -> Any:
-    """`secure:` values of a stack file cannot be decrypted here: stand-ins keep the shape."""
-    if isinstance(value, dict):
-        if set(value) == {"secure"}:
-            return "placeholder-secret"
-        return {k: _placeholders(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_placeholders(v) for v in value]
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) == 2 and args[0] == "--child":
@@ -130,14 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
 
     from conveyor.paths import project_dir
-    from infra.config import read_stack_file
+    from infra.config import read_stack_file, secure_as_placeholders
 
     env = args[0]
     stack_file = project_dir() / f"Pulumi.{env}.yaml"
     if not stack_file.exists():
         print(f"error: no stack file {stack_file.name}: unknown environment {env!r}", file=sys.stderr)
         return 2
-    raw = _placeholders(read_stack_file(stack_file))
+    raw = secure_as_placeholders(read_stack_file(stack_file))
     if raw.get("platform", "local") != "kubernetes":
         print(f"note: {stack_file.name} has conveyor:platform {raw.get('platform', 'local')}; rendering as kubernetes",
               file=sys.stderr)
