@@ -14,6 +14,8 @@ help:
 	@echo "make test-unit   fast tests only (no servers)"
 	@echo "make demo-clean  stop every environment and delete local state (.conveyor/)"
 	@echo "make bench       benchmarks (prints tables)"
+	@echo "make lint        ruff over the whole tree"
+	@echo "make envs-down   stop dev, staging and prod (keeps .conveyor/)"
 	@echo "make test-k8s    kubernetes platform: builds the Pulumi Kubernetes plugin (once), real pulumi up on a test control plane"
 
 $(BIN)/python:
@@ -63,3 +65,11 @@ demo-clean: setup
 
 bench: setup
 	$(BIN)/python -m bench
+
+# the linter CI runs (rules in pyproject.toml [tool.ruff])
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+
+# stop every environment's processes and Pulumi resources, keeping the state dir
+envs-down: setup
+	@for env in dev staging prod; do $(BIN)/conveyor env down $$env || exit 1; done

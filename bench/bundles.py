@@ -21,7 +21,7 @@ from bundles import artifact
 from bundles.engine import Engine
 from bundles.loader import load_bundle
 from bundles.runner import JobRunner
-from infra.contract import Credential, EnvironmentOutputs, storage_layout
+from core.contract import Credential, EnvironmentOutputs, storage_layout
 
 NOOP = '''
 def main(argv=None):

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from bundles.errors import BundleError, BundleInvalid
 from bundles.loader import BUNDLE_FILE, ResolvedBundle, load_bundle
-from infra.contract import EnvironmentOutputs
+from core.contract import EnvironmentOutputs
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
                   help="Validate, plan, deploy and run the asset bundle (bundle.yml + resources/).")
@@ -43,7 +43,7 @@ def handled(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from conveyor.stack import StackError
-        from conveyor.storage import StorageError
+        from core.storage import StorageError
         from infra.kubernetes.kubeapi import KubeError
 
         try:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from bundles.errors import BundleError
-from infra.contract import EnvironmentOutputs
+from core.contract import EnvironmentOutputs
 from infra.kubernetes.jobs import ClusterTarget, k8s_name, render_cronjob, render_job
 from infra.kubernetes.kubeapi import KubeApi, KubeError
 
@@ -147,7 +147,7 @@ def cluster_jobs_for(outputs: EnvironmentOutputs, stack: str, deployment: str, b
     """ClusterJobs of a kubernetes env from its `Pulumi.<stack>.yaml`; None on other platforms."""
     if outputs.platform != "kubernetes":
         return None
-    from conveyor.paths import project_dir
+    from core.paths import project_dir
     from infra.config import read_stack_file, secure_as_placeholders
     from infra.kubernetes.config import parse_kubernetes_config
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from bundles.envstore import DeploymentStore, all_deployments
-from infra.contract import EnvironmentOutputs
+from core.contract import EnvironmentOutputs
 
 
 def deployed_specs(outputs: EnvironmentOutputs, kind: str, deployment: str | None = None) -> dict[str, dict]:
@@ -33,7 +33,7 @@ def deployed_specs(outputs: EnvironmentOutputs, kind: str, deployment: str | Non
 def task_spec(kind: str, key: str) -> dict:
     """Inside a job task: the deployed, resolved spec of one resource of this deployment
     (e.g. `task_spec("serving_endpoints", "fraud_endpoint")`)."""
-    from conveyor import runtime
+    from core import runtime
 
     ctx = runtime.context()
     deployment = os.environ.get("CONVEYOR_DEPLOYMENT")

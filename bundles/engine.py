@@ -19,7 +19,7 @@ from bundles.errors import BundleError
 from bundles.loader import ResolvedBundle
 from bundles.mlflow_api import MlflowApi
 from bundles.planner import Action, Plan, desired_specs, fingerprint, order_key, _changed_fields
-from infra.contract import EnvironmentOutputs
+from core.contract import EnvironmentOutputs
 
 if TYPE_CHECKING:
     from bundles.cluster import ClusterJobs

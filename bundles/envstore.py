@@ -34,8 +34,8 @@ from pydantic import BaseModel
 
 from bundles import artifact as artifacts
 from bundles.errors import BundleError
-from conveyor.storage import Blobs, StorageError
-from infra.contract import EnvironmentOutputs, local_path
+from core.storage import Blobs, StorageError
+from core.contract import EnvironmentOutputs, local_path
 
 
 def now_iso() -> str:
@@ -134,7 +134,7 @@ def work_dir(outputs: EnvironmentOutputs, deployment_id: str) -> Path:
     blobs = bundle_blobs(outputs)
     if blobs.local is not None:
         return blobs.local / "deployments" / deployment_id
-    from conveyor.paths import state_dir
+    from core.paths import state_dir
 
     key = hashlib.sha256(blobs.uri.encode()).hexdigest()[:12]
     return state_dir() / "remote" / f"{outputs.env}-{key}" / deployment_id

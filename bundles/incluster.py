@@ -24,8 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     from bundles.envstore import DeploymentStore
     from bundles.errors import BundleError
     from bundles.runner import JobRunner, Reporter, log_tail
-    from conveyor.storage import StorageError
-    from infra.contract import EnvironmentOutputs
+    from core.storage import StorageError
+    from core.contract import EnvironmentOutputs
 
     path = os.environ.get("CONVEYOR_ENV_OUTPUTS")
     if not path or not Path(path).is_file():

@@ -1,4 +1,4 @@
-"""Run a deployed job: its task DAG, each task a subprocess per `conveyor.runtime`'s contract.
+"""Run a deployed job: its task DAG, each task a subprocess per `core.runtime`'s contract.
 
 Jobs run the *deployed* code: the unpacked wheel in env storage goes first on
 `sys.path`, the working directory is the project dir. Every run keeps its record,
@@ -29,7 +29,7 @@ from filelock import FileLock
 from bundles.envstore import DeploymentStore, now_iso, pid_alive, read_json, write_json
 from bundles.errors import BundleError, did_you_mean
 from bundles.models import Job, Task
-from infra.contract import EnvironmentOutputs
+from core.contract import EnvironmentOutputs
 
 REF_RE = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
 DONE_OK = ("success", "excluded")

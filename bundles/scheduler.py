@@ -20,7 +20,7 @@ from croniter import croniter
 
 from bundles.envstore import DeploymentStore, all_deployments, bundle_root, now_iso, write_json
 from bundles.errors import BundleError
-from infra.contract import EnvironmentOutputs
+from core.contract import EnvironmentOutputs
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true", help="check once for jobs due in the last interval, then exit")
     args = parser.parse_args(argv)
 
-    from conveyor.paths import project_dir
+    from core.paths import project_dir
 
     workdir = Path(args.project_dir).resolve() if args.project_dir else project_dir()
     stop = threading.Event()

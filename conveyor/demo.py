@@ -23,7 +23,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from conveyor.paths import project_dir, state_dir
+from core.paths import project_dir, state_dir
 
 # Tables stay readable when the demo is piped to a log (rich falls back to 80 columns there).
 console = Console(width=None if sys.stdout.isatty() else 140)

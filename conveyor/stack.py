@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 
-from infra.contract import EnvironmentOutputs
-from conveyor.paths import project_dir
+from core.contract import EnvironmentOutputs
+from core.paths import project_dir
 from conveyor.toolchain import pulumi_env, real_pulumi
 
 

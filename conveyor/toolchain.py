@@ -7,7 +7,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from conveyor.paths import state_dir
+from core.paths import state_dir
 
 
 def passphrase_file(home: Path | None = None) -> Path:
@@ -135,7 +135,7 @@ def _stack_arg(args: list[str]) -> str | None:
 
 
 def _project() -> Path:
-    from conveyor.paths import project_dir
+    from core.paths import project_dir
 
     return project_dir()
 

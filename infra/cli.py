@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from conveyor.paths import project_dir
+from core.paths import project_dir
 from conveyor.stack import StackError, pulumi_bin, read_outputs
 from conveyor.toolchain import ensure_stack, pulumi_env, stack_exists
 

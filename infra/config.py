@@ -12,8 +12,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from conveyor.paths import project_dir
-from infra.contract import PERSONAS_REQUIRED
+from core.paths import project_dir
+from core.contract import PERSONAS_REQUIRED
 
 Role = Literal["read", "write"]
 Permission = Literal["READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS"]

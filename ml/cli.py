@@ -20,9 +20,9 @@ def _env(target: str):
     import os
     from pathlib import Path
 
-    from conveyor.runtime import local_storage_path
+    from core.runtime import local_storage_path
     from conveyor.stack import StackError, read_outputs
-    from infra.contract import EnvironmentOutputs
+    from core.contract import EnvironmentOutputs
 
     given = os.environ.get("CONVEYOR_ENV_OUTPUTS")
     outputs = None

@@ -21,8 +21,8 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep task logs readable
 
-from conveyor import runtime  # noqa: E402
-from conveyor.paths import project_dir  # noqa: E402
+from core import runtime  # noqa: E402
+from core.paths import project_dir  # noqa: E402
 from ml.config import ConfigError, Params, load_params
 
 DEFAULT_EXPERIMENT = "fraud-detection"

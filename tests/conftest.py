@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.contract import EnvironmentOutputs
+from core.contract import EnvironmentOutputs
 
 
 @dataclass

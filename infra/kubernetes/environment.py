@@ -13,7 +13,7 @@ import os
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.contract import storage_layout
+from core.contract import storage_layout
 from infra.environment import Environment, EnvironmentArgs, credentials_output
 from infra.kubernetes import pods
 from infra.kubernetes.access import PersonaAccessControl

@@ -3,7 +3,7 @@
 Called by the bundle engine, outside Pulumi: everything comes from the env name and its
 `conveyor:kubernetes` stack config, so `conveyor bundle deploy/run` can produce manifests
 (`kubectl apply -f -`, or the Kubernetes API) without reading Pulumi state. The pod sees
-exactly the task runtime contract of `conveyor/runtime.py`:
+exactly the task runtime contract of `core/runtime.py`:
 
 - CONVEYOR_ENV_OUTPUTS → the env's outputs with only this persona's credentials, with the
   in-cluster tracking/serving URLs (Secret `env-outputs-<persona>`, written by Pulumi);

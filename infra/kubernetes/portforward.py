@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from conveyor.paths import project_dir
+from core.paths import project_dir
 from infra.config import read_stack_file
 from infra.kubernetes.config import KubernetesConfig, parse_kubernetes_config
 from infra.kubernetes.network import MLFLOW_PORT, SERVING_PORT

@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import yaml
 
-    from conveyor.paths import project_dir
+    from core.paths import project_dir
     from infra.config import read_stack_file, secure_as_placeholders
 
     env = args[0]

@@ -26,7 +26,7 @@ TOKENS_DIR = "/etc/conveyor/serving"
 def state_env() -> list[dict]:
     """Where the serving engine finds its endpoint config and inference table (also set in jobs)."""
     return pods.plain_env(
-        CONVEYOR_STATE_DIR=STATE_DIR,  # storage paths of s3:// envs map under it (conveyor.runtime)
+        CONVEYOR_STATE_DIR=STATE_DIR,  # storage paths of s3:// envs map under it (core.runtime)
         CONVEYOR_ENDPOINT_DIR=f"{STATE_DIR}/endpoint",
         CONVEYOR_INFERENCE_TABLE=f"{STATE_DIR}/tables/inference",
     )

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pulumi
 
-from conveyor.paths import project_dir, state_dir
-from infra.contract import storage_layout
+from core.paths import project_dir, state_dir
+from core.contract import storage_layout
 from infra.environment import Environment, EnvironmentArgs, Identity, credentials_output
 from infra.local.resources import DirectoryTree, LocalFile, SupervisedProgram
 from infra.local.users import MlflowUsers
@@ -147,7 +147,7 @@ class LocalServing(pulumi.ComponentResource):
             f"{name}-server", env=cfg.env, run_dir=str(run_dir), program="serving", command=command,
             directory=str(project_dir()), environment=environment, health_url=f"{self.url}/livez",
             triggers=digests.apply(
-                lambda d: hashlib.sha256((d + code_digest("ml", "infra/contract.py")).encode()).hexdigest()),
+                lambda d: hashlib.sha256((d + code_digest("ml", "core")).encode()).hexdigest()),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[tokens_file, tracking.users]),
         )
         self.register_outputs({"serving_url": self.url})
@@ -172,7 +172,7 @@ class LocalJobs(pulumi.ComponentResource):
             f"{name}-scheduler", env=cfg.env, run_dir=str(run_dir), program="scheduler",
             command=[sys.executable, "-m", "bundles.scheduler", "--env", cfg.env],
             directory=str(project_dir()), environment=environment, startsecs=2,
-            triggers=code_digest("bundles", "conveyor", "infra/contract.py"),
+            triggers=code_digest("bundles", "core", "conveyor"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[outputs_file]),
         )
         self.register_outputs({})

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from conveyor import runtime
+from core import runtime
 from ml import task
 from ml.data.versioning import cache_file, reproduce, workspace_for
 

@@ -16,8 +16,8 @@ import os
 import sys
 from pathlib import Path
 
-from conveyor.storage import is_local
-from infra.contract import EnvironmentOutputs, local_path
+from core.storage import is_local
+from core.contract import EnvironmentOutputs, local_path
 from ml.data.versioning import DataVersionError, restore
 
 

@@ -24,7 +24,7 @@ import yaml
 from filelock import FileLock
 from pydantic import BaseModel
 
-from conveyor.paths import project_dir
+from core.paths import project_dir
 
 OUTPUTS = {"bronze": "data/bronze.parquet", "silver": "data/silver.parquet", "gold": "data/gold.parquet"}
 
@@ -150,7 +150,7 @@ def restore(remote: str | Path, md5: str, out: Path, project: Path | None = None
     project = project or project_dir()
     key = f"files/md5/{md5[:2]}/{md5[2:]}"
     if _is_url(remote):
-        from conveyor.storage import Blobs
+        from core.storage import Blobs
 
         present = Blobs(str(remote)).exists(key)
     else:
@@ -180,8 +180,8 @@ def read_version(ws: Path, remote: str | Path, md5: str) -> Path:
 def workspace_for(ctx) -> tuple[Path, str | Path]:
     """(workspace dir, DVC remote) of the task's environment: the remote is a directory on the
     local platform, an s3:// URL on the kubernetes platform (the workspace is local either way)."""
-    from conveyor.storage import is_local
-    from infra.contract import local_path
+    from core.storage import is_local
+    from core.contract import local_path
 
     remote = ctx.outputs.storage.dvc_remote
     return ctx.storage_path("root") / "dvc-workspace", local_path(remote) if is_local(remote) else remote

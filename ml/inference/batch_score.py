@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from conveyor import runtime
+from core import runtime
 from ml import task
 from ml.data.medallion import read_table
 from ml.data.versioning import workspace_for

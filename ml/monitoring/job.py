@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_monitor_settings(Path(args.monitor_file))
         if in_task:
-            from conveyor import runtime
+            from core import runtime
 
             ctx = runtime.context()
             env = ctx.env
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"monitored {result['rows']} logged rows in {result['windows']} windows; "
           f"violating windows: {result['violated_windows'] or 'none'}; report: {result['report']}")
     if in_task and os.environ.get("CONVEYOR_TASK_VALUES_DIR"):
-        from conveyor import runtime
+        from core import runtime
 
         for k in ("run_id", "violated_windows", "report"):
             runtime.set_task_value(k, result[k])

@@ -45,13 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.metric_table:
         metric_dir = Path(args.metric_table)
     else:
-        from conveyor import runtime
+        from core import runtime
 
         metric_dir = runtime.context().storage_path("metric_table")
     outcome, detail = decide(metric_dir, settings.config.retrain_violations, settings.config.retrain_windows)
     print(f"retrain: {str(outcome).lower()} — {detail}")
     if os.environ.get("CONVEYOR_TASK_VALUES_DIR"):
-        from conveyor import runtime
+        from core import runtime
 
         runtime.set_task_value("outcome", outcome)
         runtime.set_task_value("reason", detail)

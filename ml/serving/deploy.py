@@ -184,7 +184,7 @@ def rollback(endpoint_dir: Path, *, by: str) -> EndpointConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from conveyor import runtime
+    from core import runtime
     from ml.serving.endpoint_settings import load_endpoint_settings
 
     ap = argparse.ArgumentParser(prog="python -m ml.serving.deploy", description=__doc__.splitlines()[0])

@@ -11,7 +11,7 @@ import time
 
 import pandas as pd
 
-from conveyor import runtime
+from core import runtime
 from ml import task
 from ml.data.versioning import read_version, workspace_for
 from ml.features import FEATURES, LABEL

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from conveyor import runtime
+from core import runtime
 from ml import task
 from ml.data.versioning import read_version, workspace_for
 from ml.validation.data_suites import feature_expectations, raw_expectations, validate_frames

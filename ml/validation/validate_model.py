@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from conveyor import runtime
+from core import runtime
 from ml import task
 from ml.registry import CHALLENGER, CHAMPION, VALIDATION_TAG, alias_version, held_out, load_model, parse_uri
 from ml.features import LABEL

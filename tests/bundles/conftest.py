@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from infra.contract import Credential, EnvironmentOutputs, storage_layout
+from core.contract import Credential, EnvironmentOutputs, storage_layout
 from tests.ports import free_port
 
 FIXTURES = Path(__file__).parent / "fixtures"

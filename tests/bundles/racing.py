@@ -8,7 +8,7 @@ from pathlib import Path
 from bundles.engine import Engine
 from bundles.errors import BundleError
 from bundles.loader import load_bundle
-from infra.contract import EnvironmentOutputs
+from core.contract import EnvironmentOutputs
 
 
 def _deploy_in_child(project: str, outputs_json: str, user: str, queue, barrier) -> None:

@@ -13,7 +13,7 @@ import pytest
 from bundles.engine import Engine
 from bundles.errors import BundleError
 from bundles.loader import load_bundle
-from infra.contract import EnvironmentOutputs
+from core.contract import EnvironmentOutputs
 from tests.bundles.racing import kill_at_action, race_two_deploys
 
 

@@ -29,7 +29,7 @@ def _plugin() -> str | None:
         return os.environ["CONVEYOR_K8S_PLUGIN"]
     from importlib.metadata import version
 
-    from conveyor.paths import tools_dir
+    from core.paths import tools_dir
 
     path = tools_dir() / f"pulumi-kubernetes-v{version('pulumi_kubernetes')}" / "pulumi-resource-kubernetes"
     return str(path) if path.is_file() else None

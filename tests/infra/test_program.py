@@ -10,7 +10,7 @@ import pulumi
 import pytest
 
 from infra.config import parse
-from infra.contract import EnvironmentOutputs
+from core.contract import EnvironmentOutputs
 
 PERSONAS = {"data_scientist": {"role": "read"}, "ml_engineer": {"role": "write"}, "ci": {"role": "write"}}
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from infra.contract import EnvironmentOutputs, StoragePaths, storage_layout
+from core.contract import EnvironmentOutputs, StoragePaths, storage_layout
 from tests.infra_k8s.harness import MOCK_SECRET_PREFIX, find, objects, outputs, pod_specs
 
 ENVS = ["dev", "staging", "prod"]

@@ -1,10 +1,10 @@
-"""Bundle tasks rendered as Jobs/CronJobs: the pod sees the task runtime contract of conveyor/runtime.py."""
+"""Bundle tasks rendered as Jobs/CronJobs: the pod sees the task runtime contract of core/runtime.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from infra.contract import EnvironmentOutputs
+from core.contract import EnvironmentOutputs
 
 from infra.kubernetes.config import KubernetesConfig, parse_kubernetes_config
 from infra.kubernetes.jobs import ClusterTarget, deploy_manifest, k8s_name, render_cronjob, render_task_job

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from infra.contract import Credential, EnvironmentOutputs, storage_layout
+from core.contract import Credential, EnvironmentOutputs, storage_layout
 from tests.ports import free_port
 
 PROJECT = Path(__file__).resolve().parents[2]

@@ -106,7 +106,7 @@ def test_monitoring_and_condition_tasks_in_a_job_run(tmp_path, models):
     import subprocess
     import sys
 
-    from infra.contract import Credential, EnvironmentOutputs, storage_layout
+    from core.contract import Credential, EnvironmentOutputs, storage_layout
     from tests.serving.serving_helpers import ROOT
 
     storage = tmp_path / "storage"

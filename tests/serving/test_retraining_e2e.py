@@ -26,7 +26,7 @@ import httpx
 import pytest
 import yaml
 
-from infra.contract import local_path
+from core.contract import local_path
 from ml.data.generate import generate_transactions
 from ml.serving.inference_log import read_table
 from tests.e2e.envs import relax_latency_gates

@@ -13,7 +13,7 @@ import uuid
 import pytest
 from typer.testing import CliRunner
 
-from infra.contract import Credential, EnvironmentOutputs, storage_layout
+from core.contract import Credential, EnvironmentOutputs, storage_layout
 from ml.serving.endpoint_config import read_config
 from tests.serving.serving_helpers import ROOT
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conveyor.storage import is_local
-from infra.contract import EnvironmentOutputs, local_path
+from core.storage import is_local
+from core.contract import EnvironmentOutputs, local_path
 
 
 @dataclass(frozen=True)
