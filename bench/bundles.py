@@ -21,6 +21,7 @@ from bundles import artifact
 from bundles.engine import Engine
 from bundles.loader import load_bundle
 from bundles.runner import JobRunner
+from core import settings
 from core.contract import Credential, EnvironmentOutputs, storage_layout
 
 NOOP = '''
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         engine.deploy()
         rows.append(("re-deploy, nothing changed", f"{time.perf_counter() - start:.2f} s"))
 
-        os.environ.pop("CONVEYOR_ENV_OUTPUTS", None)
+        os.environ.pop(settings.ENV_OUTPUTS.name, None)
         start = time.perf_counter()
         record = JobRunner(outputs, engine.store, root).run("chain")
         took = time.perf_counter() - start

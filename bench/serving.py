@@ -30,6 +30,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from core import settings
 from ml.features import FEATURES, build_features
 from ml.serving import loadtest
 from ml.serving.client import request_rows
@@ -113,9 +114,9 @@ def bench_endpoint(model_dir: Path, raw: pd.DataFrame, work: Path, seconds: floa
     proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "ml.serving.service:ConveyorEndpoint",
                              "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, start_new_session=True,
                             stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                            env={**os.environ, "CONVEYOR_ENV": "bench", "CONVEYOR_ENDPOINT_DIR": str(ep),
-                                 "CONVEYOR_INFERENCE_TABLE": str(work / "inference"),
-                                 "CONVEYOR_SERVING_TOKENS_FILE": str(tokens), "BENTOML_DO_NOT_TRACK": "true"})
+                            env={**os.environ, settings.ENV.name: "bench", settings.ENDPOINT_DIR.name: str(ep),
+                                 settings.INFERENCE_TABLE.name: str(work / "inference"),
+                                 settings.SERVING_TOKENS_FILE.name: str(tokens), "BENTOML_DO_NOT_TRACK": "true"})
     try:
         url = f"http://127.0.0.1:{port}"
         _wait(url + "/livez", proc, log)

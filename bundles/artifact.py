@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import subprocess
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from bundles.errors import BundleError
+from core.files import atomic_write
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _SKIP_SUFFIXES = (".pyc", ".pyo")
@@ -89,7 +91,7 @@ def build_wheel(root: Path, bundle: str, art: CodeArtifact, out_dir: Path) -> Pa
     info = f"{dist}-{version}.dist-info"
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / art.wheel_name
-    tmp = target.with_suffix(".tmp")
+    buf = io.BytesIO()
     records: list[str] = []
 
     def add(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
@@ -99,7 +101,7 @@ def build_wheel(root: Path, bundle: str, art: CodeArtifact, out_dir: Path) -> Pa
         zf.writestr(zi, data)
         records.append(f"{name},{_record_hash(data)},{len(data)}")
 
-    with zipfile.ZipFile(tmp, "w") as zf:
+    with zipfile.ZipFile(buf, "w") as zf:
         for name in art.files:
             add(zf, name, (root / name).read_bytes())
         add(zf, f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n".encode())
@@ -108,8 +110,7 @@ def build_wheel(root: Path, bundle: str, art: CodeArtifact, out_dir: Path) -> Pa
         zi = zipfile.ZipInfo(f"{info}/RECORD", date_time=_EPOCH)
         zi.external_attr = 0o644 << 16
         zf.writestr(zi, record)
-    tmp.replace(target)
-    return target
+    return atomic_write(target, buf.getvalue())
 
 
 def unpack(wheel: Path, dest: Path) -> None:

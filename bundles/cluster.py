@@ -6,17 +6,19 @@ the schedule is PAUSED, as in development mode) and deletes the CronJobs of jobs
 their schedule or left the bundle. Every pod runs `python -m bundles.incluster <deployment>
 <job>`: the same runner as `conveyor bundle run`, reading the deployed job and code from the
 env's storage, as the job's `run_as` persona (its ServiceAccount and credentials).
+The `kubernetes` job backend (`bundles.backends.kubernetes`) is what calls it.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from bundles.errors import BundleError
+from core import settings
 from core.contract import EnvironmentOutputs
-from infra.kubernetes.jobs import ClusterTarget, k8s_name, render_cronjob, render_job
+from infra.kubernetes.manifests import ClusterTarget, k8s_name, render_cronjob, render_job
 from infra.kubernetes.kubeapi import KubeApi, KubeError
 
 DEPLOYMENT_LABEL = "conveyor.io/deployment"
@@ -54,7 +56,7 @@ class ClusterJobs:
         self.deployment, self.bundle_target, self.git_sha = deployment, bundle_target, git_sha
 
     def _extra(self) -> dict[str, str]:
-        return {"CONVEYOR_DEPLOYMENT": self.deployment, "CONVEYOR_HOME": WORK_DIR}
+        return {settings.DEPLOYMENT.name: self.deployment, settings.HOME.name: WORK_DIR}
 
     def cronjob(self, key: str, spec: dict) -> dict | None:
         """The CronJob for a deployed job spec, or None when it has no schedule."""
@@ -143,10 +145,8 @@ class ClusterJobs:
 
 
 def cluster_jobs_for(outputs: EnvironmentOutputs, stack: str, deployment: str, bundle_target: str,
-                     git_sha: str = "unknown", project: Path | None = None) -> ClusterJobs | None:
-    """ClusterJobs of a kubernetes env from its `Pulumi.<stack>.yaml`; None on other platforms."""
-    if outputs.platform != "kubernetes":
-        return None
+                     git_sha: str = "unknown", project: Path | None = None) -> ClusterJobs:
+    """ClusterJobs of a kubernetes env, from its `Pulumi.<stack>.yaml` (in `project`, else the project dir)."""
     from core.paths import project_dir
     from infra.config import read_stack_file, secure_as_placeholders
     from infra.kubernetes.config import parse_kubernetes_config

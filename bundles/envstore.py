@@ -26,7 +26,7 @@ import os
 import shutil
 import socket
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -34,20 +34,18 @@ from pydantic import BaseModel
 
 from bundles import artifact as artifacts
 from bundles.errors import BundleError
-from core.storage import Blobs, StorageError
 from core.contract import EnvironmentOutputs, local_path
+from core.files import atomic_write
+from core.storage import Blobs, StorageError
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def write_json(path: Path, data: Any) -> None:
     """Atomic write: readers (scheduler, a concurrent summary) never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
+    atomic_write(path, json.dumps(data, indent=2, default=str))
 
 
 def read_json(path: Path, default: Any = None) -> Any:
@@ -293,7 +291,7 @@ class DeploymentStore:
                 pass
 
     # lock
-    def lock(self, persona: str, user: str, operation: str, force: bool = False) -> "DeployLock":
+    def lock(self, persona: str, user: str, operation: str, force: bool = False) -> DeployLock:
         return DeployLock(self.blobs, persona=persona, user=user, operation=operation, force=force)
 
 
@@ -327,7 +325,7 @@ class DeployLock:
             pid=os.getpid(), since=now_iso(), operation=operation,
         )
 
-    def __enter__(self) -> "DeployLock":
+    def __enter__(self) -> DeployLock:
         mine = self.info.model_dump_json()
         for _ in range(3):
             if self.blobs.create("lock.json", mine):

@@ -1,14 +1,16 @@
-"""Diagnostics and the one exception type the CLI turns into a single clear line."""
+"""Diagnostics, and the bundle's user-facing errors (a `ConveyorError`: one clear line)."""
 
 from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Iterable
+from collections.abc import Iterable
+
+from core.errors import ConveyorError
 
 
-class BundleError(Exception):
-    """A user-facing failure: the message is printed as is, without a traceback."""
+class BundleError(ConveyorError):
+    """A user-facing failure of a bundle command: the message is printed as is, without a traceback."""
 
 
 @dataclass(frozen=True, order=True)
@@ -49,9 +51,12 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 
 
 class BundleInvalid(BundleError):
-    """Validation failed; carries every diagnostic so the CLI can list them all."""
+    """Validation failed; carries every diagnostic so the CLI can list them all (`details()`)."""
 
     def __init__(self, diagnostics: list[Diagnostic]):
         self.diagnostics = diagnostics
         errors = [d for d in diagnostics if d.severity == "error"]
         super().__init__(f"bundle is invalid: {len(errors)} error(s)")
+
+    def details(self) -> list[str]:
+        return [d.render() for d in self.diagnostics]

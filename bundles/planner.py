@@ -12,9 +12,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bundles.loader import ResolvedBundle
+from bundles.resources import KINDS
 
-# Apply order: code first, then MLflow objects, then what refers to them; deletes reverse it.
-KIND_ORDER = ("artifact", "experiments", "registered_models", "jobs", "serving_endpoints", "monitors")
 ACTIONS = ("create", "update", "delete", "unchanged")
 
 
@@ -63,28 +62,23 @@ def fingerprint(spec: dict[str, Any]) -> str:
 
 
 def desired_specs(bundle: ResolvedBundle, artifact_hash: str) -> dict[str, tuple[str, str | None, dict]]:
-    """key -> (kind, name, spec) for everything this target should have deployed."""
-    out: dict[str, tuple[str, str | None, dict]] = {
-        "artifact": ("artifact", None, {"hash": artifact_hash}),
-    }
-    res = bundle.resources
-    for kind in KIND_ORDER[1:]:
-        for key, model in getattr(res, kind).items():
-            spec = model.model_dump(mode="json")
-            if kind == "jobs":
-                spec["run_as"] = bundle.run_as
-            out[f"{kind}.{key}"] = (kind, spec.get("name"), spec)
+    """key -> (kind, name, spec) for everything this target should have deployed, in apply order."""
+    out: dict[str, tuple[str, str | None, dict]] = {}
+    for kind in KINDS:
+        for key, (name, spec) in kind.desired(bundle, artifact_hash).items():
+            out[key] = (kind.name, name, spec)
     return out
 
 
-def _changed_fields(old: dict | None, new: dict) -> list[str]:
+def changed_fields(old: dict | None, new: dict) -> list[str]:
     if not old:
         return []
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
 def order_key(action: Action) -> tuple:
-    rank = KIND_ORDER.index(action.kind) if action.kind in KIND_ORDER else len(KIND_ORDER)
+    """Registry order (code first, then MLflow objects, then what refers to them); deletes reverse it."""
+    rank = KINDS.rank(action.kind)
     if action.action == "delete":
         rank = -rank  # delete dependants first
     return (action.action == "delete", rank, action.key)

@@ -13,13 +13,14 @@ import os
 import signal
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 
 from croniter import croniter
 
 from bundles.envstore import DeploymentStore, all_deployments, bundle_root, now_iso, write_json
 from bundles.errors import BundleError
+from core import settings
 from core.contract import EnvironmentOutputs
 
 
@@ -59,7 +60,7 @@ def start_run(outputs: EnvironmentOutputs, due: Due, project_dir: Path, log=prin
             log(f"{now_iso()} {due.deployment}/{due.job}: run {record.run_id} {record.status}")
         except BundleError as exc:
             log(f"{now_iso()} {due.deployment}/{due.job}: not started: {exc}")
-        except Exception as exc:  # noqa: BLE001 - one broken job must not stop the scheduler
+        except Exception as exc:  # one broken job must not stop the scheduler
             log(f"{now_iso()} {due.deployment}/{due.job}: crashed: {exc.__class__.__name__}: {exc}")
 
     thread = threading.Thread(target=target, name=f"run-{due.job}", daemon=False)
@@ -76,7 +77,7 @@ def tick(outputs: EnvironmentOutputs, since: datetime, now: datetime, project_di
 
 
 def _load_outputs(env: str, outputs_file: str | None) -> EnvironmentOutputs:
-    path = outputs_file or os.environ.get("CONVEYOR_ENV_OUTPUTS")
+    path = outputs_file or settings.ENV_OUTPUTS.get()
     if path:
         return EnvironmentOutputs.model_validate_json(Path(path).read_text())
     from conveyor.stack import read_outputs
@@ -107,16 +108,16 @@ def main(argv: list[str] | None = None) -> int:
     while outputs is None:
         try:
             outputs = _load_outputs(args.env, args.outputs_file)
-        except Exception as exc:  # noqa: BLE001 - keep retrying: the env may still be coming up
+        except Exception as exc:  # keep retrying: the env may still be coming up
             log(f"{now_iso()} cannot read outputs of env {args.env!r}: {exc}; retrying")
             if args.once or stop.wait(max(args.interval, 5)):
                 return 1
     status_path = bundle_root(outputs) / "scheduler.json"
-    since = datetime.now(timezone.utc) - timedelta(seconds=args.interval if args.once else 0)
+    since = datetime.now(UTC) - timedelta(seconds=args.interval if args.once else 0)
     log(f"{now_iso()} scheduler for env {args.env} started (pid {os.getpid()}, every {args.interval:g}s)")
     threads: list[threading.Thread] = []
     while True:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         threads = [t for t in threads if t.is_alive()]
         threads += tick(outputs, since, now, workdir, log=log)
         since = now

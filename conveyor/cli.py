@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from bundles.cli import app as bundle_app
+from core.cli import guarded
 from infra.cli import app as env_app
 from ml.cli import app as model_app
 
@@ -23,10 +22,9 @@ app.add_typer(model_app, name="model", help="Operate the models an environment s
 
 
 def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    """Run `conveyor`: a user error (`ConveyorError`) is one line and its exit code, Ctrl-C exits
+    130, any other exception is a bug and keeps its traceback (`core.cli.guarded`)."""
+    guarded(app)()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,9 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from core import settings
+from core.cli import guarded
+from core.errors import ConveyorError
 from core.paths import project_dir, state_dir
 
 # Tables stay readable when the demo is piped to a log (rich falls back to 80 columns there).
@@ -30,14 +33,14 @@ console = Console(width=None if sys.stdout.isatty() else 140)
 ENVS = ("dev", "staging", "prod")
 
 
-class StepFailed(RuntimeError):
-    pass
+class StepFailed(ConveyorError, RuntimeError):
+    """A demo step failed; its output was shown, the message names the step."""
 
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env.setdefault("CONVEYOR_USER", "demo")
+    env.setdefault(settings.USER.name, "demo")
     return env
 
 
@@ -93,7 +96,7 @@ def champion_summary(out: dict, model_name: str) -> tuple[str, str]:
     client = MlflowClient(tracking_uri=out["tracking_uri"], registry_uri=out["tracking_uri"])
     try:
         version = client.get_model_version_by_alias(model_name, "champion")
-    except Exception:  # noqa: BLE001 - no champion yet is a normal state for an env
+    except Exception:
         return "-", "-"
     metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
     shown = ", ".join(f"{k} {metrics[f'test_{k}']:.3f}" for k in ("roc_auc", "pr_auc", "f1") if f"test_{k}" in metrics)
@@ -156,7 +159,9 @@ def clean() -> None:
     console.print(f"[green]✓[/] removed {state_dir()}")
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
+    """Run (or `--clean`) the demo; a failed step ends it with the step's name and exit 1."""
     parser = argparse.ArgumentParser(prog="python -m conveyor.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--clean", action="store_true", help="tear every environment down and delete .conveyor/")
     args = parser.parse_args(argv)

@@ -53,13 +53,13 @@ def language_host(argv: list[str] | None = None) -> None:
         def __init__(self) -> None:
             super().__init__(program=lambda: None)
 
-        def Handshake(self, request, context):  # noqa: N802 (gRPC names)
+        def Handshake(self, request, context):
             return language_pb2.LanguageHandshakeResponse()
 
-        def GetProgramDependencies(self, request, context):  # noqa: N802
+        def GetProgramDependencies(self, request, context):
             return language_pb2.GetProgramDependenciesResponse()
 
-        def Run(self, request, context):  # noqa: N802
+        def Run(self, request, context):
             program_dir = Path(request.info.program_directory or request.pwd or os.getcwd())
             entry = _entry_file(program_dir, request.info.entry_point or request.program)
             if request.pwd:

@@ -6,11 +6,12 @@ import json
 import subprocess
 
 from core.contract import EnvironmentOutputs
+from core.errors import ConveyorError
 from core.paths import project_dir
 from conveyor.toolchain import pulumi_env, real_pulumi
 
 
-class StackError(RuntimeError):
+class StackError(ConveyorError, RuntimeError):
     """An environment is missing or its outputs cannot be read; the message says which."""
 
 

@@ -7,7 +7,14 @@ import secrets
 import sys
 from pathlib import Path
 
+from core import settings
+from core.cli import guarded
+from core.errors import ConveyorError
 from core.paths import state_dir
+
+
+class ToolchainError(ConveyorError):
+    """The pulumi CLI is missing, or a stack cannot be created in the local backend."""
 
 
 def passphrase_file(home: Path | None = None) -> Path:
@@ -39,7 +46,7 @@ def pulumi_env(base: dict[str, str] | None = None) -> dict[str, str]:
     env.setdefault("PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK", "true")
     env.setdefault("PULUMI_SKIP_CONFIRMATIONS", "true")
     env.setdefault("PULUMI_DIY_BACKEND_NO_LEGACY_WARNING", "true")
-    env.setdefault("CONVEYOR_HOME", str(home))
+    env.setdefault(settings.HOME.name, str(home))
     # Pulumi finds its Python plugins (conveyor/plugins.py) next to this interpreter.
     venv_bin = str(Path(sys.executable).parent)
     if (Path(sys.prefix) / "pulumi" / "bin" / "pulumi-language-python").exists():
@@ -54,7 +61,7 @@ def real_pulumi() -> str:
     """The CLI binary `make setup` chose (recorded next to the venv), else one on PATH."""
     import shutil
 
-    override = os.environ.get("CONVEYOR_PULUMI_BIN")
+    override = settings.PULUMI_BIN.get()
     if override:
         return override
     recorded = Path(sys.prefix) / "pulumi-bin"
@@ -65,9 +72,10 @@ def real_pulumi() -> str:
         found = shutil.which("pulumi", path=folder)
         if found and Path(found).resolve() != me:
             return found
-    raise SystemExit("error: pulumi CLI not installed: run `make setup`")
+    raise ToolchainError("pulumi CLI not installed: run `make setup`")
 
 
+@guarded
 def exec_pulumi() -> None:
     """`pulumi` inside the venv: the real CLI with the project's offline defaults."""
     binary = real_pulumi()
@@ -98,7 +106,7 @@ def ensure_stack(stack: str) -> None:
         if "passphrase" in reason:
             hint = (f"; {config.name} holds values encrypted with another passphrase: set "
                     "PULUMI_CONFIG_PASSPHRASE to it, or delete its `encryptionsalt:` line and re-set the secrets")
-        raise SystemExit(f"error: cannot create Pulumi stack {stack!r}: {reason}{hint}")
+        raise ToolchainError(f"cannot create Pulumi stack {stack!r}: {reason}{hint}")
 
 
 def stack_exists(stack: str) -> bool | None:

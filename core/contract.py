@@ -56,20 +56,23 @@ class EnvironmentOutputs(BaseModel):
             raise KeyError(f"persona {persona!r} has no credentials in env {self.env!r} (known: {known})") from None
 
 
+# Where each `StoragePaths` location lives under an environment's storage root.
+STORAGE_SUBPATHS: dict[str, str] = {
+    "dvc_remote": "dvc",
+    "mlflow_artifacts": "mlflow-artifacts",
+    "models": "models",
+    "bentos": "bentos",
+    "inference_table": "tables/inference",
+    "metric_table": "tables/metrics",
+    "bundle": "bundle",
+    "endpoint": "endpoint",
+}
+
+
 def storage_layout(root_uri: str) -> StoragePaths:
-    """Derive the fixed sub-locations from a storage root URI (file:// or s3://)."""
+    """Derive the fixed sub-locations (`STORAGE_SUBPATHS`) from a storage root URI (file:// or s3://)."""
     base = root_uri.rstrip("/")
-    return StoragePaths(
-        root=base,
-        dvc_remote=f"{base}/dvc",
-        mlflow_artifacts=f"{base}/mlflow-artifacts",
-        models=f"{base}/models",
-        bentos=f"{base}/bentos",
-        inference_table=f"{base}/tables/inference",
-        metric_table=f"{base}/tables/metrics",
-        bundle=f"{base}/bundle",
-        endpoint=f"{base}/endpoint",
-    )
+    return StoragePaths(root=base, **{field: f"{base}/{sub}" for field, sub in STORAGE_SUBPATHS.items()})
 
 
 def local_path(uri: str) -> Path:

@@ -17,10 +17,10 @@ def atomic_write(path: Path | str, data: str | bytes, mode: int | None = None) -
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        if isinstance(data, str):
-            tmp.write_text(data)
-        else:
-            tmp.write_bytes(data)
+        # created owner-only when a mode is asked for: the temp file may hold a secret too
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if mode is not None else 0o666)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
         if mode is not None:
             os.chmod(tmp, mode)
         tmp.replace(path)

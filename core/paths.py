@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from core import settings
 
 
 def project_dir() -> Path:
     """The project root: $CONVEYOR_PROJECT_DIR, else the nearest parent holding Pulumi.yaml."""
-    env = os.environ.get("CONVEYOR_PROJECT_DIR")
-    if env:
-        return Path(env).resolve()
+    given = settings.PROJECT_DIR.get()
+    if given is not None:
+        return given.resolve()
     here = Path.cwd().resolve()
     for candidate in (here, *here.parents):
         if (candidate / "Pulumi.yaml").is_file():
@@ -21,11 +22,11 @@ def project_dir() -> Path:
 
 def state_dir() -> Path:
     """$CONVEYOR_HOME, else `<project>/.conveyor`: Pulumi state, env storage, process state."""
-    env = os.environ.get("CONVEYOR_HOME")
-    return Path(env).resolve() if env else project_dir() / ".conveyor"
+    given = settings.HOME.get()
+    return given.resolve() if given is not None else project_dir() / ".conveyor"
 
 
 def tools_dir() -> Path:
     """The cached toolchain build (pulumi CLI); shared by every checkout of this machine."""
-    env = os.environ.get("CONVEYOR_TOOLS_DIR")
-    return Path(env).resolve() if env else Path.home() / ".cache" / "conveyor" / "tools"
+    given = settings.TOOLS_DIR.get()
+    return given.resolve() if given is not None else Path.home() / ".cache" / "conveyor" / "tools"

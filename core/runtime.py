@@ -9,18 +9,29 @@ ML code never reads Pulumi or bundle config itself:
   CONVEYOR_RUN_ID, CONVEYOR_TASK, CONVEYOR_GIT_SHA
 - CONVEYOR_TASK_VALUES_DIR  one `<task>.json` per task of this run
 - MLFLOW_TRACKING_URI / _USERNAME / _PASSWORD for the env's tracking server
+
+(each `CONVEYOR_*` is declared in `core.settings`). Missing pieces raise
+`RuntimeContextError`, a user error: one line, not a traceback.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.storage import is_local
+from pydantic import ValidationError
+
+from core import settings
 from core.contract import EnvironmentOutputs, local_path
+from core.errors import ConveyorError
+from core.files import atomic_write
+from core.storage import is_local
+
+
+class RuntimeContextError(ConveyorError, RuntimeError):
+    """The process is not (fully) inside a Conveyor task; the message says what is missing."""
 
 
 @dataclass(frozen=True)
@@ -48,9 +59,9 @@ def local_storage_path(outputs: EnvironmentOutputs, name: str) -> Path:
     uri = getattr(outputs.storage, name)
     if is_local(uri):
         return local_path(uri)
-    mount = os.environ.get("CONVEYOR_STATE_DIR")
-    if not mount:
-        raise RuntimeError(f"env {outputs.env!r} runs on {outputs.platform}: storage.{name} is {uri} (object "
+    mount = settings.STATE_DIR.get()
+    if mount is None:
+        raise RuntimeContextError(f"env {outputs.env!r} runs on {outputs.platform}: storage.{name} is {uri} (object "
                            f"storage), reached through the env's state volume in its job pods "
                            f"(CONVEYOR_STATE_DIR is not set here)")
     relative = uri.removeprefix(outputs.storage.root).strip("/")
@@ -58,39 +69,41 @@ def local_storage_path(outputs: EnvironmentOutputs, name: str) -> Path:
 
 
 def context() -> TaskContext:
-    """The current task's context; raises a clear error outside a bundle run."""
-    path = os.environ.get("CONVEYOR_ENV_OUTPUTS")
-    if not path:
-        raise RuntimeError("not inside a Conveyor task: CONVEYOR_ENV_OUTPUTS is not set (use `conveyor bundle run`)")
-    outputs = EnvironmentOutputs.model_validate_json(Path(path).read_text())
+    """The current task's context; RuntimeContextError outside a bundle run."""
+    path = settings.ENV_OUTPUTS.get()
+    if path is None:
+        raise RuntimeContextError(f"not inside a Conveyor task: {settings.ENV_OUTPUTS.name} is not set "
+                                  "(use `conveyor bundle run`)")
+    try:
+        outputs = EnvironmentOutputs.model_validate_json(path.read_text())
+    except (OSError, ValidationError) as exc:
+        raise RuntimeContextError(f"{settings.ENV_OUTPUTS.name}={path}: cannot read environment outputs: {exc}") from exc
     return TaskContext(
         env=outputs.env,
         outputs=outputs,
-        persona=os.environ.get("CONVEYOR_PERSONA", "ci"),
-        target=os.environ.get("CONVEYOR_BUNDLE_TARGET", outputs.env),
-        job=os.environ.get("CONVEYOR_JOB", ""),
-        run_id=os.environ.get("CONVEYOR_RUN_ID", ""),
-        task=os.environ.get("CONVEYOR_TASK", ""),
-        git_sha=os.environ.get("CONVEYOR_GIT_SHA", "unknown"),
+        persona=settings.PERSONA.get(),
+        target=settings.BUNDLE_TARGET.get() or outputs.env,
+        job=settings.JOB.get(),
+        run_id=settings.RUN_ID.get(),
+        task=settings.TASK.get(),
+        git_sha=settings.GIT_SHA.get(),
     )
 
 
 def _values_dir() -> Path:
-    path = os.environ.get("CONVEYOR_TASK_VALUES_DIR")
-    if not path:
-        raise RuntimeError("task values need CONVEYOR_TASK_VALUES_DIR (set by `conveyor bundle run`)")
-    return Path(path)
+    path = settings.TASK_VALUES_DIR.get()
+    if path is None:
+        raise RuntimeContextError(f"task values need {settings.TASK_VALUES_DIR.name} (set by `conveyor bundle run`)")
+    return path
 
 
 def set_task_value(key: str, value: Any) -> None:
     """Publish a JSON value for downstream tasks of the same run."""
-    task = os.environ.get("CONVEYOR_TASK") or "task"
+    task = settings.TASK.get() or "task"
     path = _values_dir() / f"{task}.json"
     values = json.loads(path.read_text()) if path.exists() else {}
     values[key] = value
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(values, indent=2, default=str))
-    tmp.replace(path)
+    atomic_write(path, json.dumps(values, indent=2, default=str))
 
 
 def get_task_value(task: str, key: str, default: Any = None) -> Any:

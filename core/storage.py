@@ -16,8 +16,10 @@ from urllib.parse import urlparse
 
 import fsspec
 
+from core.errors import ConveyorError
 
-class StorageError(Exception):
+
+class StorageError(ConveyorError):
     """Storage cannot be reached or used (message says which URI and why)."""
 
 

@@ -1,9 +1,12 @@
-"""Pulumi program: one environment per stack (`pulumi up -s dev|staging|prod`)."""
+"""Pulumi program: one environment per stack (`pulumi up -s dev|staging|prod`).
+
+Read the stack config, build the environment on the platform it names, export the contract.
+"""
 
 import pulumi
 
 from infra.config import ConfigError, load
-from infra.environment import create_environment
+from infra.platforms import create_environment
 
 try:
     config = load()

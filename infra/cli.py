@@ -1,7 +1,8 @@
 """`conveyor env up|down|refresh|outputs|status <env>`: the Pulumi stacks, for people who prefer one tool.
 
 These wrap the same `pulumi` CLI a user can call directly (`pulumi up -s dev`),
-with the project's offline settings applied by `conveyor.toolchain`.
+with the project's offline settings applied by `conveyor.toolchain`. A user error is one
+`error: …` line and a non-zero exit (`core.cli.guarded`); Pulumi's own messages stay above it.
 """
 
 from __future__ import annotations
@@ -14,13 +15,23 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from core.paths import project_dir
 from conveyor.stack import StackError, pulumi_bin, read_outputs
 from conveyor.toolchain import ensure_stack, pulumi_env, stack_exists
+from core.cli import guarded
+from core.errors import ConveyorError
+from core.paths import project_dir
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
-err = Console(stderr=True)
+
+
+class EnvCommandError(ConveyorError):
+    """A `conveyor env` command that cannot go on; `exit_code` is what the command exits with."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
 
 EnvArg = typer.Argument(..., help="environment (stack) name: dev, staging or prod")
 
@@ -32,33 +43,32 @@ def _known_envs() -> list[str]:
 def _check_env(env: str) -> None:
     known = _known_envs()
     if env not in known:
-        err.print(f"[red]error:[/] unknown environment {env!r}: no Pulumi.{env}.yaml (known: {', '.join(known)})")
-        raise typer.Exit(2)
+        raise EnvCommandError(f"unknown environment {env!r}: no Pulumi.{env}.yaml (known: {', '.join(known)})", 2)
 
 
 def _pulumi(*args: str) -> int:
     try:
         binary = pulumi_bin()
     except StackError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        raise EnvCommandError(str(exc)) from None
     return subprocess.call([binary, *args], cwd=project_dir(), env=pulumi_env())
 
 
 @app.command()
+@guarded
 def up(env: str = EnvArg, preview: bool = typer.Option(False, help="only show what would change")) -> None:
     """Provision or update an environment (`pulumi up -s <env>`)."""
     _check_env(env)
     ensure_stack(env)
     rc = _pulumi("preview" if preview else "up", "-s", env, *(() if preview else ("--yes", "--skip-preview")))
     if rc:
-        err.print(f"[red]error:[/] provisioning {env} failed (pulumi exit {rc}); the messages above say why")
-        raise typer.Exit(rc)
+        raise EnvCommandError(f"provisioning {env} failed (pulumi exit {rc}); the messages above say why", rc)
     if not preview:
         console.print(f"[green]✓[/] {env} is up — `conveyor env outputs {env}` shows its URLs")
 
 
 @app.command()
+@guarded
 def refresh(env: str = EnvArg) -> None:
     """Compare the stack with what is really running (`pulumi refresh -s <env>`)."""
     _check_env(env)
@@ -66,6 +76,7 @@ def refresh(env: str = EnvArg) -> None:
 
 
 @app.command()
+@guarded
 def down(env: str = EnvArg) -> None:
     """Stop and remove an environment (`pulumi destroy -s <env>`); other envs are untouched."""
     _check_env(env)
@@ -91,6 +102,7 @@ def _stop_leftovers(env: str) -> None:
 
 
 @app.command()
+@guarded
 def outputs(
     env: str = EnvArg,
     show_secrets: bool = typer.Option(False, "--show-secrets", help="include persona credentials"),
@@ -101,8 +113,7 @@ def outputs(
     try:
         out = read_outputs(env)
     except StackError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        raise EnvCommandError(str(exc)) from None
     data = out.model_dump()
     if not show_secrets:
         data["credentials"] = {p: {"username": c.username, "password": "(hidden)", "token": "(hidden)"}
@@ -122,6 +133,7 @@ def outputs(
 
 
 @app.command()
+@guarded
 def status() -> None:
     """Every environment of the project and whether it is provisioned."""
     table = Table("env", "tracking", "serving", "state")

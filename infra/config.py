@@ -12,14 +12,16 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from core.paths import project_dir
 from core.contract import PERSONAS_REQUIRED
+from core.errors import ConveyorError
+from core.paths import project_dir
+from infra import platforms
 
 Role = Literal["read", "write"]
 Permission = Literal["READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS"]
 
 
-class ConfigError(ValueError):
+class ConfigError(ConveyorError, ValueError):
     """A stack config mistake; the message starts with the offending key."""
 
 
@@ -65,12 +67,21 @@ class StackConfig(_Strict):
     """Everything one environment is built from, independent of platform."""
 
     env: str
-    platform: Literal["local", "kubernetes"] = "local"
+    platform: str = Field("local", description="a name registered in infra.platforms.PLATFORMS")
     ports: Ports
     storage: StorageConfig = StorageConfig()
     access: AccessConfig
     serving: ServingConfig = ServingConfig()
     kubernetes: dict[str, Any] = Field(default_factory=dict, description="platform settings, read by infra/kubernetes")
+
+    @field_validator("platform")
+    @classmethod
+    def _registered_platform(cls, platform: str) -> str:
+        if platform not in platforms.PLATFORMS:
+            quoted = [repr(name) for name in platforms.names()]
+            expected = " or ".join(filter(None, [", ".join(quoted[:-1]), quoted[-1]]))
+            raise ValueError(f"Input should be {expected}, got {platform!r}")
+        return platform
 
 
 def _key_of(loc: tuple) -> str:
@@ -90,6 +101,8 @@ def parse(env: str, raw: dict[str, Any]) -> StackConfig:
             msg = f"{msg}, got {err.get('input')!r}"
         elif err["type"] == "missing":
             msg = "required key is missing"
+        elif err["type"] == "value_error":
+            msg = str(err["ctx"]["error"])
         raise ConfigError(f"{_key_of(err['loc'])}: {msg}") from None
     if cfg.ports.tracking == cfg.ports.serving:
         raise ConfigError(f"conveyor:ports.serving: port {cfg.ports.serving} is already used by conveyor:ports.tracking")
@@ -145,7 +158,8 @@ def load() -> StackConfig:
         if key == "env":
             continue
         annotation = StackConfig.model_fields[key].annotation
-        value = config.get(key) if annotation is not None and "Literal" in str(annotation) else config.get_object(key)
+        scalar = annotation is str or "Literal" in str(annotation)  # plain strings, not YAML objects
+        value = config.get(key) if scalar else config.get_object(key)
         if value is not None:
             raw[key] = value
     # pulumi.Config ignores keys nobody asks for: report typos in the stack file instead.

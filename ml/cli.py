@@ -1,4 +1,8 @@
-"""`conveyor model …`: operate the models an environment's endpoint serves."""
+"""`conveyor model …`: operate the models an environment's endpoint serves.
+
+Every command runs under `core.cli.guarded`: a user error (`ConveyorError`: unknown env,
+nothing to promote, …) is one line `error: <message>` and exit 1; a bug keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,9 @@ import json
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from core.cli import guarded
+from core.errors import ConveyorError
 
 app = typer.Typer(no_args_is_help=True, help="Operate the models an environment serves.")
 console = Console()
@@ -17,38 +24,31 @@ TargetOpt = typer.Option(..., "--target", "-t", help="environment: dev, staging 
 
 def _env(target: str):
     """Stack outputs of `target` (inside a task, the runtime's outputs file for that env)."""
-    import os
-    from pathlib import Path
-
-    from core.runtime import local_storage_path
-    from conveyor.stack import StackError, read_outputs
+    from conveyor.stack import read_outputs
+    from core import settings
     from core.contract import EnvironmentOutputs
+    from core.runtime import RuntimeContextError, local_storage_path
 
-    given = os.environ.get("CONVEYOR_ENV_OUTPUTS")
+    given = settings.ENV_OUTPUTS.get()
     outputs = None
-    if given and Path(given).is_file():
-        outputs = EnvironmentOutputs.model_validate_json(Path(given).read_text())
+    if given is not None and given.is_file():
+        outputs = EnvironmentOutputs.model_validate_json(given.read_text())
         if outputs.env != target:
             outputs = None
     if outputs is None:
-        try:
-            outputs = read_outputs(target)
-        except StackError as exc:
-            err.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(1) from None
+        outputs = read_outputs(target)
     try:
         return outputs, local_storage_path(outputs, "endpoint")
-    except RuntimeError as exc:  # a kubernetes env, outside its job pods
-        err.print(f"[red]error:[/] {exc}; run this in a job of that env (`conveyor bundle run`)")
-        raise typer.Exit(1) from None
+    except RuntimeContextError as exc:  # a kubernetes env, outside its job pods
+        raise ConveyorError(f"{exc}; run this in a job of that env (`conveyor bundle run`)") from None
 
 
 def _fail(msg: str) -> None:
-    err.print(f"[red]error:[/] {msg}")
-    raise typer.Exit(1)
+    raise ConveyorError(msg)
 
 
 @app.command()
+@guarded
 def status(target: str = TargetOpt, as_json: bool = typer.Option(False, "--json", help="machine-readable")) -> None:
     """What the endpoint serves: config revision, versions, rollout state, and what the live process reports."""
     from ml.serving import client
@@ -95,6 +95,7 @@ def _move_alias(outputs, persona: str, name: str, version: str) -> None:
 
 
 @app.command()
+@guarded
 def promote(target: str = TargetOpt,
             persona: str = typer.Option("ml_engineer", help="whose credentials move the MLflow champion alias"),
             wait: float = typer.Option(60.0, help="seconds to wait for the endpoint to serve it")) -> None:
@@ -121,6 +122,7 @@ def promote(target: str = TargetOpt,
 
 
 @app.command()
+@guarded
 def rollback(target: str = TargetOpt,
              persona: str = typer.Option("ml_engineer", help="whose credentials move the MLflow champion alias"),
              wait: float = typer.Option(60.0, help="seconds to wait for the endpoint to serve it")) -> None:

@@ -13,6 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
+from core.errors import ConveyorError
+
 
 class DataParams(BaseModel):
     rows: int = Field(20_000, ge=10, description="transactions to generate")
@@ -83,8 +85,8 @@ class Params(BaseModel):
     inference: InferenceParams = InferenceParams()
 
 
-class ConfigError(ValueError):
-    """Bad params file or override; the message names the key."""
+class ConfigError(ConveyorError, ValueError):
+    """Bad params file or override; the message names the key (also a ValueError, as it was)."""
 
 
 def _coerce(text: str) -> Any:
@@ -121,11 +123,15 @@ def load_raw(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = None) -> Params:
-    raw = apply_overrides(load_raw(path), overrides or [])
+def check(raw: dict[str, Any], source: str | Path) -> Params:
+    """`raw` (a params dict read from `source`) as typed params; ConfigError names the first bad key."""
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"{path}: {where}: {err['msg']}") from None
+        raise ConfigError(f"{source}: {where}: {err['msg']}") from None
+
+
+def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = None) -> Params:
+    return check(apply_overrides(load_raw(path), overrides or []), path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ml.config import Params
+from ml.errors import TaskError
 from ml.data.versioning import read_version, workspace_for
 from ml.training.pipeline import split
 
@@ -14,9 +15,9 @@ VALIDATION_TAG = "model_validation_status"
 
 
 def parse_uri(uri: str) -> tuple[str, str]:
-    """`models:/<name>/<version>` → (name, version)."""
+    """`models:/<name>/<version>` → (name, version); TaskError for any other shape."""
     if not uri.startswith("models:/") or uri.count("/") != 2:
-        raise ValueError(f"model URI {uri!r} must look like models:/<name>/<version>")
+        raise TaskError(f"model URI {uri!r} must look like models:/<name>/<version>")
     name, version = uri[len("models:/"):].split("/")
     return name, version
 

@@ -1,9 +1,10 @@
 """Shared plumbing of ML job tasks: arguments, runtime context, MLflow run, errors.
 
-Each job task (`python -m ml.<step>`) is one function of (context, params, args);
-this module turns user errors into one line on stderr and exit code 1 instead of a
-traceback, and keeps all tasks of one job run in one MLflow run so a reader finds
-data version, data docs, model, validation and deployment decision in one place.
+Each job task (`python -m ml.<step>`) is one function of (context, params, args) run by
+`run_task`, which applies the one CLI contract (`core.cli.guarded`): a user error is one
+line on stderr and exit code 1, a bug keeps its traceback. All tasks of one job run log
+into one MLflow run, so a reader finds data version, data docs, model, validation and
+deployment decision in one place.
 """
 
 from __future__ import annotations
@@ -21,19 +22,17 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep task logs readable
 
-from core import runtime  # noqa: E402
-from core.paths import project_dir  # noqa: E402
-from ml.config import ConfigError, Params, load_params
+from core import runtime, settings
+from core.cli import guarded
+from core.errors import ConveyorError
+from core.paths import project_dir
+from ml.config import Params, load_params
+from ml.errors import CheckFailed, TaskError, tracking_refusal
+
+__all__ = ["CheckFailed", "Params", "TaskError", "parser", "project_dir", "publish", "run_task", "start_job_run",
+           "upstream"]
 
 DEFAULT_EXPERIMENT = "fraud-detection"
-
-
-class TaskError(RuntimeError):
-    """A task cannot go on; the message is what the user needs to know."""
-
-
-class CheckFailed(RuntimeError):
-    """A quality gate said no (data or model validation); the task exits non-zero."""
 
 
 def parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
@@ -58,14 +57,14 @@ def upstream(task: str, key: str, given: Any = None) -> Any:
     """An explicit argument wins; else the value an upstream task of this run published."""
     if given not in (None, ""):
         return given
-    if not os.environ.get("CONVEYOR_TASK_VALUES_DIR"):
+    if not settings.TASK_VALUES_DIR.is_set():
         return None
     return runtime.get_task_value(task, key)
 
 
 def publish(key: str, value: Any) -> None:
     """Set a task value when running under the bundle runner (no-op otherwise)."""
-    if os.environ.get("CONVEYOR_TASK_VALUES_DIR"):
+    if settings.TASK_VALUES_DIR.is_set():
         runtime.set_task_value(key, value)
 
 
@@ -96,30 +95,42 @@ def start_job_run(ctx: runtime.TaskContext, experiment: str, run_id: str | None)
 
 
 def run_task(name: str, body: Callable[[], int | None]) -> int:
-    """Run a task body; user-facing failures become one clear line and exit 1."""
-    try:
-        return body() or 0
-    except CheckFailed as exc:
-        print(f"{name}: FAILED: {exc}", file=sys.stderr)
-        _fail_active_run()
-        return 1
-    except Exception as exc:  # noqa: BLE001
-        if not _user_facing(exc):
+    """Run a task body; return its exit code.
+
+    - `CheckFailed` (a quality gate said no): `<task>: FAILED: <message>`, exit 1;
+    - any other `ConveyorError`, and an MLflow error from the tracking server (permission
+      denied, not found, unreachable; see `ml.errors.tracking_refusal`):
+      `<task>: error: <message>`, exit 1;
+    - Ctrl-C: `<task>: error: interrupted`, exit 130;
+    - anything else is a bug and propagates with its traceback.
+
+    On every failure the job run's MLflow run is marked FAILED first, so the tracking UI
+    never shows a dead task as still running.
+    """
+
+    @guarded(prefix=f"{name}: ", on_error=_fail_active_run)
+    def checked() -> int:
+        try:
+            return body() or 0
+        except CheckFailed as exc:  # a verdict, not a malfunction: worded as one
+            _fail_active_run()
+            print(f"{name}: FAILED: {exc}", file=sys.stderr)
+            return 1
+        except ConveyorError:
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            refused = tracking_refusal(exc)
+            if refused is not None:
+                raise refused from exc
             _fail_active_run()
             raise
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"{name}: error: {msg}", file=sys.stderr)
-        _fail_active_run()
-        return 1
 
-
-def _user_facing(exc: Exception) -> bool:
-    """Errors a user can act on (bad input, missing upstream, MLflow said no) vs bugs (traceback)."""
     try:
-        from mlflow.exceptions import MlflowException
-    except ImportError:  # pragma: no cover
-        MlflowException = ()  # noqa: N806
-    return isinstance(exc, (TaskError, ConfigError, RuntimeError, KeyError, FileNotFoundError, ValueError, MlflowException))
+        return checked()
+    except SystemExit as exc:  # how `guarded` hands back a user error's exit code
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        raise
 
 
 def _fail_active_run() -> None:
@@ -128,5 +139,5 @@ def _fail_active_run() -> None:
 
         if mlflow.active_run():
             mlflow.end_run(status="FAILED")
-    except Exception:  # noqa: BLE001 - reporting the original error matters more
+    except Exception:
         pass

@@ -14,6 +14,7 @@ import pulumi_kubernetes as k8s
 
 from infra.kubernetes import pods
 from infra.kubernetes.config import PersonaAccess
+from infra.kubernetes.names import service_account_name
 
 READ = ["get", "list", "watch"]
 WRITE = ["create", "update", "patch", "delete"]
@@ -39,11 +40,6 @@ ROLE_RULES["deploy"] = ROLE_RULES["edit"] + [
     {"apiGroups": [""], "resources": ["services"], "verbs": ["update", "patch"]},
     {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["update", "patch"]},
 ]
-
-
-def service_account_name(persona: str) -> str:
-    """`data_scientist` → `data-scientist` (ServiceAccount names are DNS labels)."""
-    return persona.replace("_", "-")
 
 
 class PersonaAccessControl(pulumi.ComponentResource):

@@ -14,11 +14,12 @@ Environment:
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Callable
+
+from core import settings
 
 
 def _retry(what: str, fn: Callable[[], None], attempts: int = 30, delay: float = 2.0) -> None:
@@ -72,10 +73,11 @@ def ensure_users(db_uri: str, users: dict[str, dict]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    db_uri = os.environ.get("CONVEYOR_AUTH_DB_URI")
-    users_file = os.environ.get("CONVEYOR_MLFLOW_USERS_FILE")
+    db_uri = settings.AUTH_DB_URI.get()
+    users_file = settings.MLFLOW_USERS_FILE.get()
     if not db_uri or not users_file:
-        print("bootstrap: CONVEYOR_AUTH_DB_URI and CONVEYOR_MLFLOW_USERS_FILE must be set", file=sys.stderr)
+        print(f"bootstrap: {settings.AUTH_DB_URI.name} and {settings.MLFLOW_USERS_FILE.name} must be set",
+              file=sys.stderr)
         return 2
     try:
         users = json.loads(Path(users_file).read_text())
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bootstrap: cannot read users file {users_file}: {exc}", file=sys.stderr)
         return 2
     try:
-        if bucket := os.environ.get("CONVEYOR_CREATE_BUCKET"):
+        if bucket := settings.CREATE_BUCKET.get():
             _retry(f"bucket {bucket}", lambda: ensure_bucket(bucket))
         result: list[str] = []
         _retry("auth database", lambda: result.extend(ensure_users(db_uri, users)))

@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from core.errors import ConveyorError
+
 FIELD_MANAGER = "conveyor-bundle"
 
 
-class KubeError(Exception):
+class KubeError(ConveyorError):
     """The cluster refused or could not be reached (message says which object and why)."""
 
 

@@ -16,9 +16,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.kubernetes import pods
+from infra.kubernetes.names import MLFLOW_PORT, SERVING_PORT
 
-MLFLOW_PORT = 5000
-SERVING_PORT = 3000
 DNS = {
     "to": [{
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},

@@ -7,6 +7,7 @@ code renders Pulumi resources and the bundle engine's Job manifests.
 from __future__ import annotations
 
 from infra.kubernetes.config import Resources
+from infra.kubernetes.names import STATE_CLAIM, STATE_DIR
 
 PART_OF = "conveyor"
 # uid/gid of the `conveyor` user in infra/kubernetes/Dockerfile
@@ -80,3 +81,18 @@ def secret_env(name: str, secret: str, key: str) -> dict:
 
 def plain_env(**values: str) -> list[dict]:
     return [{"name": k, "value": str(v)} for k, v in values.items()]
+
+
+def state_env() -> list[dict]:
+    """Where the serving engine finds its endpoint config and inference table (also set in jobs)."""
+    return plain_env(
+        CONVEYOR_STATE_DIR=STATE_DIR,  # storage paths of s3:// envs map under it (core.runtime)
+        CONVEYOR_ENDPOINT_DIR=f"{STATE_DIR}/endpoint",
+        CONVEYOR_INFERENCE_TABLE=f"{STATE_DIR}/tables/inference",
+    )
+
+
+def state_volume() -> tuple[dict, dict]:
+    """The serving state volume (PVC `serving-state`) and its mount, the same path in every pod."""
+    return ({"name": "serving-state", "persistentVolumeClaim": {"claimName": STATE_CLAIM}},
+            {"name": "serving-state", "mountPath": STATE_DIR})

@@ -15,7 +15,7 @@ import time
 from core.paths import project_dir
 from infra.config import read_stack_file
 from infra.kubernetes.config import KubernetesConfig, parse_kubernetes_config
-from infra.kubernetes.network import MLFLOW_PORT, SERVING_PORT
+from infra.kubernetes.names import MLFLOW_PORT, SERVING_PORT
 
 
 def commands(env: str, cfg: KubernetesConfig, tracking_port: int, serving_port: int) -> list[list[str]]:

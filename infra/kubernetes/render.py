@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core import settings
+
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's wire marker of special values
 SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270"  # ... of which: a secret
 PLACEHOLDER_PREFIX = "mock-secret-"
@@ -65,7 +67,7 @@ def _child(env: str) -> None:
 
     pulumi.runtime.set_mocks(Mocks(), project="conveyor", stack=env, preview=False)
     outputs: dict = {}
-    root = Path(os.environ.get("CONVEYOR_PROJECT_DIR") or Path(__file__).resolve().parents[2])
+    root = settings.PROJECT_DIR.get() or Path(__file__).resolve().parents[2]
 
     @pulumi.runtime.test
     def program():
@@ -90,9 +92,9 @@ def run_program(env: str, config: dict[str, Any], home: Path, project: Path | No
     environ = {
         **os.environ,
         "PULUMI_CONFIG": json.dumps({k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}),
-        "CONVEYOR_HOME": str(home),
-        "CONVEYOR_PROJECT_DIR": str(project),
-        "CONVEYOR_RENDER_ONLY": "1",  # no cluster is contacted, so its connection is not checked
+        settings.HOME.name: str(home),
+        settings.PROJECT_DIR.name: str(project),
+        settings.RENDER_ONLY.name: "1",  # no cluster is contacted, so its connection is not checked
         "PYTHONPATH": os.pathsep.join([str(project), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
     }
     return subprocess.run([sys.executable, "-m", "infra.kubernetes.render", "--child", env], cwd=project,

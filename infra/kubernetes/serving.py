@@ -15,26 +15,11 @@ import pulumi_kubernetes as k8s
 
 from infra.kubernetes import pods
 from infra.kubernetes.config import KubernetesConfig
-from infra.kubernetes.network import SERVING_PORT
+from infra.kubernetes.names import SERVING_PORT, STATE_CLAIM
+from infra.kubernetes.pods import state_env, state_volume
 from infra.kubernetes.storage import StorageEndpoint
 
-STATE_DIR = "/var/lib/conveyor"
-STATE_CLAIM = "serving-state"
 TOKENS_DIR = "/etc/conveyor/serving"
-
-
-def state_env() -> list[dict]:
-    """Where the serving engine finds its endpoint config and inference table (also set in jobs)."""
-    return pods.plain_env(
-        CONVEYOR_STATE_DIR=STATE_DIR,  # storage paths of s3:// envs map under it (core.runtime)
-        CONVEYOR_ENDPOINT_DIR=f"{STATE_DIR}/endpoint",
-        CONVEYOR_INFERENCE_TABLE=f"{STATE_DIR}/tables/inference",
-    )
-
-
-def state_volume() -> tuple[dict, dict]:
-    return ({"name": "serving-state", "persistentVolumeClaim": {"claimName": STATE_CLAIM}},
-            {"name": "serving-state", "mountPath": STATE_DIR})
 
 
 def token_digests(tokens: list[str]) -> str:

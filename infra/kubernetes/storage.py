@@ -13,9 +13,8 @@ import pulumi_kubernetes as k8s
 
 from infra.kubernetes import pods
 from infra.kubernetes.config import ExternalS3Storage, Images, MinioStorage, Sizing
+from infra.kubernetes.names import CREDENTIALS_SECRET, MINIO_PORT
 
-CREDENTIALS_SECRET = "s3-credentials"
-MINIO_PORT = 9000
 MINIO_UID = 10002
 
 

@@ -1,7 +1,7 @@
 """MLflow tracking server + model registry of one env: Deployment + Service on PostgreSQL.
 
 Same auth as the local platform: `mlflow server --app-name basic-auth` with
-`authorization_function = infra.local.mlflow_auth:authenticate` and the persona
+`authorization_function = infra.components.mlflow_auth:authenticate` and the persona
 roles file, so a `read` persona gets 403 on every write on both platforms. Users are
 created by an init container (`infra.kubernetes.bootstrap`) straight in the auth
 database, because Pulumi itself cannot reach a Service inside the cluster.
@@ -18,7 +18,7 @@ import pulumi_kubernetes as k8s
 from infra.kubernetes import pods
 from infra.kubernetes.config import Ingress, KubernetesConfig
 from infra.kubernetes.database import Database
-from infra.kubernetes.network import MLFLOW_PORT
+from infra.kubernetes.names import MLFLOW_PORT
 from infra.kubernetes.storage import StorageEndpoint
 
 CONFIG_DIR = "/etc/conveyor/mlflow"
@@ -31,7 +31,7 @@ def auth_ini(default_permission: str, auth_db_uri: str, admin_username: str, adm
         f"database_uri = {auth_db_uri}",
         f"admin_username = {admin_username}",
         f"admin_password = {admin_password}",
-        "authorization_function = infra.local.mlflow_auth:authenticate",
+        "authorization_function = infra.components.mlflow_auth:authenticate",
         # password hashing is deliberately slow; remember a verified login for a minute (as local does)
         "auth_cache_ttl_seconds = 60",
         "",

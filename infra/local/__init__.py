@@ -1,0 +1,1 @@
+"""The `local` platform (`conveyor:platform: local`): `infra.local.environment.LocalEnvironment`."""

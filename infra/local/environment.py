@@ -15,16 +15,15 @@ from pathlib import Path
 import pulumi
 
 from core.paths import project_dir, state_dir
-from core.contract import storage_layout
-from infra.environment import Environment, EnvironmentArgs, Identity, credentials_output
+from core.contract import STORAGE_SUBPATHS, storage_layout
+from infra.environment import Environment, EnvironmentArgs, credentials_output
 from infra.local.resources import DirectoryTree, LocalFile, SupervisedProgram
 from infra.local.users import MlflowUsers
 
-STORAGE_SUBDIRS = [
-    "dvc", "mlflow-artifacts", "tracking", "models", "bentos",
-    "tables/inference", "tables/metrics", "bundle", "endpoint",
-]
+# Every contract location, plus the tracking server's database (local platform only).
+STORAGE_SUBDIRS = [*STORAGE_SUBPATHS.values(), "tracking"]
 SERVING_SERVICE = "ml.serving.service:ConveyorEndpoint"
+AUTH_PLUGIN = "infra.components.mlflow_auth:authenticate"
 
 
 def _bin(name: str) -> str:
@@ -79,7 +78,7 @@ class LocalTracking(pulumi.ComponentResource):
             f"database_uri = sqlite:///{storage.root / 'tracking' / 'auth.db'}",
             f"admin_username = {args.admin.username}",
             f"admin_password = {pw}",
-            "authorization_function = infra.local.mlflow_auth:authenticate",
+            f"authorization_function = {AUTH_PLUGIN}",
             # Password hashing is deliberately slow; remember a verified login for a minute.
             "auth_cache_ttl_seconds = 60",
             "",
@@ -102,9 +101,10 @@ class LocalTracking(pulumi.ComponentResource):
         self.server = SupervisedProgram(
             f"{name}-server", env=cfg.env, run_dir=str(run_dir), program="tracking", command=command,
             directory=str(run_dir), environment=environment, health_url=f"{self.uri}/health",
-            # auth.ini is read at start (roles are re-read live): a change restarts the server.
-            triggers=auth_ini.apply(
-                lambda text: hashlib.sha256((text + code_digest("infra/local/mlflow_auth.py")).encode()).hexdigest()),
+            # auth.ini is read at start (roles are re-read live): a change restarts the server,
+            # and so does a change of the auth plugin or the settings it reads.
+            triggers=auth_ini.apply(lambda text: hashlib.sha256(
+                (text + code_digest("infra/components/mlflow_auth.py", "core/settings.py")).encode()).hexdigest()),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[roles_file, auth_file, storage.tree]),
         )
         users = {i.username: i.password for i in [*args.personas.values(), args.serving]}
@@ -181,10 +181,12 @@ class LocalJobs(pulumi.ComponentResource):
 class LocalEnvironment(Environment):
     """Storage + Tracking + Access + Serving + Jobs, each env under its own supervisord."""
 
+    platform = "local"
+
     def __init__(self, name: str, args: EnvironmentArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("conveyor:local:Environment", name, None, opts)
         cfg = args.config
-        self.env_name, self.platform = cfg.env, "local"
+        self.env_name = cfg.env
         base = env_dir(cfg.env)
         run_dir = base / "run"
         root = Path(cfg.storage.root).expanduser().resolve() if cfg.storage.root else base / "storage"
@@ -196,22 +198,17 @@ class LocalEnvironment(Environment):
         serving = LocalServing(f"{name}-serving", args, storage, tracking, run_dir, opts=after_run)
 
         # URLs resolve only once their servers (and users) are up, so consumers never race them.
-        self.tracking_uri = tracking.users.id.apply(lambda _: tracking.uri)
-        self.serving_url = serving.server.id.apply(lambda _: serving.url)
-        self.storage_uri = pulumi.Output.from_input(storage.uri)
-        self.storage = pulumi.Output.from_input(storage_layout(storage.uri).model_dump())
-        self.credentials = credentials_output(args.personas)
+        tracking_uri = tracking.users.id.apply(lambda _: tracking.uri)
+        serving_url = serving.server.id.apply(lambda _: serving.url)
+        storage_paths = storage_layout(storage.uri).model_dump()
+        credentials = credentials_output(args.personas)
         # The same outputs, for processes of this env that must not call Pulumi (the scheduler).
-        document = pulumi.Output.all(tracking_uri=self.tracking_uri, serving_url=self.serving_url,
-                                     storage=self.storage, credentials=self.credentials).apply(
-            lambda o: json.dumps({"env": cfg.env, "platform": "local", "storage_uri": storage.uri, **o}, indent=2))
+        document = pulumi.Output.all(tracking_uri=tracking_uri, serving_url=serving_url,
+                                     storage=storage_paths, credentials=credentials).apply(
+            lambda o: json.dumps({"env": cfg.env, "platform": self.platform, "storage_uri": storage.uri, **o},
+                                 indent=2))
         outputs_file = LocalFile(f"{name}-outputs", str(run_dir / "outputs.json"), document, opts=after_run)
         LocalJobs(f"{name}-jobs", args, outputs_file, run_dir, opts=after_run)
 
-        self.register_outputs({
-            "tracking_uri": self.tracking_uri, "serving_url": self.serving_url,
-            "storage_uri": self.storage_uri, "storage": self.storage, "credentials": self.credentials,
-        })
-
-
-__all__ = ["LocalEnvironment", "Identity"]
+        self.publish(tracking_uri=tracking_uri, serving_url=serving_url, storage_uri=storage.uri,
+                     storage=storage_paths, credentials=credentials)

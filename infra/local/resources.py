@@ -1,16 +1,14 @@
 """Pulumi dynamic resources for the local platform.
 
-No provider plugins can be downloaded here (not even pulumi-random), so each
-local thing Pulumi manages — a generated secret, a directory tree, a file, a
-supervised process, a set of MLflow users — is a small dynamic provider with
-real create/read/update/delete. `read` reports what is actually running so that
-`pulumi refresh` notices a dead process and the next `up` repairs it.
+No provider plugins can be downloaded here, so each local thing Pulumi manages — a
+directory tree, a file, a supervised process (and, in `users.py`, a set of MLflow users)
+— is a small dynamic provider with real create/read/update/delete. `read` reports what
+is actually running so that `pulumi refresh` notices a dead process and the next `up`
+repairs it. (Generated secrets are shared by every platform: `infra.components.secrets`.)
 """
 
 from __future__ import annotations
 
-import os
-import secrets
 import shutil
 import time
 import urllib.error
@@ -21,32 +19,15 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
+from core.files import atomic_write
+# Stacks created before RandomSecret moved to infra.components keep its provider pickled
+# under this module's name; destroying or refreshing them unpickles it from here.
+from infra.components.secrets import _RandomSecretProvider  # noqa: F401
 from infra.local import supervisor
 
 
 def _changed(olds: dict[str, Any], news: dict[str, Any], keys: list[str]) -> list[str]:
     return [k for k in keys if olds.get(k) != news.get(k)]
-
-
-# --------------------------------------------------------------------------- secrets
-class _RandomSecretProvider(ResourceProvider):
-    def create(self, props):
-        value = secrets.token_urlsafe(int(props["length"]))
-        return CreateResult(id_=f"secret-{secrets.token_hex(4)}", outs={**props, "value": value})
-
-    def diff(self, _id, olds, news):
-        replaces = _changed(olds, news, ["length"])
-        return DiffResult(changes=bool(replaces), replaces=replaces)
-
-
-class RandomSecret(Resource, module="conveyor", name="RandomSecret"):
-    """A random URL-safe string, generated once and kept (encrypted) in the stack state."""
-
-    value: pulumi.Output[str]
-
-    def __init__(self, name: str, length: int = 24, opts: pulumi.ResourceOptions | None = None):
-        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["value"]))
-        super().__init__(_RandomSecretProvider(), name, {"length": length, "value": None}, opts)
 
 
 # --------------------------------------------------------------------------- directories
@@ -88,13 +69,7 @@ class DirectoryTree(Resource, module="conveyor", name="DirectoryTree"):
 # --------------------------------------------------------------------------- files
 class _FileProvider(ResourceProvider):
     def _write(self, props):
-        path = Path(props["path"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, int(props["mode"], 8))
-        with os.fdopen(fd, "w") as fh:
-            fh.write(props["content"])
-        tmp.replace(path)
+        atomic_write(props["path"], props["content"], mode=int(props["mode"], 8))
 
     def create(self, props):
         self._write(props)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from core.files import atomic_write
+
 _DAEMON_CONF = """\
 ; Written by Conveyor (infra/local). One daemon per environment.
 [unix_http_server]
@@ -124,12 +126,7 @@ def write_program(
         startsecs=startsecs,
         run_dir=run_dir,
     )
-    path = run_dir / "programs" / f"{name}.conf"
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # env may hold secrets
-    with os.fdopen(fd, "w") as fh:
-        fh.write(conf)
-    tmp.replace(path)
+    atomic_write(run_dir / "programs" / f"{name}.conf", conf, mode=0o600)  # env may hold secrets
 
 
 def apply(run_dir: Path, restart: str | None = None) -> None:

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         import mlflow
 
-        from ml.config import apply_overrides, load_raw
+        from ml.config import apply_overrides, check, load_raw
 
         ctx = runtime.context()
         path = Path(args.params) if args.params else task.project_dir() / "params.yaml"
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             if getattr(args, key) is not None:
                 overrides.append(f"data.{key}={getattr(args, key)}")
         raw = apply_overrides(load_raw(path), overrides)
-        task.Params.model_validate(raw)  # fail early on bad values
+        check(raw, path)  # fail early on bad values
         source = None
         if args.source in ("", "generate"):
             args.source = None

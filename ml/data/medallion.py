@@ -11,11 +11,12 @@ Usage: python -m ml.data.medallion {bronze,silver,gold} [--params params.yaml]
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import pandas as pd
 
+from core.cli import guarded
+from core.errors import ConveyorError
 from ml.config import ConfigError, load_params
 from ml.data.generate import RAW_COLUMNS, generate_transactions
 from ml.features import FEATURES, LABEL, build_features
@@ -27,11 +28,20 @@ GOLD = DATA_DIR / "gold.parquet"
 LANDING = DATA_DIR / "landing"
 
 
+class SourceDataError(ConveyorError, ValueError):
+    """The raw data cannot become a medallion table: unreadable file, missing columns."""
+
+
+class StageFailed(ConveyorError):
+    """A stage stopped on a user error; the message names the stage (dvc repro shows it)."""
+
+
 def read_table(path: Path) -> pd.DataFrame:
-    """A parquet or csv file as a frame; the suffix decides."""
-    if path.suffix == ".csv":
-        return pd.read_csv(path)
-    return pd.read_parquet(path)
+    """A parquet or csv file as a frame; the suffix decides. SourceDataError when it is neither."""
+    try:
+        return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+    except ValueError as exc:  # pandas and pyarrow parse errors: the file is not what its name says
+        raise SourceDataError(f"cannot read {path}: {exc}") from exc
 
 
 def bronze(source: str, rows: int, seed: int, drift: float, days: int, start: str, subset: float = 1.0) -> pd.DataFrame:
@@ -47,7 +57,7 @@ def bronze(source: str, rows: int, seed: int, drift: float, days: int, start: st
 def silver(df: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in RAW_COLUMNS if c not in df.columns]
     if missing:
-        raise ValueError(f"raw table lacks required columns {missing} (expected the bronze schema {RAW_COLUMNS})")
+        raise SourceDataError(f"raw table lacks required columns {missing} (expected the bronze schema {RAW_COLUMNS})")
     out = df.copy()
     out["timestamp"] = pd.to_datetime(out["timestamp"], errors="coerce")
     for col in ("amount", "home_lat", "home_lon", "txn_lat", "txn_lon"):
@@ -62,6 +72,7 @@ def gold(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([keys, feats[FEATURES], df[[LABEL]].astype("int64")], axis=1)
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ml.data.medallion", description=__doc__.splitlines()[0])
     ap.add_argument("stage", choices=["bronze", "silver", "gold"])
@@ -76,9 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             silver(pd.read_parquet(BRONZE)).to_parquet(SILVER, index=False)
         else:
             gold(pd.read_parquet(SILVER)).to_parquet(GOLD, index=False)
-    except (ConfigError, KeyError, ValueError) as exc:
-        print(f"error: {args.stage} stage: {exc}", file=sys.stderr)
-        return 1
+    except ConveyorError as exc:
+        raise StageFailed(f"{args.stage} stage: {exc}") from exc
     return 0
 
 

@@ -6,27 +6,32 @@
 The data version is the `data_version` tag of every training run / model version
 (the DVC md5 of the gold table); `--layer bronze` restores the raw table instead
 (tag `data_bronze_md5`). Stack outputs come from `conveyor env` (Pulumi) or from
-$CONVEYOR_ENV_OUTPUTS when set.
+$CONVEYOR_ENV_OUTPUTS when set. A user error (unknown version, no such run, env not
+provisioned) is one line and exit 1; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from pathlib import Path
 
-from core.storage import is_local
+from core import settings
+from core.cli import guarded
 from core.contract import EnvironmentOutputs, local_path
+from core.storage import is_local
 from ml.data.versioning import DataVersionError, restore
 
 
 def _outputs(env: str | None) -> EnvironmentOutputs:
-    path = os.environ.get("CONVEYOR_ENV_OUTPUTS")
-    if path and (env is None or EnvironmentOutputs.model_validate_json(Path(path).read_text()).env == env):
-        return EnvironmentOutputs.model_validate_json(Path(path).read_text())
+    path = settings.ENV_OUTPUTS.get()
+    if path is not None:
+        if not path.is_file():
+            raise DataVersionError(f"{settings.ENV_OUTPUTS.name} is {path}, which does not exist")
+        given = EnvironmentOutputs.model_validate_json(path.read_text())
+        if env is None or given.env == env:
+            return given
     if not env:
-        raise DataVersionError("pass --env (or set CONVEYOR_ENV_OUTPUTS)")
+        raise DataVersionError(f"pass --env (or set {settings.ENV_OUTPUTS.name})")
     from conveyor.stack import read_outputs
 
     return read_outputs(env)
@@ -34,14 +39,19 @@ def _outputs(env: str | None) -> EnvironmentOutputs:
 
 def _version_from_run(run_id: str, layer: str) -> str:
     import mlflow
+    from mlflow.exceptions import MlflowException
 
-    tags = mlflow.MlflowClient().get_run(run_id).data.tags
+    try:
+        tags = mlflow.MlflowClient().get_run(run_id).data.tags
+    except MlflowException as exc:  # no such run, or the tracking server refused us
+        raise DataVersionError(f"cannot read run {run_id}: {exc}") from exc
     key = "data_version" if layer == "gold" else f"data_{layer}_md5"
     if key not in tags:
         raise DataVersionError(f"run {run_id} has no {key} tag")
     return tags[key]
 
 
+@guarded(prefix="restore: ")
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ml.data.restore", description="Re-materialise a data version from an env's DVC remote.")
     ap.add_argument("--env", default=None)
@@ -50,17 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layer", choices=["gold", "silver", "bronze"], default="gold")
     ap.add_argument("--out", default=None, help="output file (default ./restored/<md5>.parquet)")
     args = ap.parse_args(argv)
-    try:
-        outputs = _outputs(args.env)
-        if not args.data_version and not args.run_id:
-            raise DataVersionError("pass --data-version or --run-id")
-        md5 = args.data_version or _version_from_run(args.run_id, args.layer)
-        out = Path(args.out or f"restored/{md5}.parquet").resolve()
-        remote = outputs.storage.dvc_remote
-        restore(local_path(remote) if is_local(remote) else remote, md5, out)
-    except Exception as exc:  # noqa: BLE001 - one clear line for any failure
-        print(f"restore: error: {exc}", file=sys.stderr)
-        return 1
+    outputs = _outputs(args.env)
+    if not args.data_version and not args.run_id:
+        raise DataVersionError("pass --data-version or --run-id")
+    md5 = args.data_version or _version_from_run(args.run_id, args.layer)
+    out = Path(args.out or f"restored/{md5}.parquet").resolve()
+    remote = outputs.storage.dvc_remote
+    restore(local_path(remote) if is_local(remote) else remote, md5, out)
     print(f"restored data version {md5} from env {outputs.env} to {out}")
     return 0
 

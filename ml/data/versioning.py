@@ -24,12 +24,13 @@ import yaml
 from filelock import FileLock
 from pydantic import BaseModel
 
+from core.errors import ConveyorError
 from core.paths import project_dir
 
 OUTPUTS = {"bronze": "data/bronze.parquet", "silver": "data/silver.parquet", "gold": "data/gold.parquet"}
 
 
-class DataVersionError(RuntimeError):
+class DataVersionError(ConveyorError, RuntimeError):
     """DVC could not produce or find a data version; the message says which step."""
 
 
@@ -150,9 +151,12 @@ def restore(remote: str | Path, md5: str, out: Path, project: Path | None = None
     project = project or project_dir()
     key = f"files/md5/{md5[:2]}/{md5[2:]}"
     if _is_url(remote):
-        from core.storage import Blobs
+        from core.storage import Blobs, StorageError
 
-        present = Blobs(str(remote)).exists(key)
+        try:
+            present = Blobs(str(remote)).exists(key)
+        except (StorageError, OSError) as exc:  # the remote is unreachable or refuses us
+            raise DataVersionError(f"cannot read the DVC remote {remote}: {exc}") from exc
     else:
         present = (Path(remote) / key).exists()
     if not present:

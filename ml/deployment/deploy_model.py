@@ -13,6 +13,7 @@ import datetime as dt
 import json
 
 from core import runtime
+from core.files import atomic_write
 from ml import task
 from ml.registry import CHALLENGER, CHAMPION, VALIDATION_TAG, alias_version, held_out, load_model, parse_uri
 from ml.features import LABEL
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             "baseline": dp.baseline if champ_metrics is None else None,
             "held_out": {"data_version": data_version, "rows": len(data)},
             "primary_metric": dp.primary_metric, "promoted": promote, "reason": why,
-            "decided_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "decided_at": dt.datetime.now(dt.UTC).isoformat(),
         }
         with mlflow.start_run(run_id=mv.run_id):
             mlflow.log_dict(comparison, "deployment_comparison.json")
@@ -137,11 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         pointer = {"registered_model": name, "version": version, "model_uri": f"models:/{name}/{version}",
                    "data_version": data_version, "git_sha": mv.tags.get("git_sha", ctx.git_sha), "metrics": chall_metrics,
                    "promoted_at": comparison["decided_at"], **packaged}
-        models_dir = ctx.storage_path("models")
-        models_dir.mkdir(parents=True, exist_ok=True)
-        tmp = models_dir / f".{POINTER}.tmp"
-        tmp.write_text(json.dumps(pointer, indent=2))
-        tmp.replace(models_dir / POINTER)
+        atomic_write(ctx.storage_path("models") / POINTER, json.dumps(pointer, indent=2))
         client.set_model_version_tag(name, version, "bento", packaged["bento"])
         for key in ("bento", "bentoml_model"):
             task.publish(key, packaged[key])

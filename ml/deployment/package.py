@@ -1,21 +1,16 @@
-"""Package a registered model version as a BentoML model + Bento in the env's BentoML home.
+"""Package a registered model version as a BentoML model + a pinned Bento in the env's BentoML home.
 
 BENTOML_HOME is the env's `storage.bentos` (models under `models/`, Bentos under
-`bentos/`), so every env has its own store. Idempotent: an existing model/Bento with
-the same tag is reused.
+`bentos/`), so every env has its own store. The Bento is the env endpoint's own service
+(`ml.serving.service`, same request schema) pinned to this model (`ml.serving.bento.build_pinned`).
+Idempotent: an existing model/Bento with the same tag is reused.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
-from importlib.metadata import version as pkg_version
 from pathlib import Path
 
-SERVICE_SOURCE = Path(__file__).with_name("bento_service.py")
-FEATURES_SOURCE = Path(__file__).resolve().parents[1] / "features.py"
+from ml.serving.bento import build_pinned, use_home
 
 
 def _label(value: str) -> str:
@@ -26,10 +21,12 @@ def _label(value: str) -> str:
 
 def package(sk_model, *, bentoml_home: Path, registered_model: str, version: str, data_version: str,
             git_sha: str, service: str, threshold: float) -> dict[str, str]:
-    """Import `sk_model` into the store and build a Bento serving it; returns the tags."""
+    """Import `sk_model` into the store and build a Bento serving it; returns the tags.
+
+    `service` names the Bento (`<service>:v<version>-<git sha>`).
+    """
     bentoml_home.mkdir(parents=True, exist_ok=True)
-    os.environ["BENTOML_HOME"] = str(bentoml_home)
-    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
+    use_home(bentoml_home)
     import bentoml
     from bentoml.exceptions import NotFound
 
@@ -41,24 +38,9 @@ def package(sk_model, *, bentoml_home: Path, registered_model: str, version: str
     except NotFound:
         model = bentoml.sklearn.save_model(model_tag, sk_model, labels=labels,
                                            metadata={"model_uri": f"models:/{registered_model}/{version}", "threshold": threshold})
-    bento_tag = f"{service}:v{_label(version)}-{_label(git_sha)[:12]}"
-    try:
-        bento = bentoml.bentos.get(bento_tag)
-    except NotFound:
-        with tempfile.TemporaryDirectory(prefix="conveyor-bento-") as tmp:
-            ctx = Path(tmp)
-            shutil.copyfile(SERVICE_SOURCE, ctx / "service.py")
-            shutil.copyfile(FEATURES_SOURCE, ctx / "fraud_features.py")
-            (ctx / "model.json").write_text(json.dumps({"bentoml_model": str(model.tag), "service": service, "threshold": threshold}))
-            bento = bentoml.bentos.build(
-                "service:FraudDetector",
-                name=service,
-                version=bento_tag.split(":", 1)[1],
-                labels=labels,
-                description=f"Fraud detector serving {registered_model} v{version} (data {data_version})",
-                include=["service.py", "fraud_features.py", "model.json"],
-                python={"packages": [f"{p}=={pkg_version(p)}" for p in ("scikit-learn", "pandas", "numpy", "pydantic")],
-                        "lock_packages": False},
-                build_ctx=str(ctx),
-            )
-    return {"bentoml_model": str(model.tag), "bento": str(bento.tag), "bentoml_home": str(bentoml_home)}
+    bento = build_pinned(
+        f"{service}:v{_label(version)}-{_label(git_sha)[:12]}", bentoml_model=str(model.tag),
+        name=registered_model, version=str(version), threshold=threshold, labels=labels,
+        description=f"Fraud detector serving {registered_model} v{version} (data {data_version})",
+    )
+    return {"bentoml_model": str(model.tag), "bento": bento, "bentoml_home": str(bentoml_home)}

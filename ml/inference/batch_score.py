@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from core import runtime
+from core.files import atomic_write
 from ml import task
 from ml.data.medallion import read_table
 from ml.data.versioning import workspace_for
@@ -33,12 +34,16 @@ def score_frame(model, raw: pd.DataFrame, threshold: float, batch_size: int, pro
     parts = []
     for start in range(0, len(raw), batch_size):
         chunk = raw.iloc[start:start + batch_size]
-        proba = model.predict_proba(build_features(chunk)[FEATURES])[:, 1]
+        try:
+            features = build_features(chunk)[FEATURES]
+        except ValueError as exc:  # e.g. a non-numeric amount or an unparseable timestamp
+            raise task.TaskError(f"input rows {start}-{start + len(chunk) - 1}: cannot compute features: {exc}") from exc
+        proba = model.predict_proba(features)[:, 1]
         parts.append(pd.DataFrame({
             "transaction_id": chunk["transaction_id"].to_numpy() if "transaction_id" in chunk else np.arange(start, start + len(chunk)).astype(str),
             "fraud_probability": proba,
             "is_fraud": proba >= threshold,
-            "scored_at": pd.Timestamp(dt.datetime.now(dt.timezone.utc)),
+            "scored_at": pd.Timestamp(dt.datetime.now(dt.UTC)),
         }))
         if progress is not None:
             progress(len(chunk))
@@ -80,12 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         out["model_version"] = mv.version
         out["job_run_id"] = ctx.run_id or "manual"
         table = Path(args.output) if args.output else ctx.storage_path("root") / "tables" / "predictions"
-        table.mkdir(parents=True, exist_ok=True)
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-        part = table / f"part-{stamp}-{ctx.run_id or 'manual'}.parquet"
-        tmp = part.with_suffix(".tmp")
-        out.to_parquet(tmp, index=False)
-        tmp.replace(part)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        part = atomic_write(table / f"part-{stamp}-{ctx.run_id or 'manual'}.parquet", out.to_parquet(index=False))
         task.publish("predictions_table", str(table))
         task.publish("predictions_part", str(part))
         task.publish("rows_scored", len(out))

@@ -3,7 +3,7 @@
 Reads the env's inference table (and labels, when they have arrived), compares each recent
 window with the training reference, appends results to the metric table and writes an HTML
 report. Exits 0 whether or not there is drift: deciding what to do about it is the
-retraining condition's job.
+retraining condition's job. Bad settings or inputs (`MonitorError`) are one line and exit 2.
 
 Usage: python -m ml.monitoring.job [--monitor-file resources/monitoring.yml] [--reference auto|<file>]
 """
@@ -11,7 +11,6 @@ Usage: python -m ml.monitoring.job [--monitor-file resources/monitoring.yml] [--
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import uuid
@@ -19,10 +18,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ml.features import FEATURES, build_features
+from core import settings as env_settings
+from core.cli import guarded
+from core.files import atomic_write
+from ml.features import FEATURES, RAW_INPUT_COLUMNS, build_features
 from ml.monitoring import report, tables
 from ml.monitoring.compute import compute, inference_features
-from ml.monitoring.settings import MonitorSettings, load_monitor_settings
+from ml.monitoring.settings import MonitorError, MonitorSettings, load_monitor_settings
 from ml.serving.inference_log import read_table
 
 
@@ -30,12 +32,18 @@ def load_reference(spec: str, rows: int) -> pd.DataFrame:
     """Training-distribution features: a gold/raw file, else `data/gold.parquet`, else the generator at drift 0."""
     path = Path("data/gold.parquet") if spec == "auto" else Path(spec)
     if path.is_file():
-        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        try:
+            frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        except ValueError as exc:  # not parquet / csv after all
+            raise MonitorError(f"reference file {path}: {exc}") from exc
         if not set(FEATURES) <= set(frame.columns):
+            if not set(RAW_INPUT_COLUMNS) <= set(frame.columns):
+                raise MonitorError(f"reference file {path} has neither the model features {FEATURES} "
+                                   f"nor the raw columns {RAW_INPUT_COLUMNS}")
             frame = build_features(frame)
         return frame[FEATURES].sample(min(rows, len(frame)), random_state=0).reset_index(drop=True)
     if spec != "auto":
-        raise ValueError(f"reference file not found: {spec}")
+        raise MonitorError(f"reference file not found: {spec}")
     from ml.config import load_params
     from ml.data.generate import generate_transactions
 
@@ -86,14 +94,14 @@ def run(table_dir: Path, metric_dir: Path, settings: MonitorSettings, *, env: st
     report_dir = Path(report_dir or Path(metric_dir) / "reports")
     report_dir.mkdir(parents=True, exist_ok=True)
     page = report.render(env, metrics, windows, reference, latest, settings.thresholds)
-    report_path = report_dir / f"monitoring-{run_id}.html"
-    report_path.write_text(page)
-    (report_dir / "latest.html").write_text(page)
+    report_path = atomic_write(report_dir / f"monitoring-{run_id}.html", page)
+    atomic_write(report_dir / "latest.html", page)  # overwritten each run while someone may be reading it
     violated = windows[windows["violated"]]["window"].tolist() if len(windows) else []
     return {"run_id": run_id, "windows": len(windows), "violated_windows": violated, "report": str(report_path),
             "rows": len(table)}
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ml.monitoring.job", description="drift and quality monitoring")
     ap.add_argument("--monitor-file", default="resources/monitoring.yml")
@@ -102,32 +110,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--metric-table", help="default: the env's storage.metric_table")
     ap.add_argument("--endpoint-dir", help="default: the env's storage.endpoint")
     args = ap.parse_args(argv)
-    in_task = bool(os.environ.get("CONVEYOR_ENV_OUTPUTS"))
-    try:
-        settings = load_monitor_settings(Path(args.monitor_file))
-        if in_task:
-            from core import runtime
+    in_task = env_settings.ENV_OUTPUTS.is_set()
+    settings = load_monitor_settings(Path(args.monitor_file))
+    if in_task:
+        from core import runtime
 
-            ctx = runtime.context()
-            env = ctx.env
-            table_dir = Path(args.inference_table) if args.inference_table else ctx.storage_path("inference_table")
-            metric_dir = Path(args.metric_table) if args.metric_table else ctx.storage_path("metric_table")
-            endpoint_dir = Path(args.endpoint_dir) if args.endpoint_dir else ctx.storage_path("endpoint")
-        else:
-            if not (args.inference_table and args.metric_table):
-                print("error: outside a bundle run pass --inference-table and --metric-table", file=sys.stderr)
-                return 2
-            env = os.environ.get("CONVEYOR_ENV", "local")
-            table_dir, metric_dir = Path(args.inference_table), Path(args.metric_table)
-            endpoint_dir = Path(args.endpoint_dir) if args.endpoint_dir else None
-        reference = load_reference(args.reference, settings.config.reference_rows)
-        result = run(table_dir, metric_dir, settings, env=env, endpoint_dir=endpoint_dir, reference=reference)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        ctx = runtime.context()
+        env = ctx.env
+        table_dir = Path(args.inference_table) if args.inference_table else ctx.storage_path("inference_table")
+        metric_dir = Path(args.metric_table) if args.metric_table else ctx.storage_path("metric_table")
+        endpoint_dir = Path(args.endpoint_dir) if args.endpoint_dir else ctx.storage_path("endpoint")
+    else:
+        if not (args.inference_table and args.metric_table):
+            raise MonitorError("outside a bundle run pass --inference-table and --metric-table")
+        env = env_settings.ENV.get() or "local"
+        table_dir, metric_dir = Path(args.inference_table), Path(args.metric_table)
+        endpoint_dir = Path(args.endpoint_dir) if args.endpoint_dir else None
+    reference = load_reference(args.reference, settings.config.reference_rows)
+    result = run(table_dir, metric_dir, settings, env=env, endpoint_dir=endpoint_dir, reference=reference)
     print(f"monitored {result['rows']} logged rows in {result['windows']} windows; "
           f"violating windows: {result['violated_windows'] or 'none'}; report: {result['report']}")
-    if in_task and os.environ.get("CONVEYOR_TASK_VALUES_DIR"):
+    if in_task and env_settings.TASK_VALUES_DIR.is_set():
         from core import runtime
 
         for k in ("run_id", "violated_windows", "report"):

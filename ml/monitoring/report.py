@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import pandas as pd
 
@@ -61,7 +61,7 @@ def _distributions(reference: pd.DataFrame, latest: pd.DataFrame) -> str:
 
 def render(env: str, metrics: pd.DataFrame, windows: pd.DataFrame, reference: pd.DataFrame,
            latest_features: pd.DataFrame | None, thresholds) -> str:
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [f"<html><head><meta charset='utf-8'><title>Monitoring — {html.escape(env)}</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}.bad{background:#fdd}</style></head><body>",

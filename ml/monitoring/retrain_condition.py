@@ -10,10 +10,10 @@ Usage: python -m ml.monitoring.retrain_condition [--monitor-file resources/monit
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from pathlib import Path
 
+from core import settings as env_settings
+from core.cli import guarded
 from ml.monitoring import tables
 from ml.monitoring.settings import load_monitor_settings
 
@@ -32,16 +32,13 @@ def decide(metric_dir: Path, n: int, m: int) -> tuple[bool, str]:
     return verdict, detail
 
 
+@guarded
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ml.monitoring.retrain_condition")
     ap.add_argument("--monitor-file", default="resources/monitoring.yml")
     ap.add_argument("--metric-table", help="default: the env's storage.metric_table")
     args = ap.parse_args(argv)
-    try:
-        settings = load_monitor_settings(Path(args.monitor_file))
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    settings = load_monitor_settings(Path(args.monitor_file))
     if args.metric_table:
         metric_dir = Path(args.metric_table)
     else:
@@ -50,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         metric_dir = runtime.context().storage_path("metric_table")
     outcome, detail = decide(metric_dir, settings.config.retrain_violations, settings.config.retrain_windows)
     print(f"retrain: {str(outcome).lower()} — {detail}")
-    if os.environ.get("CONVEYOR_TASK_VALUES_DIR"):
+    if env_settings.TASK_VALUES_DIR.is_set():
         from core import runtime
 
         runtime.set_task_value("outcome", outcome)

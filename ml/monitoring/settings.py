@@ -7,6 +7,14 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
+from core.errors import ConveyorError
+
+
+class MonitorError(ConveyorError, ValueError):
+    """Bad monitor settings or inputs of a monitoring task; exits 2 (a usage error)."""
+
+    exit_code = 2
+
 
 class Thresholds(BaseModel):
     psi: float = Field(0.2, description="per-feature PSI above this is drift")
@@ -37,7 +45,7 @@ class MonitorSettings(BaseModel):
 
 def load_monitor_settings(path: Path) -> MonitorSettings:
     if not Path(path).is_file():
-        raise ValueError(f"monitor settings file not found: {path}")
+        raise MonitorError(f"monitor settings file not found: {path}")
     doc = yaml.safe_load(Path(path).read_text()) or {}
     monitors = (doc.get("resources") or {}).get("monitors") or {}
     if not monitors:
@@ -49,4 +57,4 @@ def load_monitor_settings(path: Path) -> MonitorSettings:
                                retrain_job=res.get("retrain_job"))
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise ValueError(f"{path}: monitors.{key}.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        raise MonitorError(f"{path}: monitors.{key}.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None

@@ -8,15 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.files import atomic_write
+
 
 def append_metrics(metric_dir: Path, frame: pd.DataFrame, name: str = "drift") -> Path:
-    out = Path(metric_dir) / name
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"part-{int(time.time() * 1000)}-{uuid.uuid4().hex[:8]}.parquet"
-    tmp = path.with_suffix(".tmp")
-    frame.to_parquet(tmp, index=False)
-    tmp.replace(path)
-    return path
+    """Add `frame` as one new part of table `name`; readers never see a half-written part."""
+    path = Path(metric_dir) / name / f"part-{int(time.time() * 1000)}-{uuid.uuid4().hex[:8]}.parquet"
+    return atomic_write(path, frame.to_parquet(index=False))
 
 
 def read_metrics(metric_dir: Path, name: str = "drift") -> pd.DataFrame:

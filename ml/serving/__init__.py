@@ -1,1 +1,2 @@
-"""Real-time serving: the BentoML endpoint, its endpoint config, rollouts and the inference table."""
+"""Real-time serving: the BentoML endpoint, its endpoint config, rollout strategies, the inference
+table, and the `update_endpoint` task that rolls the endpoint to the champion (see README.md)."""

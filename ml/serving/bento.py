@@ -1,8 +1,13 @@
-"""Build the endpoint's code into a Bento (code only — models come from the endpoint config).
+"""Build the endpoint's service (`ml.serving.service:ConveyorEndpoint`) into a Bento.
 
-`python -m ml.serving.bento [--bentoml-home DIR] [--version V]` prints the Bento tag; serve it
-with `BENTOML_HOME=DIR bentoml serve <tag>` and the same CONVEYOR_* env vars as the source form.
-Rebuilt only when code changes: the version is the content hash of the included sources.
+Two kinds, one service and one request schema:
+
+- the env endpoint's Bento (`build`): code only, models come from the endpoint config.
+  `python -m ml.serving.bento [--bentoml-home DIR] [--version V]` prints its tag; serve it with
+  `BENTOML_HOME=DIR bentoml serve <tag>` and the same CONVEYOR_* env vars as the source form.
+  Rebuilt only when code changes: the version is the content hash of the included sources.
+- a pinned Bento (`build_pinned`): the same code plus one BentoML model it always serves
+  (`ml.serving.pinned`); `deploy_model` packages each new champion this way.
 """
 
 from __future__ import annotations
@@ -10,28 +15,46 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shutil
 import sys
+import tempfile
 from importlib.metadata import version as pkg_version
 from pathlib import Path
 
+from ml.serving.pinned import PIN_FILE, pin_document
+
 ROOT = Path(__file__).resolve().parents[2]
-INCLUDE = ["ml/__init__.py", "ml/features.py", "ml/serving/*.py"]
+SERVICE = "ml.serving.service:ConveyorEndpoint"
+INCLUDE = ["core/*.py", "ml/__init__.py", "ml/features.py", "ml/serving/*.py", "ml/serving/rollouts/*.py"]
 PACKAGES = ("bentoml", "mlflow", "scikit-learn", "pandas", "numpy", "pydantic", "filelock", "threadpoolctl", "httpx")
+
+
+def _sources(root: Path = ROOT) -> list[Path]:
+    return [path for pattern in INCLUDE for path in sorted(root.glob(pattern))]
 
 
 def source_hash(root: Path = ROOT) -> str:
     digest = hashlib.sha256()
-    for pattern in INCLUDE:
-        for path in sorted(root.glob(pattern)):
-            digest.update(str(path.relative_to(root)).encode())
-            digest.update(path.read_bytes())
+    for path in _sources(root):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def _python() -> dict:
+    return {"packages": [f"{p}=={pkg_version(p)}" for p in PACKAGES], "lock_packages": False}
+
+
+def use_home(bentoml_home: Path | None) -> None:
+    """Point BentoML at `bentoml_home` (before `import bentoml`: it reads the variable once)."""
+    if bentoml_home is not None:
+        os.environ["BENTOML_HOME"] = str(bentoml_home)
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 
 
 def build(bentoml_home: Path | None = None, version: str | None = None) -> str:
     """Build (or reuse) the endpoint Bento; returns its tag."""
-    if bentoml_home is not None:
-        os.environ["BENTOML_HOME"] = str(bentoml_home)
+    use_home(bentoml_home)
     import bentoml
     from bentoml.exceptions import NotFound
 
@@ -42,11 +65,37 @@ def build(bentoml_home: Path | None = None, version: str | None = None) -> str:
     except NotFound:
         pass
     bento = bentoml.bentos.build(
-        "ml.serving.service:ConveyorEndpoint", name="conveyor_endpoint", version=version,
+        SERVICE, name="conveyor_endpoint", version=version,
         description="Conveyor environment endpoint (models from the endpoint config)",
-        include=INCLUDE, python={"packages": [f"{p}=={pkg_version(p)}" for p in PACKAGES], "lock_packages": False},
-        build_ctx=str(ROOT),
+        include=INCLUDE, python=_python(), build_ctx=str(ROOT),
     )
+    return str(bento.tag)
+
+
+def build_pinned(tag: str, *, bentoml_model: str, name: str, version: str, threshold: float,
+                 labels: dict[str, str], description: str, bentoml_home: Path | None = None) -> str:
+    """Build (or reuse) Bento `tag` serving BentoML model `bentoml_model` as registered `name` v`version`."""
+    use_home(bentoml_home)
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        return str(bentoml.bentos.get(tag).tag)
+    except NotFound:
+        pass
+    bento_name, bento_version = tag.split(":", 1)
+    with tempfile.TemporaryDirectory(prefix="conveyor-bento-") as tmp:
+        ctx = Path(tmp)
+        for path in _sources():
+            dest = ctx / path.relative_to(ROOT)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dest)
+        (ctx / PIN_FILE).write_text(pin_document(bentoml_model=bentoml_model, name=name, version=version,
+                                                 threshold=threshold))
+        bento = bentoml.bentos.build(
+            SERVICE, name=bento_name, version=bento_version, labels=labels, description=description,
+            include=[*INCLUDE, PIN_FILE], models=[bentoml_model], python=_python(), build_ctx=str(ctx),
+        )
     return str(bento.tag)
 
 

@@ -1,30 +1,24 @@
-"""Move a model version onto an environment's endpoint — the serving half of `deploy_model`.
+"""Move a model version onto an environment's endpoint (the library behind `update_endpoint`).
 
 1. copy the model version locally into the endpoint dir (the service loads from disk, fast);
 2. stage it as `candidate` (loaded, no traffic) and wait until the endpoint has it;
 3. readiness + a short load test on `/candidate/predict` against the SLA in config; failing
    leaves the current champion serving and raises `DeployError` with the figures;
-4. apply the rollout strategy: direct | ab | shadow | canary (stages walked by the service's
-   clock; the service's guard rolls back on its own; this step waits and then promotes).
+4. go live with the rollout strategy (`ml.serving.rollouts`): the strategy changes the
+   endpoint config, then says what to wait for (a canary's stages, for example).
 
-Task usage: `python -m ml.serving.deploy --model-name fraud_detector --alias challenger`.
+`rollback` serves the previous champion again. The task entry point is `ml.serving.update_endpoint`.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-import time
 from pathlib import Path
 
-from ml.serving import client, loadtest
-from ml.serving.endpoint_config import (
-    SLA, EndpointConfig, Rollout, ServedModel, promote, read_config, update_config,
-)
+from ml.serving import client, loadtest, rollouts
+from ml.serving.endpoint_config import SLA, EndpointConfig, Rollout, ServedModel, read_config, update_config
+from ml.serving.errors import DeployError
 
-
-class DeployError(RuntimeError):
-    """The model did not go live; the message has the reason and figures."""
+__all__ = ["DeployError", "check_sla", "deploy", "materialize", "resolve_alias", "rollback"]
 
 
 def materialize(name: str, version: str, endpoint_dir: Path) -> ServedModel:
@@ -75,6 +69,7 @@ def check_sla(result: loadtest.LoadResult, sla: SLA) -> list[str]:
 
 def deploy(model: ServedModel, *, endpoint_dir: Path, serving_url: str, token: str, rollout: Rollout,
            sla: SLA | None = None, by: str = "deploy", wait_timeout_s: float = 180.0, echo=print) -> EndpointConfig:
+    """Stage `model`, gate it on the SLA, then go live with `rollout`'s strategy; returns the final config."""
     endpoint_dir = Path(endpoint_dir)
     sla = sla or read_config(endpoint_dir).sla
 
@@ -107,51 +102,21 @@ def deploy(model: ServedModel, *, endpoint_dir: Path, serving_url: str, token: s
                           f"champion unchanged. figures: {figures}"
                           + (f" first errors: {result.error_samples[:2]}" if result.error_samples else ""))
 
+    # an endpoint's first model has no champion to share traffic with
+    strategy = rollouts.get(rollout.strategy) if read_config(endpoint_dir).champion is not None else rollouts.default()
+
     def go_live(cfg: EndpointConfig):
         cfg.candidate = None
-        if rollout.strategy == "direct" or cfg.champion is None:
-            return promote(cfg, model)
-        cfg.challenger = model
-        cfg.rollout = rollout.model_copy(update={"started_at": time.time()})
-        cfg.state = "rolling_out"
-        return cfg
+        return strategy.go_live(cfg, model, rollout)
 
-    strategy = rollout.strategy if read_config(endpoint_dir).champion is not None else "direct"
-    cfg = update_config(endpoint_dir, go_live, by=by, reason=f"{strategy} rollout of {model.name} v{model.version}")
+    cfg = update_config(endpoint_dir, go_live, by=by, reason=f"{strategy.name} rollout of {model.name} v{model.version}")
     client.wait_for_revision(serving_url, cfg.revision, timeout_s=wait_timeout_s)
-    echo(f"{strategy}: revision {cfg.revision} live")
-    if strategy == "canary":
-        cfg = watch_canary(endpoint_dir, model, by=by, echo=echo)
+    echo(f"{strategy.name}: revision {cfg.revision} live")
+    outcome = strategy.after_go_live(endpoint_dir, model, by=by, echo=echo)
+    if outcome is not None:
+        cfg = outcome
         client.wait_for_revision(serving_url, cfg.revision, timeout_s=wait_timeout_s)
     return cfg
-
-
-def watch_canary(endpoint_dir: Path, model: ServedModel, *, by: str, echo=print, poll_s: float = 0.5) -> EndpointConfig:
-    """Wait out the canary stages; promote at the end unless the service's guard rolled it back."""
-    last_pct = None
-    while True:
-        cfg = read_config(endpoint_dir)
-        if cfg.challenger is None or cfg.challenger.version != model.version:
-            raise DeployError(f"canary of {model.name} v{model.version} rolled back: {cfg.reason}")
-        pct = cfg.canary_percent()
-        if pct != last_pct:
-            echo(f"canary: {pct:g}% of traffic on v{model.version}")
-            last_pct = pct
-        total = sum(s.seconds for s in cfg.rollout.stages)
-        if time.time() - (cfg.rollout.started_at or cfg.updated_at) >= total:
-            break
-        time.sleep(poll_s)
-
-    def finish(cfg: EndpointConfig):
-        if cfg.challenger is None or cfg.challenger.version != model.version:
-            return None
-        return promote(cfg, model)
-
-    new = update_config(endpoint_dir, finish, by=by, reason=f"canary of {model.name} v{model.version} passed")
-    if new.champion is None or new.champion.version != model.version:
-        raise DeployError(f"canary of {model.name} v{model.version} rolled back: {new.reason}")
-    echo(f"canary passed: v{model.version} is champion")
-    return new
 
 
 def _unstage(endpoint_dir: Path, by: str, reason: str) -> None:
@@ -181,66 +146,3 @@ def rollback(endpoint_dir: Path, *, by: str) -> EndpointConfig:
         return cfg
 
     return update_config(endpoint_dir, change, by=by, reason="rollback to previous champion")
-
-
-def main(argv: list[str] | None = None) -> int:
-    from core import runtime
-    from ml.serving.endpoint_settings import load_endpoint_settings
-
-    ap = argparse.ArgumentParser(prog="python -m ml.serving.deploy", description=__doc__.splitlines()[0])
-    ap.add_argument("--model-name", required=True)
-    ap.add_argument("--alias", default="champion")
-    ap.add_argument("--version", default=None)
-    ap.add_argument("--strategy", default=None, choices=["direct", "ab", "canary", "shadow"])
-    ap.add_argument("--endpoint-file", default="resources/endpoint.yml")
-    args = ap.parse_args(argv)
-    ctx = runtime.context()
-    version = None
-    endpoint_dir = ctx.storage_path("endpoint")
-    try:
-        settings = load_endpoint_settings(Path(args.endpoint_file), ctx.target)
-        rollout = settings.rollout
-        if args.strategy:
-            rollout = rollout.model_copy(update={"strategy": args.strategy})
-        version = args.version or resolve_alias(args.model_name, args.alias)
-        current = read_config(endpoint_dir)
-        if current.champion is not None and current.champion.name == args.model_name \
-                and current.champion.version == version and current.challenger is None:
-            print(f"update_endpoint: {args.model_name} v{version} already serves on {ctx.env}; nothing to do")
-            cfg = current
-        else:
-            model = materialize(args.model_name, version, endpoint_dir)
-            cfg = deploy(model, endpoint_dir=endpoint_dir, serving_url=ctx.outputs.serving_url,
-                         token=ctx.outputs.credential(ctx.persona).token, rollout=rollout, sla=settings.sla,
-                         by=f"{ctx.job}/{ctx.run_id}")
-    except (DeployError, ValueError, TimeoutError, RuntimeError) as exc:
-        print(f"update_endpoint failed: {exc}", file=sys.stderr)
-        if version is not None:
-            _realign_alias(args.model_name, version, endpoint_dir)
-        return 1
-    except Exception as exc:  # e.g. registry unreachable: one line, not a traceback
-        print(f"update_endpoint failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    runtime.set_task_value("endpoint_revision", cfg.revision)
-    runtime.set_task_value("served_version", cfg.champion.version if cfg.champion else None)
-    return 0
-
-
-def _realign_alias(name: str, failed_version: str, endpoint_dir: Path) -> None:
-    """The registry's `champion` must name what actually serves: point it back after a failed rollout."""
-    try:
-        from mlflow import MlflowClient
-
-        client = MlflowClient()
-        client.set_model_version_tag(name, failed_version, "endpoint_rollout", "failed")
-        serving = read_config(endpoint_dir).champion
-        if serving is not None and serving.name == name and serving.version != failed_version:
-            client.set_registered_model_alias(name, "champion", serving.version)
-            print(f"update_endpoint: alias champion moved back to v{serving.version} (what the endpoint serves)",
-                  file=sys.stderr)
-    except Exception as exc:
-        print(f"update_endpoint: could not realign the champion alias: {exc}", file=sys.stderr)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -4,22 +4,24 @@ Written by the deploy step (and by `conveyor model rollback`, and by the service
 when a canary trips its guard); read by every serving worker, which swaps models when the
 revision changes. One JSON file (`endpoint.json`) replaced atomically, plus an append-only
 `history.jsonl` so rollback knows what served before.
+
+What a rollout strategy does with these fields is the strategy's business
+(`ml.serving.rollouts`); this module only holds the data and writes it safely.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from core.files import atomic_write
 
 CONFIG_FILE = "endpoint.json"
 HISTORY_FILE = "history.jsonl"
 LOCK_FILE = ".endpoint.lock"
-
-Strategy = Literal["direct", "ab", "canary", "shadow"]
 
 
 class ServedModel(BaseModel):
@@ -46,12 +48,22 @@ class CanaryGuard(BaseModel):
 
 
 class Rollout(BaseModel):
-    strategy: Strategy = "direct"
+    """How a challenger shares the endpoint: the strategy's name and the settings strategies read."""
+
+    strategy: str = Field(default="direct", description="a registered rollout strategy (ml.serving.rollouts)")
     challenger_percent: float = Field(default=0.0, ge=0, le=100, description="ab: fixed share of traffic")
     sticky_key: str | None = Field(default="customer_id", description="ab/canary: request field hashed for stickiness")
     stages: list[CanaryStage] = Field(default_factory=list)
     guard: CanaryGuard = Field(default_factory=CanaryGuard)
     started_at: float | None = None
+
+    @field_validator("strategy")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        # imported here: the strategy modules build on this module's types
+        from ml.serving import rollouts
+
+        return rollouts.check(name)
 
 
 class SLA(BaseModel):
@@ -81,20 +93,12 @@ class EndpointConfig(BaseModel):
         return [m for m in (self.champion, self.challenger, self.candidate) if m is not None]
 
     def canary_percent(self, now: float | None = None) -> float:
-        """Share of traffic the challenger gets right now (time-driven canary stages)."""
-        r = self.rollout
+        """Share of traffic (0-100) the challenger answers right now, as its rollout strategy says."""
         if self.challenger is None:
             return 0.0
-        if r.strategy == "ab":
-            return r.challenger_percent
-        if r.strategy != "canary" or not r.stages:
-            return 0.0
-        elapsed = (now or time.time()) - (r.started_at or self.updated_at)
-        for stage in r.stages:
-            if elapsed < stage.seconds:
-                return stage.percent
-            elapsed -= stage.seconds
-        return r.stages[-1].percent
+        from ml.serving import rollouts
+
+        return rollouts.get(self.rollout.strategy).challenger_percent(self, now or time.time())
 
 
 def read_config(endpoint_dir: Path) -> EndpointConfig:
@@ -113,7 +117,7 @@ def _lock(endpoint_dir: Path):
 def update_config(endpoint_dir: Path, change, *, by: str, reason: str) -> EndpointConfig:
     """Read-modify-write under a file lock; `change(cfg)` returns the new config or None to skip.
 
-    The file is replaced atomically (tmp + rename) so readers never see half a config.
+    The file is replaced atomically so readers never see half a config.
     """
     endpoint_dir = Path(endpoint_dir)
     endpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -126,9 +130,7 @@ def update_config(endpoint_dir: Path, change, *, by: str, reason: str) -> Endpoi
         new.updated_at = time.time()
         new.updated_by = by
         new.reason = reason
-        tmp = endpoint_dir / f".{CONFIG_FILE}.{os.getpid()}.tmp"
-        tmp.write_text(new.model_dump_json(indent=2))
-        os.replace(tmp, endpoint_dir / CONFIG_FILE)
+        atomic_write(endpoint_dir / CONFIG_FILE, new.model_dump_json(indent=2))
         with open(endpoint_dir / HISTORY_FILE, "a") as fh:
             fh.write(new.model_dump_json() + "\n")
         return new

@@ -1,7 +1,8 @@
 """Rollout and SLA settings of the endpoint, read from the bundle's `serving_endpoints` resource.
 
 The bundle engine validates the resource's shape; its `rollout` mapping is ours:
-`strategy`, `challenger_percent`, `sticky_key`, `stages`, `guard`, `sla`.
+`strategy`, `challenger_percent`, `sticky_key`, `stages`, `guard`, `sla`. A resource that
+names no strategy gets the one its `served`/`shadow` shape implies (`rollouts.implied_by`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from ml.serving import rollouts
 from ml.serving.endpoint_config import SLA, Rollout
+from ml.serving.errors import EndpointSettingsError
 
 
 class EndpointSettings(BaseModel):
@@ -29,29 +32,32 @@ def _deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
+def _problem(err: dict) -> str:
+    """pydantic's message, without its "Value error, " prefix for errors our validators raise."""
+    if err.get("type") == "value_error" and "error" in (err.get("ctx") or {}):
+        return str(err["ctx"]["error"])
+    return err["msg"]
+
+
 def settings_from_resource(key: str, resource: dict[str, Any]) -> EndpointSettings:
     rollout = dict(resource.get("rollout") or {})
     sla = rollout.pop("sla", {}) or {}
-    served = {s.get("alias"): s.get("traffic_percentage", 0) for s in resource.get("served") or []}
     if "strategy" not in rollout:
-        if resource.get("shadow"):
-            rollout["strategy"] = "shadow"
-        elif served.get("challenger"):
-            rollout["strategy"] = "ab"
-            rollout.setdefault("challenger_percent", served["challenger"])
+        for k, v in rollouts.implied_by(resource).items():
+            rollout.setdefault(k, v)
     try:
         return EndpointSettings(key=key, model=resource.get("model"), rollout=Rollout.model_validate(rollout),
                                 sla=SLA.model_validate(sla))
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
-        raise ValueError(f"serving endpoint {key!r}: rollout.{where}: {err['msg']}") from None
+        raise EndpointSettingsError(f"serving endpoint {key!r}: rollout.{where}: {_problem(err)}") from None
 
 
 def load_endpoint_settings(path: Path, target: str | None = None, bundle_file: Path = Path("bundle.yml")) -> EndpointSettings:
     """The first serving endpoint in `path`, with `targets.<target>.resources` overrides from bundle.yml."""
     if not Path(path).is_file():
-        raise ValueError(f"endpoint settings file not found: {path}")
+        raise EndpointSettingsError(f"endpoint settings file not found: {path}")
     doc = yaml.safe_load(Path(path).read_text()) or {}
     endpoints = (doc.get("resources") or {}).get("serving_endpoints") or {}
     if not endpoints:

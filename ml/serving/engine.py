@@ -3,12 +3,14 @@
 - follows the endpoint config (a watcher thread polls it); loads every model of a new
   revision fully, then swaps one immutable `Snapshot` reference — requests already running
   keep the snapshot they started with, so an update never fails a request;
-- routes rows to champion / challenger (ab, canary) and scores shadow copies off the
-  request path;
-- a canary challenger that errors or is slow trips `LiveGuard` and the worker rewrites the
-  endpoint config without it (rollback on its own); meanwhile its rows fall back to the
-  champion so callers never see the broken model;
+- routes rows to champion / challenger by the share the rollout strategy gives the
+  challenger, and scores mirrored copies off the request path when the strategy mirrors;
+- a challenger whose strategy sets guard bounds and that errors or is slow trips
+  `LiveGuard`; the worker then rewrites the endpoint config without it (rollback on its
+  own), and meanwhile its rows fall back to the champion so callers never see the broken model;
 - every row and response goes to the inference table.
+
+What each strategy does is asked of `ml.serving.rollouts`; this module names none of them.
 """
 
 from __future__ import annotations
@@ -21,23 +23,22 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import pandas as pd
 
-from ml.serving import routing
-from ml.serving.endpoint_config import EndpointConfig, Rollout, read_config, update_config
+from core import settings
 from ml.features import FEATURES, build_features
+from ml.serving import pinned, rollouts, routing
+from ml.serving.endpoint_config import EndpointConfig, Rollout, read_config, update_config
+from ml.serving.errors import NoModelDeployed
 from ml.serving.guard import LiveGuard
 from ml.serving.inference_log import InferenceLogger
 from ml.serving.models import LoadedModel, load
 
 log = logging.getLogger("conveyor.serving")
 SHADOW_MAX_PENDING = 64  # batches waiting for the shadow model before copies are dropped
-
-
-class NoModelDeployed(RuntimeError):
-    """The endpoint has no champion (or no candidate) yet: answered with 503."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,16 @@ class Engine:
         if cfg.revision == self.snapshot.config.revision and self.snapshot.config.revision:
             self._seen_mtime = mtime
             return False
+        models = self._swap(cfg)
+        self._seen_mtime = mtime
+        if self._metrics:
+            self._metrics.revision(cfg.revision)
+        log.info("serving endpoint revision %s: %s", cfg.revision,
+                 {r: m.version for r, m in models.items()})
+        return True
+
+    def _swap(self, cfg: EndpointConfig) -> dict[str, LoadedModel]:
+        """Load every model of `cfg` not loaded yet, then swap the snapshot in one assignment."""
         current = self.snapshot
         by_version = {(m.spec.name, m.spec.version, m.spec.path or m.spec.uri): m for m in current.models.values()}
         models: dict[str, LoadedModel] = {}
@@ -120,13 +131,14 @@ class Engine:
             key = (spec.name, spec.version, spec.path or spec.uri)
             models[role] = by_version.get(key) or self._loader(spec)
         self.snapshot = Snapshot(cfg, models)  # the atomic swap
-        self._seen_mtime = mtime
         self.load_error = self.load_error_revision = None
-        if self._metrics:
-            self._metrics.revision(cfg.revision)
-        log.info("serving endpoint revision %s: %s", cfg.revision,
-                 {r: m.version for r, m in models.items()})
-        return True
+        return models
+
+    def serve_fixed(self, cfg: EndpointConfig) -> None:
+        """Serve `cfg` for good (a pinned Bento): its models are loaded now; no config is followed."""
+        if self.endpoint_dir is not None:
+            raise ValueError("an engine that follows an endpoint config cannot serve a fixed one")
+        self._swap(cfg)
 
     # ---- scoring -----------------------------------------------------------------------
     def score(self, rows: list[dict], target: str = "traffic") -> list[dict]:
@@ -144,8 +156,9 @@ class Engine:
         cfg = snap.config
         roles = ["candidate" if target == "candidate" else "champion"] * len(rows)
         challenger = snap.get("challenger") if target == "traffic" else None
-        if challenger is not None and cfg.rollout.strategy in ("ab", "canary"):
-            pct = cfg.canary_percent()
+        strategy = rollouts.get(cfg.rollout.strategy)
+        pct = strategy.challenger_percent(cfg, time.time()) if challenger is not None else 0.0
+        if pct > 0:
             key = cfg.rollout.sticky_key
             for i, r in enumerate(rows):
                 k = str(r.get(key) or r["transaction_id"]) if key else r["transaction_id"]
@@ -162,14 +175,14 @@ class Engine:
                 p = challenger.predict_proba(frame.iloc[idx])
                 for j, i in enumerate(idx):
                     probs[i] = float(p[j])
-                self._observe_challenger(cfg, True, (time.perf_counter() - t0) * 1000, len(idx))
+                self._observe_challenger(cfg, strategy, True, (time.perf_counter() - t0) * 1000, len(idx))
             except Exception as exc:
                 log.warning("challenger %s failed on %d rows: %s", challenger.version, len(idx), exc)
-                self._observe_challenger(cfg, False, 0.0, len(idx))
+                self._observe_challenger(cfg, strategy, False, 0.0, len(idx))
                 for i in idx:
                     roles[i] = "champion"
                 by_role.setdefault("champion", []).extend(idx)
-        for role, idx in by_role.items():
+        for idx in by_role.values():
             p = champion.predict_proba(frame.iloc[idx])
             for j, i in enumerate(idx):
                 probs[i] = float(p[j])
@@ -185,7 +198,7 @@ class Engine:
         self.logger.log(records)
         if self._metrics:
             self._metrics.observe(roles, [o["model_version"] for o in out], latency_ms / 1000)
-        if target == "traffic" and cfg.rollout.strategy == "shadow" and challenger is not None:
+        if challenger is not None and strategy.mirrors:  # logged as served_by=shadow
             self._submit_shadow(challenger, rows, frame, cfg)
         return out
 
@@ -238,22 +251,27 @@ class Engine:
         if self._metrics:
             self._metrics.observe(["shadow"] * len(rows), [challenger.version] * len(rows), latency_ms / 1000)
 
-    # ---- canary guard ------------------------------------------------------------------
-    def _observe_challenger(self, cfg: EndpointConfig, ok: bool, latency_ms: float, n: int) -> None:
+    # ---- live guard ----------------------------------------------------------------------
+    def _observe_challenger(self, cfg: EndpointConfig, strategy: rollouts.RolloutStrategy, ok: bool,
+                            latency_ms: float, n: int) -> None:
         if self._metrics and not ok:
             self._metrics.error("challenger", n)
-        if cfg.rollout.strategy != "canary" or self.endpoint_dir is None:
+        bounds = strategy.guard_bounds(cfg.rollout)
+        if bounds is None or self.endpoint_dir is None:
             return
         if self._guard_revision != cfg.revision:
-            self._guard, self._guard_revision = LiveGuard(cfg.rollout.guard), cfg.revision
+            self._guard, self._guard_revision = LiveGuard(bounds), cfg.revision
         reason = self._guard.record(ok, latency_ms, n)
         if reason and not self._tripping:
             self._tripping = True
-            threading.Thread(target=self._roll_back_canary, args=(cfg, reason), daemon=True).start()
+            threading.Thread(target=self._roll_back_challenger, args=(cfg, reason), daemon=True).start()
 
-    def _roll_back_canary(self, tripped: EndpointConfig, reason: str) -> None:
+    def _roll_back_challenger(self, tripped: EndpointConfig, reason: str) -> None:
+        """Take the challenger that tripped the guard off the endpoint, unless the config moved on."""
+        strategy = tripped.rollout.strategy
+
         def change(cfg: EndpointConfig):
-            if cfg.rollout.strategy != "canary" or cfg.challenger is None or \
+            if cfg.rollout.strategy != strategy or cfg.challenger is None or \
                     cfg.challenger.version != tripped.challenger.version:
                 return None  # someone already moved on
             cfg.challenger = None
@@ -262,8 +280,8 @@ class Engine:
             return cfg
 
         try:
-            update_config(self.endpoint_dir, change, by=f"canary-guard@{os.getpid()}", reason=reason)
-            log.warning("canary rolled back: %s", reason)
+            update_config(self.endpoint_dir, change, by=f"{strategy}-guard@{os.getpid()}", reason=reason)
+            log.warning("%s rolled back: %s", strategy, reason)
             self.refresh()
         finally:
             self._tripping = False
@@ -314,12 +332,17 @@ _ENGINE_LOCK = threading.Lock()
 
 
 def get_engine(metrics: Any = None) -> Engine:
-    """The worker's engine, configured from the env vars infra sets for the serving process."""
+    """The worker's engine, configured from the env vars infra sets for the serving process.
+
+    In a pinned Bento (`ml.serving.pinned`) it serves the pinned model and ignores
+    CONVEYOR_ENDPOINT_DIR: that Bento is the artifact of one model version.
+    """
     global _ENGINE
     with _ENGINE_LOCK:
         if _ENGINE is None:
-            ep = os.environ.get("CONVEYOR_ENDPOINT_DIR")
-            table = os.environ.get("CONVEYOR_INFERENCE_TABLE")
-            _ENGINE = Engine(Path(ep) if ep else None, Path(table) if table else None,
-                             env=os.environ.get("CONVEYOR_ENV", "local"), metrics=metrics)
+            pin = pinned.read_pin()
+            _ENGINE = Engine(None if pin else settings.ENDPOINT_DIR.get(), settings.INFERENCE_TABLE.get(),
+                             env=settings.ENV.get() or "local", metrics=metrics)
+            if pin:
+                _ENGINE.serve_fixed(pin)
         return _ENGINE

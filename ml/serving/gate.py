@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
+
+from core import settings
 
 OPEN_PATHS = {"/livez", "/readyz", "/healthz", "/metrics", "/status", "/", "/docs.json", "/schema.json"}
 PREDICT_PATHS = {"/predict": "traffic", "/candidate/predict": "candidate"}
 
 
 class TokenSet:
-    def __init__(self, path: str | None):
+    def __init__(self, path: Path | str | None):
         self.path = Path(path) if path else None
         self._mtime: int | None = None
         self._digests: frozenset[str] = frozenset()
@@ -77,7 +78,7 @@ async def _json(send, status: int, payload: dict, headers: list | None = None) -
 class GateMiddleware:
     def __init__(self, app, engine_factory=None):
         self.app = app
-        self.tokens = TokenSet(os.environ.get("CONVEYOR_SERVING_TOKENS_FILE"))
+        self.tokens = TokenSet(settings.SERVING_TOKENS_FILE.get())
         self.engine_factory = engine_factory
 
     def _engine(self):

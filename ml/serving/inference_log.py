@@ -13,7 +13,7 @@ import os
 import queue
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import pandas as pd
@@ -44,7 +44,7 @@ class InferenceLogger:
             self._queue.put(records)
 
     def _path(self) -> Path:
-        day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        day = datetime.now(UTC).strftime("%Y-%m-%d")
         return self.table_dir / f"part-{day}-{os.getpid()}-{self._started}.jsonl"
 
     def _run(self) -> None:

@@ -1,6 +1,8 @@
 """Loading a served model version and scoring a feature frame with it.
 
-mlflow is imported lazily (it takes seconds) so the endpoint answers health checks at once.
+A version is an MLflow model (a local copy, else its `models:/` URI) or, in a pinned Bento,
+a BentoML model (`bentoml:<tag>`, see `ml.serving.pinned`). mlflow is imported lazily (it
+takes seconds) so the endpoint answers health checks at once.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ml.serving.endpoint_config import ServedModel
+from ml.serving.pinned import bentoml_tag
 
 _load_lock = threading.Lock()
 
@@ -55,9 +58,12 @@ def _signature_columns(source: str) -> list[str] | None:
 
 def load(spec: ServedModel) -> LoadedModel:
     """Load a model fully (and warm it up) before anyone routes traffic to it."""
+    started = time.perf_counter()
+    tag = bentoml_tag(spec.uri)
+    if tag is not None:
+        return _load_bentoml(spec, tag, started)
     import mlflow.pyfunc
 
-    started = time.perf_counter()
     source = spec.path if spec.path and Path(spec.path).exists() else spec.uri
     with _load_lock:  # mlflow's loaders are not all thread-safe
         columns = _signature_columns(source)
@@ -70,4 +76,15 @@ def load(spec: ServedModel) -> LoadedModel:
             model = mlflow.pyfunc.load_model(source)
             has_proba = False
     return LoadedModel(spec=spec, model=model, columns=columns, has_proba=has_proba,
+                       loaded_in_s=time.perf_counter() - started)
+
+
+def _load_bentoml(spec: ServedModel, tag: str, started: float) -> LoadedModel:
+    """A scikit-learn model of the BentoML store; it takes the feature columns training used."""
+    import bentoml
+
+    from ml.features import FEATURES
+
+    model = bentoml.sklearn.load_model(tag)
+    return LoadedModel(spec=spec, model=model, columns=list(FEATURES), has_proba=hasattr(model, "predict_proba"),
                        loaded_in_s=time.perf_counter() - started)

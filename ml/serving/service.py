@@ -2,7 +2,9 @@
 
 Infra starts it per env with CONVEYOR_ENV, CONVEYOR_ENDPOINT_DIR (endpoint config),
 CONVEYOR_INFERENCE_TABLE, CONVEYOR_SERVING_TOKENS_FILE and MLFLOW_TRACKING_* set. The code
-is fixed; which models it serves comes from the endpoint config (see `engine.py`).
+is fixed; which models it serves comes from the endpoint config (see `engine.py`), or, in a
+pinned Bento, from the model it was built with (`pinned.py`). This is the only service and
+`schema.py` its only request schema.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ import os
 # Before numpy/sklearn load: one native thread per scoring call (see engine.limit_native_threads).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import bentoml  # noqa: E402
+import bentoml
 
-from ml.serving.engine import NoModelDeployed, get_engine
+from core import settings
+from ml.serving.engine import get_engine
+from ml.serving.errors import NoModelDeployed
 from ml.serving.gate import GateMiddleware
 from ml.serving.schema import Prediction, Transaction
 
-
-MAX_LATENCY_MS = int(os.environ.get("CONVEYOR_BATCH_MAX_LATENCY_MS", "1000"))
+MAX_LATENCY_MS = settings.BATCH_MAX_LATENCY_MS.get()
 
 
 class _Metrics:

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         status = "FAILED" if failed else "PASSED"
         report = {"model": uri, "status": status, "data_version": data_version, "held_out_rows": len(data),
                   "checks": checks, "metrics": metrics, "config": params.model_validation.model_dump(),
-                  "validated_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+                  "validated_at": dt.datetime.now(dt.UTC).isoformat()}
 
         with mlflow.start_run(run_id=mv.run_id):
             mlflow.log_dict(report, "model_validation.json")

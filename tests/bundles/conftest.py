@@ -1,8 +1,8 @@
 """Fixtures for the bundle engine: a real MLflow server with basic-auth and an
 `EnvironmentOutputs` pointing at it and at a temporary storage tree.
 
-Until a provisioned environment is available from the lead's shared fixture, this
-stands up exactly what the contract promises (tracking with personas, storage).
+Instead of provisioning a whole environment, this stands up exactly what the contract
+promises (tracking with personas, storage), which keeps these tests fast.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ def _deploy_in_child(project: str, outputs_json: str, user: str, queue, barrier)
     try:
         outputs = EnvironmentOutputs.model_validate_json(outputs_json)
         bundle, _ = load_bundle(Path(project), "dev", user=user)
-        engine = Engine(bundle, outputs, cluster=None)  # storage only, whatever the platform
+        engine = Engine(bundle, outputs, jobs=None)  # storage only, whatever the platform
         barrier.wait(120)
         engine.deploy()
         queue.put("ok")

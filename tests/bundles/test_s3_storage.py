@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 def _engine(project: Path, outputs, user: str, target: str = "dev") -> Engine:
     bundle, diags = load_bundle(project, target, user=user)
     assert bundle is not None, [d.render() for d in diags]
-    return Engine(bundle, outputs, cluster=None)  # the storage side; CronJobs: tests/infra_k8s
+    return Engine(bundle, outputs, jobs=None)  # the storage side; CronJobs: tests/infra_k8s
 
 
 def _keys(outputs) -> set[str]:

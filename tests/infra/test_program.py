@@ -39,7 +39,7 @@ def mocks(tmp_path, monkeypatch):
 
 
 def build(env="prod"):
-    from infra.environment import create_environment
+    from infra.platforms import create_environment
 
     cfg = parse(env, {"ports": {"tracking": 6301, "serving": 6302}, "access": {"personas": PERSONAS}})
     return create_environment(cfg)
@@ -108,7 +108,7 @@ def test_read_only_persona_and_anonymous_policy(mocks):
         assert roles["data_scientist"] == "read"
         assert roles["ci"] == "write" and roles["ml_engineer"] == "write"
         auth = next(r for r in by_type(mocks, ":LocalFile") if r.inputs["path"].endswith("mlflow-auth.ini"))
-        assert "authorization_function = infra.local.mlflow_auth:authenticate" in auth.inputs["content"]
+        assert "authorization_function = infra.components.mlflow_auth:authenticate" in auth.inputs["content"]
         assert "default_permission = READ" in auth.inputs["content"]
         assert auth.inputs["mode"] == "600"
         users = by_type(mocks, ":MlflowUsers")[0].inputs["users"]

@@ -50,7 +50,7 @@ def test_encrypted_config_is_never_dropped(project: Path) -> None:
     text = CONFIG + "  conveyor:token:\n    secure: v1:AAAA\nencryptionsalt: v1:c2FsdA==:v1:AAAA:BBBB\n"
     (project / "Pulumi.dev.yaml").write_text(text)
 
-    with pytest.raises(SystemExit) as exc:
+    with pytest.raises(toolchain.ToolchainError) as exc:
         toolchain.ensure_stack("dev")
 
     assert "another passphrase" in str(exc.value) and "PULUMI_CONFIG_PASSPHRASE" in str(exc.value)

@@ -117,7 +117,7 @@ def test_mlflow_runs_basic_auth_with_the_local_platforms_roles(rendered, env):
     assert roles["data_scientist"] == expected and roles["ci"] == "write"
     auth = find(render, "Secret", "mlflow-auth")
     ini = auth["stringData"]["basic_auth.ini"]
-    assert "authorization_function = infra.local.mlflow_auth:authenticate" in ini
+    assert "authorization_function = infra.components.mlflow_auth:authenticate" in ini
     assert "database_uri = postgresql://mlflow:" in ini and "@postgres:5432/mlflow_auth" in ini
     users = json.loads(auth["stringData"]["users.json"])
     assert {"data_scientist", "ml_engineer", "ci"} <= set(users)

@@ -7,7 +7,8 @@ import pytest
 from core.contract import EnvironmentOutputs
 
 from infra.kubernetes.config import KubernetesConfig, parse_kubernetes_config
-from infra.kubernetes.jobs import ClusterTarget, deploy_manifest, k8s_name, render_cronjob, render_task_job
+from infra.kubernetes.jobs import deploy_manifest
+from infra.kubernetes.manifests import ClusterTarget, k8s_name, render_cronjob, render_task_job
 from tests.infra_k8s.cluster_model import Cluster, Pod
 from tests.infra_k8s.harness import objects
 

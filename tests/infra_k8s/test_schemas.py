@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 
 from infra.kubernetes.config import KubernetesConfig
-from infra.kubernetes.jobs import ClusterTarget, render_cronjob, render_task_job
+from infra.kubernetes.manifests import ClusterTarget, render_cronjob, render_task_job
 from tests.infra_k8s.conftest import SCENARIOS
 from tests.infra_k8s.harness import objects
 

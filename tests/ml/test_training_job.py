@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 
 from ml.data.generate import generate_transactions
+from ml.serving.client import request_rows
 from tests.ml.conftest import run_training_job
 from tests.ml.harness import PROJECT, MlEnv, free_port, new_run_id
 
@@ -80,16 +82,20 @@ def test_champion_bento_is_labelled_and_serves_predictions(trained_env, tmp_path
     home = env.root / "storage" / "bentos"
     proc_env = {**env.task_env(new_run_id(), "serve"), "BENTOML_HOME": str(home)}
     labels = subprocess.run([sys.executable, "-c", (
-        "import bentoml, json; m = bentoml.models.get(%r); print(json.dumps(m.info.labels))" % values["bentoml_model"])],
+        f"import bentoml, json; m = bentoml.models.get({values['bentoml_model']!r}); print(json.dumps(m.info.labels))")],
         env=proc_env, capture_output=True, text=True, cwd=tmp_path)
     assert labels.returncode == 0, labels.stderr
     got = json.loads(labels.stdout.strip().splitlines()[-1])
     assert got["model_version"] == "1" and got["registered_model"] == "fraud-detector-dev"
     assert got["data_version"] == env.task_values(run_id, "ingest")["data_version"] and got["git_sha"].startswith("0123456789")
 
+    # the Bento is the env endpoint's service pinned to this model: same token check, same request schema
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(json.dumps([hashlib.sha256(b"bento-token").hexdigest()]))
     port = free_port()
     server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "bentoml"), "serve", values["bento"],
-                               "--host", "127.0.0.1", "--port", str(port)], cwd=tmp_path, env=proc_env,
+                               "--host", "127.0.0.1", "--port", str(port)], cwd=tmp_path,
+                              env={**proc_env, "CONVEYOR_SERVING_TOKENS_FILE": str(tokens)},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 180
@@ -101,9 +107,9 @@ def test_champion_bento_is_labelled_and_serves_predictions(trained_env, tmp_path
                 pass
             assert server.poll() is None, "bentoml serve exited"
             time.sleep(1)
-        rows = generate_transactions(3, seed=5).drop(columns=["is_fraud", "customer_id"])
-        rows["timestamp"] = rows["timestamp"].astype(str)
-        resp = httpx.post(f"http://127.0.0.1:{port}/predict", json={"rows": rows.to_dict(orient="records")}, timeout=30)
+        rows = request_rows(generate_transactions(3, seed=5))
+        resp = httpx.post(f"http://127.0.0.1:{port}/predict", json={"rows": rows}, timeout=30,
+                          headers={"Authorization": "Bearer bento-token"})
         assert resp.status_code == 200, resp.text
         body = resp.json()
         assert len(body) == 3 and all(0.0 <= r["fraud_probability"] <= 1.0 and r["model_version"] == "1" for r in body)

@@ -32,7 +32,7 @@ from ml.serving.inference_log import read_table
 from tests.e2e.envs import relax_latency_gates
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ci"))
-from local_runner import project_copy  # noqa: E402
+from local_runner import project_copy
 
 pytestmark = pytest.mark.e2e
 

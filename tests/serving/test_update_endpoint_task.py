@@ -102,7 +102,7 @@ def _run(env, *args):
     e.update(CONVEYOR_ENV_OUTPUTS=str(env["outputs"]), CONVEYOR_ENV="svc", CONVEYOR_PERSONA="ci", CONVEYOR_JOB="model_training_job",
              CONVEYOR_RUN_ID=run_id, CONVEYOR_TASK="update_endpoint", CONVEYOR_TASK_VALUES_DIR=str(values),
              MLFLOW_TRACKING_URI=env["tracking"])
-    proc = subprocess.run([sys.executable, "-m", "ml.serving.deploy", "--model-name", NAME, *args], cwd=ROOT, env=e,
+    proc = subprocess.run([sys.executable, "-m", "ml.serving.update_endpoint", "--model-name", NAME, *args], cwd=ROOT, env=e,
                           capture_output=True, text=True, timeout=600)
     return proc, json.loads((values / "update_endpoint.json").read_text()) if (values / "update_endpoint.json").exists() else {}
 

@@ -3,8 +3,8 @@
 MLflow's basic-auth checks permissions per experiment / registered model, but
 lets any authenticated user *create* them. An environment needs one more rule:
 a `read` persona (a data scientist in prod) may look at everything and change
-nothing. The tracking server is started with
-`authorization_function = infra.local.mlflow_auth:authenticate`, which first
+nothing. The tracking server of every platform is started with
+`authorization_function = infra.components.mlflow_auth:authenticate`, which first
 runs MLflow's own basic-auth check and then refuses writes from read-only users.
 Roles come from the JSON file named by $CONVEYOR_MLFLOW_ROLES_FILE
 (`{"username": "read" | "write"}`), written by Pulumi.
@@ -13,12 +13,13 @@ Roles come from the JSON file named by $CONVEYOR_MLFLOW_ROLES_FILE
 from __future__ import annotations
 
 import json
-import os
 import re
 from functools import lru_cache
 from pathlib import Path
 
 from flask import Response, request
+
+from core import settings
 
 # Requests that are reads although they use POST (MLflow's search / query endpoints).
 _READ_POSTS = re.compile(
@@ -34,10 +35,10 @@ def _roles(path: str, mtime: float) -> dict[str, str]:
 
 
 def role_of(username: str) -> str:
-    path = os.environ.get("CONVEYOR_MLFLOW_ROLES_FILE")
-    if not path or not Path(path).exists():
+    path = settings.MLFLOW_ROLES_FILE.get()
+    if path is None or not path.exists():
         return "write"
-    return _roles(path, Path(path).stat().st_mtime).get(username, "read")
+    return _roles(str(path), path.stat().st_mtime).get(username, "read")
 
 
 def is_write(method: str, path: str) -> bool:

@@ -1,0 +1,94 @@
+"""Task `update_endpoint`: roll the env's endpoint to the registry's `champion` with the bundle's rollout.
+
+Runs after `deploy_model` in `model_training_job`. It resolves the alias, does nothing if that
+version already serves, else copies it locally and deploys it (`ml.serving.deploy`: SLA gate,
+then the rollout strategy of `resources/endpoint.yml`). When the new version does not go live,
+the `champion` alias is pointed back at what the endpoint serves, so the registry never lies.
+
+Task usage: `python -m ml.serving.update_endpoint --model-name fraud_detector --alias champion`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from core import runtime
+from core.errors import ConveyorError
+from ml.serving import rollouts
+from ml.serving.deploy import deploy, materialize, resolve_alias
+from ml.serving.endpoint_config import read_config
+from ml.serving.endpoint_settings import load_endpoint_settings
+
+
+def _strategy(name: str) -> str:
+    try:
+        return rollouts.check(name)
+    except rollouts.UnknownRolloutStrategy as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m ml.serving.update_endpoint", description=__doc__.splitlines()[0])
+    ap.add_argument("--model-name", required=True)
+    ap.add_argument("--alias", default="champion")
+    ap.add_argument("--version", default=None)
+    ap.add_argument("--strategy", default=None, type=_strategy, metavar="|".join(rollouts.names()),
+                    help="override the rollout strategy of the endpoint file")
+    ap.add_argument("--endpoint-file", default="resources/endpoint.yml")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    ctx = runtime.context()
+    version = None
+    endpoint_dir = ctx.storage_path("endpoint")
+    try:
+        settings = load_endpoint_settings(Path(args.endpoint_file), ctx.target)
+        rollout = settings.rollout
+        if args.strategy:
+            rollout = rollout.model_copy(update={"strategy": args.strategy})
+        version = args.version or resolve_alias(args.model_name, args.alias)
+        current = read_config(endpoint_dir)
+        if current.champion is not None and current.champion.name == args.model_name \
+                and current.champion.version == version and current.challenger is None:
+            print(f"update_endpoint: {args.model_name} v{version} already serves on {ctx.env}; nothing to do")
+            cfg = current
+        else:
+            model = materialize(args.model_name, version, endpoint_dir)
+            cfg = deploy(model, endpoint_dir=endpoint_dir, serving_url=ctx.outputs.serving_url,
+                         token=ctx.outputs.credential(ctx.persona).token, rollout=rollout, sla=settings.sla,
+                         by=f"{ctx.job}/{ctx.run_id}")
+    except (ConveyorError, TimeoutError, RuntimeError) as exc:
+        print(f"update_endpoint failed: {exc}", file=sys.stderr)
+        if version is not None:
+            _realign_alias(args.model_name, version, endpoint_dir)
+        return 1
+    except Exception as exc:  # e.g. registry unreachable: one line, not a traceback
+        print(f"update_endpoint failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    runtime.set_task_value("endpoint_revision", cfg.revision)
+    runtime.set_task_value("served_version", cfg.champion.version if cfg.champion else None)
+    return 0
+
+
+def _realign_alias(name: str, failed_version: str, endpoint_dir: Path) -> None:
+    """The registry's `champion` must name what actually serves: point it back after a failed rollout."""
+    try:
+        from mlflow import MlflowClient
+
+        client = MlflowClient()
+        client.set_model_version_tag(name, failed_version, "endpoint_rollout", "failed")
+        serving = read_config(endpoint_dir).champion
+        if serving is not None and serving.name == name and serving.version != failed_version:
+            client.set_registered_model_alias(name, "champion", serving.version)
+            print(f"update_endpoint: alias champion moved back to v{serving.version} (what the endpoint serves)",
+                  file=sys.stderr)
+    except Exception as exc:
+        print(f"update_endpoint: could not realign the champion alias: {exc}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

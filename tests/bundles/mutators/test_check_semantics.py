@@ -1,0 +1,31 @@
+from bundles.mutators import check_semantics
+from tests.bundles.mutators.conftest import line_of
+
+DOC = """\
+bundle: {name: shop}
+resources:
+  jobs:
+    train_job:
+      tasks:
+        ingest:
+          python: {module: demo_tasks.step}
+        train:
+          depends_on: [ingest]
+          python: {module: demo_tasks.step}
+targets:
+  dev: {default: true}
+"""
+
+FILES = {"demo_tasks/__init__.py": "", "demo_tasks/step.py": ""}
+
+
+def test_a_consistent_document_has_no_diagnostics(state_from):
+    state = state_from(DOC, FILES, target="dev")
+    assert check_semantics.apply(state) == []
+
+
+def test_cross_reference_errors_point_at_their_line(state_from, tmp_path):
+    state = state_from(DOC.replace("depends_on: [ingest]", "depends_on: [ingets]"), FILES, target="dev")
+    diags = [d.render() for d in check_semantics.apply(state)]
+    line = line_of(tmp_path / "bundle.yml", "depends_on")
+    assert f"bundle.yml:{line}: task 'train' depends on unknown task 'ingets' (did you mean 'ingest'?)" in diags

@@ -1,0 +1,155 @@
+"""The platform registry: `conveyor:platform` picks the class registered under that name.
+
+`test_a_new_platform_is_one_module_and_one_registry_line` follows the "add a platform"
+checklist of infra/README.md: one new module, one line in `infra.platforms.PLATFORMS`,
+and the real Pulumi program (`infra/__main__.py`, under mocks) builds it.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pulumi
+import pytest
+from pulumi.runtime.settings import get_root_resource
+
+from core.contract import EnvironmentOutputs
+from infra import platforms
+from infra.config import ConfigError, parse
+from infra.environment import Environment
+
+ROOT = Path(__file__).resolve().parents[2]
+PERSONAS = {"data_scientist": {"role": "read"}, "ml_engineer": {"role": "write"}, "ci": {"role": "write"}}
+
+THROWAWAY = '''
+"""A platform that runs nothing: the smallest class the Environment contract accepts."""
+
+from core.contract import storage_layout
+from infra.environment import Environment, EnvironmentArgs, credentials_output
+
+
+class ThrowawayEnvironment(Environment):
+    platform = "throwaway"
+
+    def __init__(self, name: str, args: EnvironmentArgs, opts=None):
+        super().__init__("conveyor:throwaway:Environment", name, None, opts)
+        cfg = args.config
+        self.env_name = cfg.env
+        root = f"file:///nowhere/{cfg.env}"
+        self.publish(tracking_uri=f"http://127.0.0.1:{cfg.ports.tracking}",
+                     serving_url=f"http://127.0.0.1:{cfg.ports.serving}", storage_uri=root,
+                     storage=storage_layout(root).model_dump(), credentials=credentials_output(args.personas))
+'''
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def __init__(self):
+        self.types: list[str] = []
+
+    def new_resource(self, args):
+        outputs = dict(args.inputs)
+        if args.typ.endswith(":RandomSecret"):
+            outputs["value"] = f"generated-{args.name}"
+        self.types.append(args.typ)
+        return f"{args.name}-id", outputs
+
+    def call(self, args):
+        return {}
+
+
+@pytest.fixture
+def throwaway(tmp_path, monkeypatch):
+    """The two steps of the checklist: a module with the platform class, and its registry line."""
+    (tmp_path / "throwaway_platform.py").write_text(textwrap.dedent(THROWAWAY))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(platforms.PLATFORMS, "throwaway", "throwaway_platform:ThrowawayEnvironment")
+    yield
+    sys.modules.pop("throwaway_platform", None)
+
+
+@pytest.fixture
+def program(tmp_path, monkeypatch):
+    """Run `infra/__main__.py` for stack `scratch` with the given `conveyor:*` config, under mocks."""
+    monkeypatch.setenv("CONVEYOR_HOME", str(tmp_path / "state"))
+    mocks = Mocks()
+
+    def run(config: dict) -> Mocks:
+        monkeypatch.setenv("PULUMI_CONFIG", json.dumps(
+            {f"conveyor:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}))
+        pulumi.runtime.set_mocks(mocks, project="conveyor", stack="scratch", preview=False)
+        runpy.run_path(str(ROOT / "infra" / "__main__.py"), run_name="__main__")
+        return mocks
+
+    return run
+
+
+def stack_config(platform: str) -> dict:
+    return {"platform": platform, "ports": {"tracking": 6901, "serving": 6902}, "access": {"personas": PERSONAS}}
+
+
+@pulumi.runtime.test
+def test_a_new_platform_is_one_module_and_one_registry_line(throwaway, program):
+    mocks = program(stack_config("throwaway"))
+    outputs = get_root_resource().outputs
+
+    def check(values):
+        assert "conveyor:throwaway:Environment" in mocks.types
+        assert not [t for t in mocks.types if t.startswith(("conveyor:local:", "conveyor:kubernetes:"))]
+        parsed = EnvironmentOutputs.model_validate(dict(zip(keys, values)))
+        assert parsed.env == "scratch" and parsed.platform == "throwaway"
+        assert parsed.tracking_uri == "http://127.0.0.1:6901"
+        assert set(parsed.credentials) == set(PERSONAS)
+
+    keys = sorted(EnvironmentOutputs.model_fields)
+    return pulumi.Output.all(*[outputs[k] for k in keys]).apply(check)
+
+
+def test_an_unregistered_platform_names_the_key_and_the_known_ones():
+    with pytest.raises(ConfigError) as err:
+        parse("dev", stack_config("throwaway"))
+    assert str(err.value) == "conveyor:platform: Input should be 'local' or 'kubernetes', got 'throwaway'"
+
+
+def test_a_registered_platform_is_accepted_by_the_config(throwaway):
+    assert parse("dev", stack_config("throwaway")).platform == "throwaway"
+    with pytest.raises(ConfigError, match="Input should be 'local', 'kubernetes' or 'throwaway', got 'nomad'"):
+        parse("dev", stack_config("nomad"))
+
+
+@pytest.mark.parametrize("name", sorted(platforms.PLATFORMS))
+def test_every_registered_class_implements_the_contract_under_its_name(name):
+    cls = platforms.platform_class(name)
+    assert issubclass(cls, Environment) and cls.platform == name
+
+
+def test_a_class_registered_under_another_name_is_refused(throwaway, monkeypatch):
+    monkeypatch.setitem(platforms.PLATFORMS, "elsewhere", "throwaway_platform:ThrowawayEnvironment")
+    with pytest.raises(TypeError, match="registered as 'elsewhere'"):
+        platforms.platform_class("elsewhere")
+
+
+def _imported_after(statement: str) -> list[str]:
+    code = f"import sys; {statement}; print('\\n'.join(sorted(sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=True)
+    return proc.stdout.split()
+
+
+def test_the_contract_and_the_registry_import_no_platform():
+    modules = _imported_after("import infra.environment, infra.platforms, infra.config")
+    assert not [m for m in modules if m.startswith(("infra.local", "infra.kubernetes", "pulumi_kubernetes"))]
+
+
+@pytest.mark.parametrize(("platform", "others"), [
+    ("local", ("infra.kubernetes", "pulumi_kubernetes")),
+    ("kubernetes", ("infra.local",)),
+])
+def test_a_platform_is_loaded_only_when_a_stack_asks_for_it_and_loads_no_other(platform, others):
+    modules = _imported_after(f"from infra.platforms import platform_class; platform_class({platform!r})")
+    assert f"infra.{platform}.environment" in modules
+    assert not [m for m in modules if m.startswith(others)]
