@@ -7,9 +7,8 @@ these deployed specs rather than the raw YAML.
 
 from __future__ import annotations
 
-import os
-
 from bundles.envstore import DeploymentStore, all_deployments
+from core import settings
 from core.contract import EnvironmentOutputs
 
 
@@ -19,7 +18,7 @@ def deployed_specs(outputs: EnvironmentOutputs, kind: str, deployment: str | Non
     `deployment` limits it to one deployment (inside a task: $CONVEYOR_DEPLOYMENT);
     otherwise every deployment in the env contributes (later ones win on equal keys).
     """
-    deployment = deployment or os.environ.get("CONVEYOR_DEPLOYMENT")
+    deployment = deployment or settings.DEPLOYMENT.get()
     out: dict[str, dict] = {}
     for dep in all_deployments(outputs):
         if deployment and dep != deployment:
@@ -36,7 +35,7 @@ def task_spec(kind: str, key: str) -> dict:
     from core import runtime
 
     ctx = runtime.context()
-    deployment = os.environ.get("CONVEYOR_DEPLOYMENT")
+    deployment = settings.DEPLOYMENT.get()
     specs = deployed_specs(ctx.outputs, kind, deployment)
     if key not in specs:
         where = f"deployment {deployment}" if deployment else f"env {ctx.env}"

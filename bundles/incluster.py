@@ -9,9 +9,10 @@ succeeded, so the Job (and CronJob history) tells success from failure.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
+
+from core import settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,10 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     from bundles.envstore import DeploymentStore
     from bundles.errors import BundleError
     from bundles.runner import JobRunner, Reporter, log_tail
-    from core.storage import StorageError
     from core.contract import EnvironmentOutputs
+    from core.storage import StorageError
 
-    path = os.environ.get("CONVEYOR_ENV_OUTPUTS")
+    path = settings.ENV_OUTPUTS.get()
     if not path or not Path(path).is_file():
         print("incluster: error: CONVEYOR_ENV_OUTPUTS does not name the env outputs file", file=sys.stderr)
         return 2
@@ -41,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     outputs = EnvironmentOutputs.model_validate_json(Path(path).read_text())
     try:
         runner = JobRunner(outputs, DeploymentStore(outputs, args.deployment), Path.cwd(),
-                           trigger=os.environ.get("CONVEYOR_TRIGGER", "cluster"), reporter=Reporter(title=""))
+                           trigger=settings.TRIGGER.get(), reporter=Reporter(title=""))
         # the Job's run id (the CLI printed it; a CronJob's Job is named by Kubernetes)
-        record = runner.run(args.job, params=params, run_id=os.environ.get("CONVEYOR_RUN_ID") or None)
+        record = runner.run(args.job, params=params, run_id=settings.RUN_ID.get() or None)
     except (BundleError, StorageError) as exc:
         print(f"incluster: error: {exc}", file=sys.stderr)
         return 1

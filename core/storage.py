@@ -58,7 +58,7 @@ class Blobs:
     def __repr__(self) -> str:
         return f"Blobs({self.uri})"
 
-    def child(self, *parts: str) -> "Blobs":
+    def child(self, *parts: str) -> Blobs:
         return Blobs("/".join([self.uri, *parts]))
 
     def _path(self, key: str) -> str:
@@ -150,7 +150,7 @@ class Blobs:
             if code in ("PreconditionFailed", "ConditionalRequestConflict"):
                 return False
             raise StorageError(f"create {self.uri}/{key}: {exc}") from None
-        except Exception as exc:  # noqa: BLE001 - botocore's own (credentials, endpoint)
+        except Exception as exc:
             if type(exc).__module__.split(".")[0] in ("botocore", "aiobotocore"):
                 raise StorageError(f"create {self.uri}/{key}: {exc}") from None
             raise

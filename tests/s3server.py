@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import httpx
 
@@ -38,7 +38,7 @@ def s3_server(log_path) -> Iterator[str]:
                 break
             except httpx.HTTPError:
                 if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"S3 server did not start: {open(log_path).read()[-2000:]}")
+                    raise RuntimeError(f"S3 server did not start: {open(log_path).read()[-2000:]}") from None
                 time.sleep(0.2)
         yield url
     finally:

@@ -3,7 +3,6 @@ bundle and its environment."""
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from collections.abc import Callable
@@ -18,7 +17,6 @@ from bundles.loader import BUNDLE_FILE, ResolvedBundle, load_bundle
 from core import settings
 from core.cli import guarded
 from core.contract import EnvironmentOutputs
-from core.errors import ConveyorError
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -31,31 +29,11 @@ OutputOpt = typer.Option("text", "-o", "--output", help="text or json")
 AsOpt = typer.Option(None, "--as", help="persona whose credentials to use (default: the target's run_as)")
 
 
-def _not_yet_conveyor_errors() -> tuple[type[Exception], ...]:
-    """User-facing errors of the layers below that do not subclass ConveyorError (yet)."""
-    from conveyor.stack import StackError
-    from core.storage import StorageError
-    from infra.kubernetes.kubeapi import KubeError
-
-    return tuple(e for e in (StackError, StorageError, KubeError) if not issubclass(e, ConveyorError))
-
-
 def handled(fn: Callable) -> Callable:
     """`core.cli.guarded` for a bundle command: a user error is its details (an invalid
     bundle's diagnostics) plus one `error:` line, exit 1; Ctrl-C exits 130; a bug keeps
-    its traceback."""
-
-    @guarded
-    @functools.wraps(fn)
-    def command(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ConveyorError:
-            raise
-        except _not_yet_conveyor_errors() as exc:
-            raise BundleError(str(exc)) from None
-
-    return command
+    its traceback. Every layer's user errors (stack, storage, cluster API) are ConveyorErrors."""
+    return guarded(fn)
 
 
 def bundle_root() -> Path:

@@ -17,7 +17,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from core import settings
 
@@ -28,7 +28,7 @@ def _retry(what: str, fn: Callable[[], None], attempts: int = 30, delay: float =
         try:
             fn()
             return
-        except Exception as exc:  # noqa: BLE001 — any failure of a not-yet-ready peer is retried
+        except Exception as exc:
             if attempt == attempts:
                 raise RuntimeError(f"{what} failed after {attempts} attempts: {exc}") from exc
             print(f"{what}: not ready yet ({type(exc).__name__}), retrying", flush=True)

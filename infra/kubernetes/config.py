@@ -8,7 +8,7 @@ so the components can stay plain and trust their inputs.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -131,7 +131,7 @@ class Serving(_Strict):
     state_storage_class: str | None = Field(None)
 
     @model_validator(mode="after")
-    def _bounds(self) -> "Serving":
+    def _bounds(self) -> Serving:
         if self.max_replicas < self.min_replicas:
             raise ValueError(f"max_replicas ({self.max_replicas}) must be >= min_replicas ({self.min_replicas})")
         return self
@@ -173,8 +173,8 @@ class KubernetesConfig(_Strict):
     namespace_prefix: str = Field("conveyor")
     images: Images = Images()
     sizing: Sizing = Sizing()
-    storage: Annotated[Union[MinioStorage, ExternalS3Storage], Field(discriminator="kind")] = MinioStorage()
-    postgres: Annotated[Union[InClusterPostgres, ExternalPostgres], Field(discriminator="kind")] = InClusterPostgres()
+    storage: Annotated[MinioStorage | ExternalS3Storage, Field(discriminator="kind")] = MinioStorage()
+    postgres: Annotated[InClusterPostgres | ExternalPostgres, Field(discriminator="kind")] = InClusterPostgres()
     serving: Serving = Serving()
     access: dict[str, PersonaAccess] = Field(default_factory=dict, description="overrides of DEFAULT_ACCESS[env]")
     ingress: Ingress | None = None

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 
 import pytest
@@ -196,7 +196,7 @@ def test_scheduler_starts_due_production_jobs_only(project, env_outputs, user, m
     jobs.write_text(jobs.read_text().replace('cron: "*/5 * * * *"', 'cron: "* * * * *"'))
     dev = _deploy(project, env_outputs, user, "dev")
     staging = _deploy(project, env_outputs, user, "staging")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     due = scheduler.due_jobs(env_outputs, now - timedelta(seconds=61), now)
     assert [(d.deployment, d.job) for d in due] == [("demo.staging", "train_job")]  # dev is paused
 

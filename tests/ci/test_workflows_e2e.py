@@ -20,9 +20,9 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from local_runner import JobRun, project_copy, run_job  # noqa: E402
-from tests.e2e.envs import relax_latency_gates  # noqa: E402
-from tests.ports import free_port  # noqa: E402
+from local_runner import JobRun, project_copy, run_job
+from tests.e2e.envs import relax_latency_gates
+from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,7 @@ class Pod:
     labels: tuple[tuple[str, str], ...]
 
     @classmethod
-    def of(cls, namespace: str, **labels: str) -> "Pod":
+    def of(cls, namespace: str, **labels: str) -> Pod:
         return cls(namespace, tuple(sorted(labels.items())))
 
     @property
