@@ -9,18 +9,15 @@ from pydantic import Field
 from bundles.resources import _mlflow
 from bundles.resources._mlflow import OWNERSHIP_TAGS, MlflowKind
 from bundles.resources.base import DeployContext
-from bundles.resources.spec import Grant, Strict
+from bundles.resources.spec import MlflowEntry
 
 if TYPE_CHECKING:
     from bundles.envstore import ResourceRecord
     from bundles.planner import Action
 
 
-class RegisteredModel(Strict):
+class RegisteredModel(MlflowEntry):
     name: str | None = Field(None, description="registered model name (default: the resource key)")
-    description: str | None = None
-    tags: dict[str, str] = {}
-    grants: list[Grant] = []
 
 
 class RegisteredModels(MlflowKind):

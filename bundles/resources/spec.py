@@ -26,3 +26,13 @@ class Strict(BaseModel):
 class Grant(Strict):
     principal: str = Field(description="persona name from the environment's credentials, e.g. data_scientist")
     permission: PermissionLevel
+
+
+class MlflowEntry(Strict):
+    """What every MLflow-backed entry (experiment, registered model) declares; each kind
+    documents its own `name`."""
+
+    name: str | None = None
+    description: str | None = None
+    tags: dict[str, str] = {}
+    grants: list[Grant] = []

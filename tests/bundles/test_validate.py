@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import jsonschema
@@ -16,6 +15,7 @@ from ruamel.yaml import YAML
 
 from bundles.loader import load_bundle
 from bundles.models import schema
+from tests.bundles.mutators.conftest import write as _write
 
 ROOT = """\
 bundle:
@@ -52,14 +52,6 @@ resources:
           python:
             module: ml.train
 """
-
-
-def _write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    return root
 
 
 def _errors(root: Path, target: str | None = None, **kw) -> list[str]:

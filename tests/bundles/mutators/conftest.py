@@ -19,6 +19,14 @@ def write(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+DOCS = Path(__file__).parent / "samples"
+
+
+def read_doc(name: str) -> str:
+    """A step's sample bundle.yml, kept as YAML next to the tests (`samples/<name>`)."""
+    return (DOCS / name).read_text()
+
+
 def line_of(path: Path, needle: str) -> int:
     for i, line in enumerate(path.read_text().splitlines(), 1):
         if needle in line:

@@ -1,20 +1,7 @@
 from bundles.mutators import check_semantics
-from tests.bundles.mutators.conftest import line_of
+from tests.bundles.mutators.conftest import line_of, read_doc
 
-DOC = """\
-bundle: {name: shop}
-resources:
-  jobs:
-    train_job:
-      tasks:
-        ingest:
-          python: {module: demo_tasks.step}
-        train:
-          depends_on: [ingest]
-          python: {module: demo_tasks.step}
-targets:
-  dev: {default: true}
-"""
+DOC = read_doc("check_semantics.yml")
 
 FILES = {"demo_tasks/__init__.py": "", "demo_tasks/step.py": ""}
 

@@ -1,23 +1,7 @@
 from bundles.mutators import Variables, interpolate
-from tests.bundles.mutators.conftest import line_of
+from tests.bundles.mutators.conftest import line_of, read_doc
 
-DOC = """\
-bundle: {name: shop}
-resources:
-  jobs:
-    train_job:
-      tasks:
-        train:
-          python:
-            module: ml.train
-            parameters:
-              rows: ${var.rows}
-              label: "${bundle.target}-${var.rows}"
-              model: ${resources.registered_models.m.name}
-targets:
-  dev:
-    run_as: ${var.persona}
-"""
+DOC = read_doc("interpolate.yml")
 
 BUILTINS = {"bundle.name": "shop", "bundle.target": "dev"}
 

@@ -1,15 +1,8 @@
 from bundles.mutators import pause_schedules
 
-DOC = """\
-bundle: {name: shop}
-resources:
-  jobs:
-    nightly:
-      schedule: {cron: "0 2 * * *"}
-      tasks: {}
-    manual:
-      tasks: {}
-"""
+from tests.bundles.mutators.conftest import read_doc
+
+DOC = read_doc("pause_schedules.yml")
 
 
 def test_development_pauses_every_schedule(state_from):

@@ -1,18 +1,7 @@
 from bundles.mutators import prefix_names
-from tests.bundles.mutators.conftest import line_of
+from tests.bundles.mutators.conftest import line_of, read_doc
 
-DOC = """\
-bundle: {name: shop}
-resources:
-  experiments:
-    exp: {}
-  registered_models:
-    model:
-      name: fraud-detector
-  jobs:
-    train_job:
-      tasks: {}
-"""
+DOC = read_doc("prefix_names.yml")
 
 
 def test_development_mode_prefixes_every_name_with_the_user(state_from):

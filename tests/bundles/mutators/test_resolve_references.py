@@ -1,23 +1,7 @@
 from bundles.mutators import resolve_references
-from tests.bundles.mutators.conftest import line_of
+from tests.bundles.mutators.conftest import line_of, read_doc
 
-DOC = """\
-bundle: {name: shop}
-resources:
-  registered_models:
-    model:
-      name: dev_ana_model
-      description: fraud
-  jobs:
-    train_job:
-      tasks:
-        train:
-          python:
-            module: ml.train
-            parameters:
-              model: ${resources.registered_models.model.name}
-              about: "model ${resources.registered_models.model.description}"
-"""
+DOC = read_doc("resolve_references.yml")
 
 
 def _params(state):

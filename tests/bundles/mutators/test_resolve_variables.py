@@ -1,21 +1,7 @@
 from bundles.mutators import resolve_variables
-from tests.bundles.mutators.conftest import line_of
+from tests.bundles.mutators.conftest import line_of, read_doc
 
-DOC = """\
-bundle: {name: shop}
-variables:
-  from_cli: {default: d}
-  from_env: {default: d}
-  from_target: {default: d}
-  from_default: {default: d}
-  without_value: {}
-targets:
-  dev:
-    variables:
-      from_cli: t
-      from_env: t
-      from_target: t
-"""
+DOC = read_doc("resolve_variables.yml")
 
 
 def _state(state_from, text=DOC, **kw):

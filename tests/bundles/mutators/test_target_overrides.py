@@ -1,21 +1,7 @@
 from bundles.mutators import target_overrides
-from tests.bundles.mutators.conftest import line_of
+from tests.bundles.mutators.conftest import line_of, read_doc
 
-DOC = """\
-bundle: {name: shop}
-resources:
-  jobs:
-    train_job:
-      max_concurrent_runs: 1
-      tasks:
-        train: {python: {module: ml.train}}
-targets:
-  staging:
-    resources:
-      jobs:
-        train_job:
-          max_concurrent_runs: 4
-"""
+DOC = read_doc("target_overrides.yml")
 
 
 def _state(state_from, text=DOC):

@@ -1,19 +1,7 @@
 from bundles.mutators import validate_schema
-from tests.bundles.mutators.conftest import line_of
+from tests.bundles.mutators.conftest import line_of, read_doc
 
-DOC = """\
-bundle: {name: shop}
-resources:
-  jobs:
-    train_job:
-      tasks:
-        train:
-          max_retries: 2
-          python:
-            module: ml.train
-targets:
-  dev: {default: true}
-"""
+DOC = read_doc("validate_schema.yml")
 
 
 def test_a_valid_document_is_parsed_into_the_models(state_from):

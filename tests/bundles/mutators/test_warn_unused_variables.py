@@ -1,13 +1,7 @@
 from bundles.mutators import Variables, warn_unused_variables
-from tests.bundles.mutators.conftest import line_of
+from tests.bundles.mutators.conftest import line_of, read_doc
 
-DOC = """\
-bundle: {name: shop}
-variables:
-  rows: {default: 1}
-  spare: {default: 2}
-  extra: {default: 3}
-"""
+DOC = read_doc("warn_unused_variables.yml")
 
 
 def test_each_declared_but_unused_variable_is_a_warning_at_its_declaration(state_from, tmp_path):

@@ -1,21 +1,15 @@
-"""Model features from raw transactions — shared by the gold stage, batch scoring and serving.
+"""The fraud model's features from raw transactions — one function for the gold table, batch
+scoring and serving, so training and serving cannot skew.
 
-One function computes them everywhere so training and serving cannot skew.
-`compute_distance` is the on-demand feature the seeds describe (distance between the
-customer's home and where the card was used).
+`compute_distance` is the on-demand feature: the distance between the customer's home and
+where the card was used, computed from the request itself. usecase.yml `features.columns`
+declares the columns `build_features` returns (names, order, types, ranges).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-NUMERIC_FEATURES = ["amount", "card_present", "hour", "day_of_week", "distance_from_home_km"]
-CATEGORICAL_FEATURES = ["merchant_category"]
-FEATURES = ["amount", "merchant_category", "card_present", "hour", "day_of_week", "distance_from_home_km"]
-LABEL = "is_fraud"
-# Columns a raw transaction must carry so features can be computed from it.
-RAW_INPUT_COLUMNS = ["timestamp", "amount", "merchant_category", "card_present", "home_lat", "home_lon", "txn_lat", "txn_lon"]
 
 
 def compute_distance(lat1, lon1, lat2, lon2):
@@ -26,7 +20,7 @@ def compute_distance(lat1, lon1, lat2, lon2):
 
 
 def build_features(raw: pd.DataFrame) -> pd.DataFrame:
-    """The model's input frame (columns `FEATURES`, fixed dtypes) from raw transactions."""
+    """The model's input frame (the declared feature columns, fixed dtypes) from raw transactions."""
     ts = pd.to_datetime(raw["timestamp"])
     return pd.DataFrame({
         "amount": raw["amount"].astype("float64"),

@@ -1,4 +1,4 @@
-"""Synthetic card transactions with a fraud label that has learnable structure.
+"""The fraud use case's source: synthetic card transactions with a learnable fraud label.
 
 Why synthetic: the platform must be runnable offline on any machine; the generator
 mimics what matters for the pipeline (skewed amounts, category mix, locations relative
@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from pydantic import ConfigDict, Field
+
+from ml.config import DataParams
 
 # category: (share, log-mean amount, card-present probability, fraud risk weight)
 CATEGORIES: dict[str, tuple[float, float, float, float]] = {
@@ -32,10 +35,22 @@ CITIES = np.array([
     [39.74, -104.99], [25.76, -80.19], [42.36, -71.06], [37.77, -122.42], [33.45, -112.07],
 ])
 
+# The generator's output columns, in order (usecase.yml `dataset.columns` declares the same).
 RAW_COLUMNS = [
     "transaction_id", "customer_id", "timestamp", "amount", "merchant_category", "card_present",
     "home_lat", "home_lon", "txn_lat", "txn_lon", "is_fraud",
 ]
+
+
+class GeneratorParams(DataParams):
+    """The `data` section of this use case's params.yaml: the generic knobs plus the generator's."""
+
+    model_config = ConfigDict(extra="forbid")  # a typo in params.yaml is an error, not a silent default
+
+    rows: int = Field(20_000, ge=10, description="transactions to generate")
+    drift: float = Field(0.0, ge=0.0, le=3.0, description="0 = reference distribution; higher shifts amounts, distance, channel mix and fraud rate")
+    days: int = Field(60, ge=1)
+    start: str = "2026-01-01"
 
 
 def _offset(lat: np.ndarray, lon: np.ndarray, km: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
