@@ -35,6 +35,7 @@ toolchain: $(VENV)/.installed
 	  git config filter.pulumi-salt.smudge cat; fi
 
 setup: $(VENV)/.installed toolchain
+	@bash scripts/postgres.sh
 
 # etcd + kube-apiserver + kube-controller-manager for the kubernetes platform's tests (cached build)
 control-plane:

@@ -33,7 +33,7 @@ class Frame:
 @dataclass(frozen=True)
 class Stack:
     """One distinct stack, outermost frame first. `processes` are py-spy's process markers
-    (more than one for a child of the recorded process); `thread` is the outermost frame's func."""
+    (more than one for a sample taken in a child of the recorded process)."""
 
     processes: tuple[str, ...]
     frames: tuple[Frame, ...]
@@ -49,12 +49,14 @@ def executable() -> str | None:
     return str(found) if found.exists() else shutil.which("py-spy")
 
 
-def record_command(cmd: list[str], out: Path, rate: int = 100, idle: bool = True, **run_kwargs) -> subprocess.CompletedProcess:
+def record_command(cmd: list[str], out: Path, rate: int = 100, idle: bool = True, subprocesses: bool = False,
+                   **run_kwargs) -> subprocess.CompletedProcess:
     """Run `cmd` under py-spy; `idle` keeps samples of threads waiting (I/O, sleeps, locks)."""
     spy = executable()
     if spy is None:
         raise FileNotFoundError(f"py-spy not found: {INSTALL_HINT}")
     flags = ["--rate", str(rate), "--nonblocking", "--format", "raw", "-o", str(out)] + (["--idle"] if idle else [])
+    flags += ["--subprocesses"] if subprocesses else []
     return subprocess.run([spy, "record", *flags, "--", *cmd], **run_kwargs)
 
 
@@ -85,14 +87,21 @@ def read(path: Path) -> list[Stack]:
     return stacks
 
 
+# Frames under which everything of a thread runs: their inclusive share says nothing.
+ROOT_FILES = ("threading.py", "<frozen runpy>", "click/core.py", "asyncio/runners.py", "asyncio/base_events.py",
+              "asyncio/events.py", "uvicorn/server.py", "uvicorn/_compat.py", "_bentoml_impl/worker/service.py",
+              "anyio/_backends/_asyncio.py", "concurrent/futures/thread.py")
+
+
 def top_frames(stacks: list[Stack], n: int = 15) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
-    """(self, inclusive) shares of all samples, highest first: where the CPU is, and under what."""
+    """(self, inclusive) shares of all samples, highest first: where the CPU is, and under what
+    (thread and event-loop roots left out of the inclusive list)."""
     total = sum(s.samples for s in stacks) or 1
     own, under = Counter(), Counter()
     for s in stacks:
         if s.frames:
             own[s.frames[-1].label()] += s.samples
-        for label in {f.label() for f in s.frames}:
+        for label in {f.label() for f in s.frames if not f.file.endswith(ROOT_FILES)}:
             under[label] += s.samples
     share = lambda c: [(k, v / total) for k, v in c.most_common(n)]  # noqa: E731
     return share(own), share(under)

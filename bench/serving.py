@@ -1,24 +1,25 @@
-"""Serving benchmark: single-row requests through the Conveyor endpoint vs `mlflow models serve`
-of the same model version vs in-process `model.predict_proba` (the floor).
+"""Serving benchmark: single-row requests to the Conveyor endpoint and to `mlflow models serve`
+of the same model, driven by a compiled load tool, next to the in-process floor.
 
-    python -m bench.serving [--model <MLflow model dir or models:/ URI>] [--seconds 3]
+    python -m bench.serving [--seconds 8] [--quick] [--model DIR] [--tool hey|wrk]
 
-Without --model a small fraud model is trained on synthetic data first. Both servers run on
-127.0.0.1 in this process's lifetime, measured one after the other in the same run. Latency is
-client-observed for one sequential client; "max QPS @0 err" is the best throughput over
-concurrency 1,2,4,8,16 among levels with zero errors. The endpoint gets raw transactions (it
-computes the on-demand distance feature itself); mlflow serve gets precomputed features.
+Rows of the one table (issue #16):
+- the floor: one row through the model's features + `predict_proba`, in this process;
+- each server at 1, 4, 16 and 64 connections (closed loop, `--seconds` per level), then
+  1 connection again right after the 64 burst (light traffic after heavy traffic);
+- the targets, each under the figure it bounds, with PASS/FAIL.
+Conveyor gets the real request: bearer token, the `/predict` schema with raw transaction
+fields (it computes the on-demand features), the inference table on. `mlflow models serve`
+gets the precomputed feature row, as its callers must send it. Without --model a small model
+of the job's pipeline is fitted first. The tool sends the same row every time; the endpoint
+generates a fresh transaction id per request.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,174 +27,149 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from core import settings
-from ml.features import FEATURES, build_features
-from ml.serving import loadtest
-from ml.serving.client import request_rows
+from bench import loadtools, project, servers
+from bench.loadtools import Level, LoadTool, Request
+from bench.targets import Target, ratio
 
-ROOT = Path(__file__).resolve().parents[1]
-console = Console()
-LEVELS = (1, 2, 4, 8, 16)
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+LEVELS = (1, 4, 16, 64)
+AFTER_BURST = "1 after 64"
+console = Console(width=None if sys.stdout.isatty() else 150)
 
 
-def train_model(dest: Path) -> Path:
+def measure(tool: LoadTool, req: Request, seconds: float, work: Path) -> dict[str, Level]:
+    """Warm-up, then every level in order; the 64 level is last so the after-burst level follows it."""
+    tool.run(req, 4, min(seconds, 2.0), work)
+    levels = {str(c): tool.run(req, c, seconds, work) for c in LEVELS}
+    levels[AFTER_BURST] = tool.run(req, 1, seconds, work)
+    return levels
+
+
+def floor(model_dir: Path, raw, seconds: float) -> Level:
+    """One raw row → features → predict_proba, sequentially, one native thread (as a worker)."""
     import mlflow.sklearn
-    from mlflow.models import infer_signature
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder
+    from threadpoolctl import threadpool_limits
 
-    from ml.data.generate import generate_transactions
-
-    raw = generate_transactions(5000, seed=3, days=30)
-    X, y = build_features(raw)[FEATURES], raw["is_fraud"]
-    pipe = Pipeline([("prep", ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False),
-                                                  ["merchant_category"])], remainder="passthrough")),
-                     ("clf", HistGradientBoostingClassifier(max_iter=60, random_state=0))]).fit(X, y)
-    mlflow.sklearn.save_model(pipe, str(dest), signature=infer_signature(X, pipe.predict_proba(X)[:, 1]),
-                              skops_trusted_types=["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"])
-    return dest
-
-
-def _wait(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"server at {url} did not come up: {log.read_text()[-2000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
-def measure_http(url: str, bodies: list, token: str | None, seconds: float) -> dict:
-    loadtest.run(url, bodies, token=token, duration_s=1.0, concurrency=2)  # warm-up
-    seq = loadtest.run(url, bodies, token=token, duration_s=seconds, concurrency=1)
-    best = 0.0
-    for c in LEVELS:
-        r = loadtest.run(url, bodies, token=token, duration_s=seconds, concurrency=c)
-        if r.errors == 0:
-            best = max(best, r.qps)
-    return {"p50": seq.pct(50), "p95": seq.pct(95), "p99": seq.pct(99), "qps": best, "errors": seq.errors}
-
-
-def bench_endpoint(model_dir: Path, raw: pd.DataFrame, work: Path, seconds: float) -> dict:
-    from ml.serving.endpoint_config import ServedModel, promote, update_config
-    from ml.serving.client import wait_for_revision
-
-    token = "bench-token"
-    tokens = work / "tokens.json"
-    tokens.write_text(json.dumps([hashlib.sha256(token.encode()).hexdigest()]))
-    ep = work / "endpoint"
-    cfg = update_config(ep, lambda c: promote(c, ServedModel(name="bench", version="1", uri=str(model_dir),
-                                                              path=str(model_dir))), by="bench", reason="bench")
-    port, log = _port(), work / "bentoml.log"
-    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "ml.serving.service:ConveyorEndpoint",
-                             "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, start_new_session=True,
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                            env={**os.environ, settings.ENV.name: "bench", settings.ENDPOINT_DIR.name: str(ep),
-                                 settings.INFERENCE_TABLE.name: str(work / "inference"),
-                                 settings.SERVING_TOKENS_FILE.name: str(tokens), "BENTOML_DO_NOT_TRACK": "true"})
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait(url + "/livez", proc, log)
-        wait_for_revision(url, cfg.revision, timeout_s=120, confirmations=1)
-        bodies = [{"rows": [r]} for r in request_rows(raw)]
-        return measure_http(url + "/predict", bodies, token, seconds)
-    finally:
-        _stop(proc)
-
-
-def bench_mlflow_serve(model_dir: Path, raw: pd.DataFrame, work: Path, seconds: float) -> dict:
-    port, log = _port(), work / "mlflow.log"
-    mlflow_bin = str(Path(sys.executable).parent / "mlflow")
-    proc = subprocess.Popen([mlflow_bin, "models", "serve", "-m", str(model_dir), "--env-manager", "local",
-                             "-h", "127.0.0.1", "-p", str(port)], start_new_session=True,
-                            stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                            env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"})
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait(url + "/ping", proc, log)
-        feats = build_features(raw)[FEATURES]
-        bodies = [{"dataframe_split": feats.iloc[[i]].to_dict(orient="split")} for i in range(len(feats))]
-        for b in bodies:
-            b["dataframe_split"].pop("index", None)
-        return measure_http(url + "/invocations", bodies, None, seconds)
-    finally:
-        _stop(proc)
-
-
-def bench_in_process(model_dir: Path, raw: pd.DataFrame, seconds: float) -> dict:
-    import mlflow.sklearn
-
-    from ml.serving.engine import limit_native_threads
-
-    limit_native_threads()  # same setting as the endpoint's workers
     model = mlflow.sklearn.load_model(str(model_dir))
     frames = [raw.iloc[[i]] for i in range(len(raw))]
-    lat = []
-    deadline = time.perf_counter() + seconds
-    i = 0
-    while time.perf_counter() < deadline:
-        t0 = time.perf_counter()
-        model.predict_proba(build_features(frames[i % len(frames)])[FEATURES])
-        lat.append((time.perf_counter() - t0) * 1000)
-        i += 1
-    p = np.percentile(lat, [50, 95, 99])
-    return {"p50": p[0], "p95": p[1], "p99": p[2], "qps": len(lat) / seconds, "errors": 0}
+    latencies = []
+    with threadpool_limits(limits=1):
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            model.predict_proba(project.model_input(frames[len(latencies) % len(frames)]))
+            latencies.append((time.perf_counter() - t0) * 1000)
+    p50, p99 = np.percentile(latencies, [50, 99])
+    return Level(1, float(p50), float(p99), len(latencies) / seconds, len(latencies), 0)
+
+
+def conveyor_request(server: servers.Server, raw, work: Path) -> Request:
+    from ml.serving.client import request_rows
+
+    row = {k: v for k, v in request_rows(raw.head(1))[0].items() if k != "transaction_id"}
+    body = work / "conveyor-body.json"
+    body.write_text(json.dumps({"rows": [row]}))
+    return _checked(Request(server.url + "/predict", body, {"Authorization": f"Bearer {servers.TOKEN}"}))
+
+
+def mlflow_request(server: servers.Server, raw, work: Path) -> Request:
+    split = project.model_input(raw.head(1)).to_dict(orient="split")
+    split.pop("index", None)
+    body = work / "mlflow-body.json"
+    body.write_text(json.dumps({"dataframe_split": split}, default=float))
+    return _checked(Request(server.url + "/invocations", body, {}))
+
+
+def _checked(req: Request) -> Request:
+    """One request by hand first: a wrong body must fail here, not as a column of errors."""
+    resp = httpx.post(req.url, content=req.body.read_bytes(), timeout=30,
+                      headers={"Content-Type": "application/json", **req.headers})
+    if resp.status_code >= 300:
+        raise RuntimeError(f"POST {req.url} answered {resp.status_code}: {resp.text[:500]}")
+    return req
+
+
+def targets(fl: Level, cv: dict[str, Level], mf: dict[str, Level]) -> list[tuple[str, Target]]:
+    """(column it sits under, target) for each bound of issue #16."""
+    mlflow_best = max((lv.rps for lv in mf.values() if lv.errors == 0), default=float("nan"))
+    out = []
+    for key, when in (("1", "1 conn"), (AFTER_BURST, "1 conn after 64")):
+        c, m = cv[key], mf[key]
+        out += [("p50 ms", Target(f"{when}: p50 ÷ mlflow p50", ratio(c.p50_ms, m.p50_ms), 0.75)),
+                ("p50 ms", Target(f"{when}: p50 − floor p50", c.p50_ms - fl.p50_ms, 3.0, unit=" ms")),
+                ("p99 ms", Target(f"{when}: p99 ÷ p50", ratio(c.p99_ms, c.p50_ms), 2.0))]
+    c64 = cv["64"]
+    out += [("req/s", Target("64 conns: req/s ÷ mlflow best req/s", ratio(c64.rps, mlflow_best), 10.0, at_most=False)),
+            ("errors", Target("64 conns: errors", float(c64.errors), 0.0, unit="")),
+            ("p99 ms", Target("64 conns: p99", c64.p99_ms, 100.0, unit=" ms"))]
+    return out
+
+
+COLUMNS = ("", "conns", "p50 ms", "p99 ms", "req/s", "errors", "target", "verdict")
+
+
+def table(fl: Level, cv: dict[str, Level], mf: dict[str, Level], title: str) -> Table:
+    t = Table(title=title)
+    for col in COLUMNS:
+        t.add_column(col, justify="left" if col in ("", "target") else "right")
+
+    def row(name: str, conns: str, lv: Level, rps_label: str = "") -> None:
+        t.add_row(name, conns, f"{lv.p50_ms:.1f}", f"{lv.p99_ms:.1f}", f"{lv.rps:,.0f}{rps_label}", str(lv.errors), "", "")
+
+    row("in-process floor (features + predict_proba, 1 row)", "—", fl, " calls/s")
+    for name, levels in (("Conveyor POST /predict", cv), ("mlflow models serve /invocations", mf)):
+        t.add_section()
+        for key, lv in levels.items():
+            row(name if key == "1" else "", key, lv)
+    t.add_section()
+    for column, tg in targets(fl, cv, mf):
+        cells = dict.fromkeys(COLUMNS, "")
+        cells.update({"": tg.what, column: tg.measured(), "target": tg.bound(), "verdict": tg.verdict()})
+        t.add_row(*cells.values())
+    return t
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.serving", description=__doc__.splitlines()[0])
-    ap.add_argument("--model", help="MLflow model directory (default: train a small one)")
-    ap.add_argument("--seconds", type=float, default=3.0, help="per measurement")
+    ap.add_argument("--seconds", type=float, default=8.0, help="per load level (default 8)")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 2 s per level")
+    ap.add_argument("--model", help="MLflow model directory (default: fit a small one of the job's pipeline)")
+    ap.add_argument("--tool", choices=[t.name for t in loadtools.TOOLS], help="load tool (default: first found)")
     args = ap.parse_args(argv)
-    from ml.data.generate import generate_transactions
-
-    raw = generate_transactions(300, seed=9, days=7)
+    seconds = 2.0 if args.quick else args.seconds
+    try:
+        tool = loadtools.find(args.tool)
+    except loadtools.LoadToolMissing as exc:
+        print(f"bench.serving: {exc}", file=sys.stderr)
+        return 2
+    raw = project.transactions(300, seed=9)
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         work = Path(tmp)
         model_dir = Path(args.model) if args.model else None
         if model_dir is None:
-            with console.status("training a small model"):
-                model_dir = train_model(work / "model")
-        results = {}
-        with console.status("in-process model.predict_proba"):
-            results["in-process predict_proba (floor)"] = bench_in_process(model_dir, raw, args.seconds)
-        with console.status("Conveyor endpoint (bentoml serve)"):
-            results["Conveyor endpoint POST /predict"] = bench_endpoint(model_dir, raw, work, args.seconds)
-        with console.status("mlflow models serve"):
-            results["mlflow models serve /invocations"] = bench_mlflow_serve(model_dir, raw, work, args.seconds)
-    table = Table(title=f"single-row scoring, {os.cpu_count()} CPUs, {args.seconds:g}s per measurement")
-    for col in ("path", "p50 ms", "p95 ms", "p99 ms", "max QPS @0 err"):
-        table.add_column(col, justify="right" if col != "path" else "left")
-    for name, r in results.items():
-        table.add_row(name, f"{r['p50']:.2f}", f"{r['p95']:.2f}", f"{r['p99']:.2f}", f"{r['qps']:.0f}")
-    console.print(table)
+            with console.status("fitting a small model"):
+                model_dir = project.save_small_model(work / "model")
+        with console.status("in-process floor"):
+            fl = floor(model_dir, raw, seconds)
+        with console.status(f"Conveyor endpoint under {tool.name}"), servers.endpoint(model_dir, work) as srv:
+            cv = measure(tool, conveyor_request(srv, raw, work), seconds, work)
+        with console.status(f"mlflow models serve under {tool.name}"), servers.mlflow_serve(model_dir, work) as srv:
+            mf = measure(tool, mlflow_request(srv, raw, work), seconds, work)
+    title = (f"single-row scoring: {tool.name}, {seconds:g} s per level, {os.cpu_count()} CPUs, "
+             f"load average {os.getloadavg()[0]:.1f}")
+    console.print(table(fl, cv, mf, title))
+    save({"tool": tool.name, "seconds": seconds, "floor": fl.__dict__,
+          "conveyor": {k: v.__dict__ for k, v in cv.items()}, "mlflow": {k: v.__dict__ for k, v in mf.items()}})
     return 0
+
+
+def save(result: dict) -> None:
+    """The figures of the last run (bench/results/, gitignored) for docs and before/after notes."""
+    out = servers.ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "serving.json").write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,15 +1,20 @@
-"""Benchmark: the training job's wall time and peak memory by data size, and batch scoring speed.
+"""Benchmark: the training job's wall time, its split, peak memory and floor by data size; batch scoring speed.
 
     python -m bench.training                     # 100k, 1M, 5M rows (tens of minutes on 2 cores)
-    python -m bench.training --sizes 20k,100k    # quick mode
+    python -m bench.training --sizes 20k,100k    # smaller sizes
+    python -m bench.training --quick             # smoke run: 20k rows
 
 Each size runs the real job tasks (ingest with DVC → validate_data with GX → train →
 validate_model → deploy_model with Bento packaging) as subprocesses against a loopback
 MLflow server (sqlite) and a fresh env in a temp dir, exactly as `conveyor bundle run`
-does. Peak memory is the largest RSS of any task process (incl. DVC stage processes).
-Batch inference compares rows/s of: the `batch_score` task end to end (process start,
-model load, parquet I/O), in-process `score_frame` (features + predict), and the floor,
-raw `model.predict_proba` on precomputed features — all on the same rows.
+does — under py-spy when it is installed, which splits each task's wall time into imports,
+I/O, DVC, GX, fit, predict, importance, plots and MLflow (see `bench/training_split.py`).
+In the same run it measures the floor: the job's estimator on the same rows in one process
+(generate → features → time split → fit → predict), and the bare fit alone. Peak memory is
+the largest RSS of any task process (incl. DVC stage processes). Batch scoring compares the
+`batch_score` task end to end (process start, model load, parquet I/O) with raw
+`predict_proba` on precomputed features of the same rows. The targets of issue #16 are
+printed with PASS/FAIL under the tables.
 """
 
 from __future__ import annotations
@@ -24,7 +29,10 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
+
+from bench import pyspy
+from bench.training_split import NAMES, run_task
+from bench.training_tables import job_table, split_table, target_table
 
 TASKS = [
     ("ingest", "ml.data.ingest"),
@@ -34,6 +42,8 @@ TASKS = [
     ("deploy_model", "ml.deployment.deploy_model"),
 ]
 SCORE_ROWS_MAX = 1_000_000
+PROFILES = Path(__file__).resolve().parent / "results" / "profiles"  # py-spy raw stacks per task (speedscope opens them)
+QUICK_SIZES = "20k"
 
 
 def parse_size(text: str) -> int:
@@ -42,39 +52,53 @@ def parse_size(text: str) -> int:
     return int(float(text[:-1] if text[-1] in "km" else text) * mult)
 
 
-def one_size(rows: int, tracking_uri: str, root: Path) -> dict:
+def one_size(rows: int, tracking_uri: str, root: Path, profile: bool) -> dict:
     """Run the job once at `rows` (called in a child process so its peak RSS is its own)."""
-    from tests.ml.harness import MlEnv, new_run_id
+    from tests.ml.harness import PROJECT, MlEnv, new_run_id
 
     env = MlEnv("bench", root / f"env-{rows}", tracking_uri)
+    PROFILES.mkdir(parents=True, exist_ok=True)
     run_id = new_run_id()
-    out: dict = {"rows": rows, "tasks": {}}
+    out: dict = {"rows": rows, "tasks": {}, "split": {}}
     started = time.perf_counter()
     for task, module in TASKS:
-        t0 = time.perf_counter()
         args = ["--rows", str(rows)] if task == "ingest" else []
-        proc = env.run_task(run_id, task, module, *args, timeout=7200)
-        out["tasks"][task] = round(time.perf_counter() - t0, 2)
-        if proc.returncode != 0:
-            raise SystemExit(f"{task} failed at {rows} rows:\n{proc.stderr[-3000:]}")
+        spy = PROFILES / f"{task}-{rows}.txt" if profile else None
+        timed = run_task([sys.executable, "-m", module, *args], env.task_env(run_id, task), PROJECT, spy, timeout=7200)
+        if timed.proc.returncode != 0:
+            raise SystemExit(f"{task} failed at {rows} rows:\n{timed.proc.stderr[-3000:]}")
+        out["tasks"][task] = round(timed.wall_s, 2)
+        out["split"][task] = {k: round(v, 2) for k, v in timed.split_s.items()}
     out["job_s"] = round(time.perf_counter() - started, 2)
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
-    out.update(score_speed(env, min(rows, SCORE_ROWS_MAX), root))
+    out.update(floor(rows))
+    model_name = env.task_values(run_id, "train").get("model_name")
+    out.update(score_speed(env, model_name, min(rows, SCORE_ROWS_MAX), root))
     return out
 
 
-def score_speed(env, rows: int, root: Path) -> dict:
+def floor(rows: int) -> dict:
+    """The job's work without the job: generate + features + split + fit + predict, in this process."""
+    from bench import project
+
+    t0 = time.perf_counter()
+    raw = project.transactions(rows, seed=42)
+    generate_s = time.perf_counter() - t0
+    parts = project.floor(raw)
+    total = generate_s + parts["features_s"] + parts["split_s"] + parts["fit_s"] + parts["predict_s"]
+    return {"floor_s": round(total, 2), "bare_fit_s": round(parts["fit_s"], 2), "fit_rows": parts["train_rows"]}
+
+
+def score_speed(env, model_name: str, rows: int, root: Path) -> dict:
     import os
 
     import mlflow.sklearn
 
-    from ml.data.generate import generate_transactions
-    from ml.features import FEATURES, build_features
-    from ml.inference.batch_score import score_frame
+    from bench import project
     from tests.ml.harness import new_run_id
 
     table = root / f"score-{rows}.parquet"
-    raw = generate_transactions(rows, seed=1234).drop(columns=["is_fraud"])
+    raw = project.transactions(rows, seed=1234).drop(columns=[project.use_case().label])
     raw.to_parquet(table)
     t0 = time.perf_counter()
     proc = env.run_task(new_run_id(), "batch_score", "ml.inference.batch_score", "--input", str(table),
@@ -83,45 +107,47 @@ def score_speed(env, rows: int, root: Path) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"batch_score failed:\n{proc.stderr[-3000:]}")
     os.environ["MLFLOW_TRACKING_URI"] = env.tracking_uri
-    model = mlflow.sklearn.load_model("models:/fraud-detector-bench@champion")
-    t0 = time.perf_counter()
-    score_frame(model, raw, 0.3, 200_000)
-    frame_s = time.perf_counter() - t0
-    features = build_features(raw)[FEATURES]
+    model = mlflow.sklearn.load_model(f"models:/{model_name}@champion")
+    features = project.model_input(raw)
     t0 = time.perf_counter()
     model.predict_proba(features)
     raw_s = time.perf_counter() - t0
-    return {"score_rows": rows, "batch_job_rows_s": round(rows / job_s), "score_frame_rows_s": round(rows / frame_s),
-            "raw_predict_rows_s": round(rows / raw_s)}
+    return {"score_rows": rows, "batch_job_rows_s": round(rows / job_s), "raw_predict_rows_s": round(rows / raw_s)}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.training", description="Training job and batch scoring benchmark.")
     ap.add_argument("--sizes", default="100k,1M,5M", help="comma-separated row counts (k/M suffixes)")
+    ap.add_argument("--quick", action="store_true", help=f"smoke run: --sizes {QUICK_SIZES}")
+    ap.add_argument("--no-split", action="store_true", help="run the tasks without py-spy (no time split)")
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--tracking-uri", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--root", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
-        print(json.dumps(one_size(args.one, args.tracking_uri, Path(args.root))))
+        print(json.dumps(one_size(args.one, args.tracking_uri, Path(args.root), not args.no_split)))
         return 0
     try:
-        sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+        sizes = [parse_size(s) for s in (QUICK_SIZES if args.quick else args.sizes).split(",") if s.strip()]
     except ValueError:
         print(f"bench.training: error: --sizes {args.sizes!r}: use numbers like 100k,1M", file=sys.stderr)
         return 2
     from tests.ml.harness import PROJECT, start_mlflow
 
-    console = Console(width=None if sys.stdout.isatty() else 220)
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    split = not args.no_split and pyspy.executable() is not None
+    if not args.no_split and not split:
+        console.print(f"[yellow]no time split: py-spy is not installed ({pyspy.INSTALL_HINT})")
     results = []
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as tmp:
         root = Path(tmp)
         server = start_mlflow(root / "mlflow")
         try:
             for rows in sizes:
+                cmd = [sys.executable, "-m", "bench.training", "--one", str(rows), "--tracking-uri", server.uri,
+                       "--root", str(root)] + ([] if split else ["--no-split"])
                 with console.status(f"training job at {rows:,} rows…"):
-                    proc = subprocess.run([sys.executable, "-m", "bench.training", "--one", str(rows), "--tracking-uri", server.uri,
-                                           "--root", str(root)], cwd=PROJECT, capture_output=True, text=True)
+                    proc = subprocess.run(cmd, cwd=PROJECT, capture_output=True, text=True)
                 if proc.returncode != 0:
                     console.print(f"[red]{rows:,} rows failed[/red]: {proc.stderr[-2000:]}")
                     return 1
@@ -130,15 +156,10 @@ def main(argv: list[str] | None = None) -> int:
                 console.print(f"{rows:,} rows: job {results[-1]['job_s']} s, peak {results[-1]['peak_rss_mb']} MB")
         finally:
             server.stop()
-    table = Table(title="Training job (ingest → validate_data → train → validate_model → deploy_model) and batch scoring")
-    for col in ("rows", "ingest s", "validate_data s", "train s", "validate_model s", "deploy_model s", "job wall s",
-                "peak RSS MB", "scored rows", "batch job rows/s", "score_frame rows/s", "raw predict_proba rows/s"):
-        table.add_column(col, justify="right")
-    for r in results:
-        t = r["tasks"]
-        table.add_row(f"{r['rows']:,}", *(f"{t[k]:.1f}" for k, _ in TASKS), f"{r['job_s']:.1f}", f"{r['peak_rss_mb']:.0f}",
-                      f"{r['score_rows']:,}", f"{r['batch_job_rows_s']:,}", f"{r['score_frame_rows_s']:,}", f"{r['raw_predict_rows_s']:,}")
-    console.print(table)
+    console.print(job_table(results, [t for t, _ in TASKS]))
+    if split:
+        console.print(split_table(results, [t for t, _ in TASKS], NAMES))
+    console.print(target_table(results))
     return 0
 
 

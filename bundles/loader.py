@@ -17,7 +17,7 @@ from bundles.gitinfo import GitInfo
 from bundles.models import Resources, Target
 from bundles.mutators import LoadState, run
 from bundles.mutators import (
-    check_semantics, define_builtins, include, interpolate, load_root, pause_schedules, prefix_names,
+    check_semantics, check_use_cases, define_builtins, include, interpolate, load_root, pause_schedules, prefix_names,
     resolve_references, resolve_variables, select_target, target_overrides, validate_schema,
     warn_unused_variables,
 )
@@ -40,6 +40,7 @@ STEPS = (
     pause_schedules,        # mode -> development job schedules PAUSED
     validate_schema,        # doc -> parsed (typed models), or a diagnostic per bad value
     check_semantics,        # doc, target, root -> task graph and cross-reference diagnostics
+    check_use_cases,        # jobs' use_case parameters, root/usecases -> each use case's diagnostics
     warn_unused_variables,  # vars.declared - vars.used -> warnings
 )
 

@@ -1,4 +1,8 @@
-"""The environment a `pulumi` invocation needs: offline, file backend, passphrase secrets."""
+"""The environment a `pulumi` invocation needs: offline, file backend, passphrase secrets.
+
+Everything it keeps under the state dir is owner-only: the state dir, the backend, Pulumi's
+home and the passphrase (dirs 0700, files 0600); `pulumi` itself runs with umask 077.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from pathlib import Path
 from core import settings
 from core.cli import guarded
 from core.errors import ConveyorError
+from core.files import PRIVATE_FILE, private_dir
 from core.paths import state_dir
 
 
@@ -21,12 +26,13 @@ def passphrase_file(home: Path | None = None) -> Path:
     """A per-project random passphrase, created once; it never leaves `.conveyor/`."""
     home = home or state_dir()
     path = home / "secrets" / "pulumi-passphrase"
+    private_dir(path.parent)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.parent.chmod(0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_urlsafe(32))
+    else:
+        path.chmod(PRIVATE_FILE)  # a passphrase written before it was kept private
     return path
 
 
@@ -36,7 +42,8 @@ def pulumi_env(base: dict[str, str] | None = None) -> dict[str, str]:
     if not env.get("PULUMI_CONFIG_PASSPHRASE"):
         env.pop("PULUMI_CONFIG_PASSPHRASE", None)  # an unset CI secret arrives as ""
     home = state_dir()
-    (home / "pulumi").mkdir(parents=True, exist_ok=True)
+    for private in (home, home / "pulumi", home / "pulumi-home"):
+        private_dir(private)
     env.setdefault("PULUMI_BACKEND_URL", f"file://{home / 'pulumi'}")
     env.setdefault("PULUMI_HOME", str(home / "pulumi-home"))
     if "PULUMI_CONFIG_PASSPHRASE" not in env:
@@ -85,6 +92,7 @@ def exec_pulumi() -> None:
             (_project() / f"Pulumi.{stack}.yaml").exists():
         # The stack's config is committed; its state is local: create it on first use.
         ensure_stack(stack)
+    os.umask(0o077)  # state, backups and whatever the program's providers write: owner-only
     os.execve(binary, [binary, *sys.argv[1:]], env)
 
 

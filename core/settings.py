@@ -61,6 +61,7 @@ RUN_ID = _declare("RUN_ID", str, "", "the job run id")
 TASK = _declare("TASK", str, "", "the task key within the job")
 GIT_SHA = _declare("GIT_SHA", str, "unknown", "git sha of the deployed code")
 TASK_VALUES_DIR = _declare("TASK_VALUES_DIR", Path, None, "one <task>.json of published values per task of this run")
+USE_CASE = _declare("USE_CASE", str, None, "the use case an ML task works on without --use-case (default: the project's only one)")
 TRIGGER = _declare("TRIGGER", str, "cluster", "what started a cluster run (manual, schedule, …)")
 
 # --- identity and diagnostics --------------------------------------------------------------
@@ -72,6 +73,7 @@ ENDPOINT_DIR = _declare("ENDPOINT_DIR", Path, None, "the endpoint config directo
 INFERENCE_TABLE = _declare("INFERENCE_TABLE", Path, None, "where the endpoint writes its inference table")
 SERVING_TOKENS_FILE = _declare("SERVING_TOKENS_FILE", Path, None, "bearer tokens the endpoint accepts (re-read on change)")
 BATCH_MAX_LATENCY_MS = _declare("BATCH_MAX_LATENCY_MS", int, 1000, "the adaptive batcher's latency budget")
+SERVING_USE_CASE = _declare("SERVING_USE_CASE", str, "fraud", "the use case of the default endpoint when its config dir binds none")
 
 # --- tracking server and platform bootstrap ----------------------------------------------------
 AUTH_DB_URI = _declare("AUTH_DB_URI", str, None, "SQLAlchemy URI of MLflow's basic-auth user database")

@@ -4,7 +4,8 @@ The local platform's storage is `file://`; the kubernetes platform's is `s3://` 
 the cluster, or a bucket). Bundle state, registered jobs and code wheels go through this
 one interface, so the engine does not care which. S3 connection settings come from the
 usual variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL,
-AWS_DEFAULT_REGION), exactly what `aws s3` or `mc` would use.
+AWS_DEFAULT_REGION), exactly what `aws s3` or `mc` would use. On a local disk every blob
+is written owner-only (files 0600, the directories it creates 0700).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from urllib.parse import urlparse
 import fsspec
 
 from core.errors import ConveyorError
+from core.files import PRIVATE_FILE, private_dir
 
 
 class StorageError(ConveyorError):
@@ -115,9 +117,11 @@ class Blobs:
         """(final path, a temp file beside it holding `text`) on a local disk."""
         assert self.local is not None
         path = self.local / key
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.is_dir():
+            private_dir(path.parent)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
-        tmp.write_text(text)
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE), "w") as fh:
+            fh.write(text)
         return path, tmp
 
     def write_text(self, key: str, text: str) -> None:
@@ -171,8 +175,11 @@ class Blobs:
         if self.local is not None:
             if (self.local / key).resolve() == local.resolve():
                 return
-            (self.local / key).parent.mkdir(parents=True, exist_ok=True)
+            if not (self.local / key).parent.is_dir():
+                private_dir((self.local / key).parent)
         self._call("upload", key, self.fs.put_file, str(local), self._path(key))
+        if self.local is not None:
+            os.chmod(self.local / key, PRIVATE_FILE)
 
     def download(self, key: str, local: Path) -> None:
         local.parent.mkdir(parents=True, exist_ok=True)

@@ -63,6 +63,15 @@ class ServingConfig(_Strict):
     workers: int = Field(1, ge=1, le=16)
 
 
+class TrackingConfig(_Strict):
+    """The database behind the env's MLflow (tracking store and basic-auth users)."""
+
+    database: Literal["sqlite", "postgresql"] = Field(
+        "sqlite", description="sqlite: files in the env's storage; postgresql: a PostgreSQL server the platform runs"
+    )
+    port: int | None = Field(None, ge=1024, le=65535, description="the PostgreSQL server's port (127.0.0.1)")
+
+
 class StackConfig(_Strict):
     """Everything one environment is built from, independent of platform."""
 
@@ -72,6 +81,7 @@ class StackConfig(_Strict):
     storage: StorageConfig = StorageConfig()
     access: AccessConfig
     serving: ServingConfig = ServingConfig()
+    tracking: TrackingConfig = TrackingConfig()
     kubernetes: dict[str, Any] = Field(default_factory=dict, description="platform settings, read by infra/kubernetes")
 
     @field_validator("platform")
@@ -104,9 +114,23 @@ def parse(env: str, raw: dict[str, Any]) -> StackConfig:
         elif err["type"] == "value_error":
             msg = str(err["ctx"]["error"])
         raise ConfigError(f"{_key_of(err['loc'])}: {msg}") from None
-    if cfg.ports.tracking == cfg.ports.serving:
-        raise ConfigError(f"conveyor:ports.serving: port {cfg.ports.serving} is already used by conveyor:ports.tracking")
+    ports = _ports(cfg.model_dump())
+    for key, port in ports.items():
+        earlier = next((k for k, p in ports.items() if p == port), key)
+        if earlier != key:
+            raise ConfigError(f"conveyor:{key}: port {port} is already used by conveyor:{earlier}")
+    if cfg.tracking.database == "postgresql" and cfg.platform == "local" and cfg.tracking.port is None:
+        raise ConfigError("conveyor:tracking.port: required when conveyor:tracking.database is postgresql")
     return cfg
+
+
+def _ports(raw: dict[str, Any]) -> dict[str, int]:
+    """Every port a stack's config claims, by key (`ports.tracking`, `tracking.port`, ...)."""
+    claimed = {f"ports.{name}": port for name, port in (raw.get("ports") or {}).items()}
+    tracking = raw.get("tracking") or {}
+    if tracking.get("database") == "postgresql" and tracking.get("port"):
+        claimed["tracking.port"] = tracking["port"]
+    return claimed
 
 
 def read_stack_file(path: Path) -> dict[str, Any]:
@@ -130,17 +154,17 @@ def secure_as_placeholders(value: Any, stand_in: str = "placeholder-secret") -> 
 
 def check_no_collisions(cfg: StackConfig, project_dir: Path) -> None:
     """Ports and storage of this env must not collide with any other stack of the project."""
-    mine = {"tracking": cfg.ports.tracking, "serving": cfg.ports.serving}
+    mine = _ports(cfg.model_dump())
     for other in sorted(project_dir.glob("Pulumi.*.yaml")):
         other_env = other.name[len("Pulumi."):-len(".yaml")]
         if other_env == cfg.env:
             continue
-        ports = (read_stack_file(other).get("ports") or {})
+        ports = _ports(read_stack_file(other))
         for name, port in mine.items():
             for other_name, other_port in ports.items():
                 if port == other_port:
                     raise ConfigError(
-                        f"conveyor:ports.{name}: port {port} collides with conveyor:ports.{other_name} "
+                        f"conveyor:{name}: port {port} collides with conveyor:{other_name} "
                         f"of stack {other_env!r} ({other.name})"
                     )
         other_root = (read_stack_file(other).get("storage") or {}).get("root")

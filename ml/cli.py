@@ -20,6 +20,16 @@ console = Console()
 err = Console(stderr=True)
 
 TargetOpt = typer.Option(..., "--target", "-t", help="environment: dev, staging or prod")
+EndpointOpt = typer.Option(None, "--endpoint", "-e", help="a serving endpoint of the env (default: its default one)")
+
+
+def _endpoint(target: str, endpoint: str | None):
+    """(outputs, config dir, route name) of `endpoint` in env `target`; route name None = the default endpoint."""
+    from ml.serving.endpoints import resolve
+
+    outputs, root = _env(target)
+    binding, directory = resolve(root, endpoint)
+    return outputs, directory, None if binding.default else binding.name
 
 
 def _env(target: str):
@@ -49,21 +59,25 @@ def _fail(msg: str) -> None:
 
 @app.command()
 @guarded
-def status(target: str = TargetOpt, as_json: bool = typer.Option(False, "--json", help="machine-readable")) -> None:
+def status(target: str = TargetOpt, endpoint: str | None = EndpointOpt,
+           as_json: bool = typer.Option(False, "--json", help="machine-readable")) -> None:
     """What the endpoint serves: config revision, versions, rollout state, and what the live process reports."""
+    import httpx
+
     from ml.serving import client
     from ml.serving.endpoint_config import read_config
 
-    outputs, endpoint_dir = _env(target)
+    outputs, endpoint_dir, named = _endpoint(target, endpoint)
     cfg = read_config(endpoint_dir)
     try:
-        live = client.status(outputs.serving_url)
-    except Exception as exc:  # endpoint down is information, not a crash
+        live = client.status(outputs.serving_url, endpoint=named)
+    except httpx.HTTPError as exc:  # endpoint down is information, not a crash
         live = {"error": f"endpoint not reachable at {outputs.serving_url}: {exc}"}
     if as_json:
         console.print_json(json.dumps({"config": cfg.model_dump(), "live": live}))
         return
-    table = Table(title=f"endpoint of {target} ({outputs.serving_url})")
+    table = Table(title=f"endpoint {named} of {target} ({outputs.serving_url}/{named})" if named
+                  else f"endpoint of {target} ({outputs.serving_url})")
     table.add_column("")
     table.add_column("configured")
     table.add_column("live")
@@ -83,6 +97,8 @@ def status(target: str = TargetOpt, as_json: bool = typer.Option(False, "--json"
 def _move_alias(outputs, persona: str, name: str, version: str) -> None:
     import os
 
+    from ml.errors import tracking_refusal
+
     try:
         from mlflow import MlflowClient
 
@@ -91,20 +107,23 @@ def _move_alias(outputs, persona: str, name: str, version: str) -> None:
         MlflowClient(tracking_uri=outputs.tracking_uri).set_registered_model_alias(name, "champion", version)
         console.print(f"MLflow alias champion → {name} v{version}")
     except Exception as exc:
+        if tracking_refusal(exc) is None:
+            raise  # a bug, not the registry saying no
         err.print(f"[yellow]warning:[/] endpoint changed but the MLflow alias was not moved: {exc}")
 
 
 @app.command()
 @guarded
-def promote(target: str = TargetOpt,
+def promote(target: str = TargetOpt, endpoint: str | None = EndpointOpt,
             persona: str = typer.Option("ml_engineer", help="whose credentials move the MLflow champion alias"),
             wait: float = typer.Option(60.0, help="seconds to wait for the endpoint to serve it")) -> None:
     """End an A/B, shadow or canary rollout early: the challenger becomes champion now."""
     from ml.serving import client
+    from ml.serving.errors import EndpointNotReady
     from ml.serving.endpoint_config import EndpointConfig, update_config
     from ml.serving.endpoint_config import promote as do_promote
 
-    outputs, endpoint_dir = _env(target)
+    outputs, endpoint_dir, named = _endpoint(target, endpoint)
 
     def change(cfg: EndpointConfig):
         if cfg.challenger is None:
@@ -114,26 +133,27 @@ def promote(target: str = TargetOpt,
     cfg = update_config(endpoint_dir, change, by=f"conveyor model promote ({persona})", reason="challenger promoted by hand")
     model = cfg.champion
     try:
-        client.wait_for_revision(outputs.serving_url, cfg.revision, timeout_s=wait, confirmations=1)
+        client.wait_for_revision(outputs.serving_url, cfg.revision, timeout_s=wait, confirmations=1, endpoint=named)
         console.print(f"[green]serving {model.name} v{model.version}[/] as champion")
-    except Exception as exc:
+    except EndpointNotReady as exc:
         err.print(f"[yellow]warning:[/] endpoint has not confirmed yet: {exc}")
     _move_alias(outputs, persona, model.name, model.version)
 
 
 @app.command()
 @guarded
-def rollback(target: str = TargetOpt,
+def rollback(target: str = TargetOpt, endpoint: str | None = EndpointOpt,
              persona: str = typer.Option("ml_engineer", help="whose credentials move the MLflow champion alias"),
              wait: float = typer.Option(60.0, help="seconds to wait for the endpoint to serve it")) -> None:
     """Serve the previous champion again, now (and point the `champion` alias back at it)."""
     import time
 
     from ml.serving import client
+    from ml.serving.errors import EndpointNotReady
     from ml.serving.deploy import DeployError
     from ml.serving.deploy import rollback as do_rollback
 
-    outputs, endpoint_dir = _env(target)
+    outputs, endpoint_dir, named = _endpoint(target, endpoint)
     started = time.monotonic()
     try:
         cfg = do_rollback(endpoint_dir, by=f"conveyor model rollback ({persona})")
@@ -142,8 +162,8 @@ def rollback(target: str = TargetOpt,
     model = cfg.champion
     console.print(f"endpoint config revision {cfg.revision}: champion → {model.name} v{model.version}")
     try:
-        client.wait_for_revision(outputs.serving_url, cfg.revision, timeout_s=wait, confirmations=1)
+        client.wait_for_revision(outputs.serving_url, cfg.revision, timeout_s=wait, confirmations=1, endpoint=named)
         console.print(f"[green]serving {model.name} v{model.version}[/] after {time.monotonic() - started:.1f}s")
-    except Exception as exc:
+    except EndpointNotReady as exc:
         err.print(f"[yellow]warning:[/] endpoint has not confirmed yet: {exc}")
     _move_alias(outputs, persona, model.name, model.version)

@@ -7,7 +7,8 @@ import pandas as pd
 from ml.config import Params
 from ml.errors import TaskError
 from ml.data.versioning import read_version, workspace_for
-from ml.training.pipeline import split
+from ml.training.estimator import split
+from ml.usecase import UseCase, load_use_case
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -38,8 +39,10 @@ def load_model(name: str, version: str):
     return mlflow.sklearn.load_model(f"models:/{name}/{version}")
 
 
-def held_out(ctx, params: Params, data_version: str) -> pd.DataFrame:
-    """The held-out (most recent) slice of a data version — what every comparison uses."""
+def held_out(ctx, params: Params, data_version: str, usecase: UseCase | None = None) -> pd.DataFrame:
+    """The held-out slice of a data version — what every comparison uses (the use case: `usecase`,
+    else the one `params` were loaded for)."""
+    uc = usecase or load_use_case(params.use_case)
     ws, remote = workspace_for(ctx)
     gold = pd.read_parquet(read_version(ws, remote, data_version))
-    return split(gold, params.split.test_fraction)[1]
+    return split(uc, gold, params.split.test_fraction, params.split.seed)[1]

@@ -26,31 +26,43 @@ from core import runtime, settings
 from core.cli import guarded
 from core.errors import ConveyorError
 from core.paths import project_dir
-from ml.config import Params, load_params
+from ml.config import Params
 from ml.errors import CheckFailed, TaskError, tracking_refusal
+from ml.usecase import UseCase, load_use_case
 
-__all__ = ["CheckFailed", "Params", "TaskError", "parser", "project_dir", "publish", "run_task", "start_job_run",
-           "upstream"]
-
-DEFAULT_EXPERIMENT = "fraud-detection"
+__all__ = ["CheckFailed", "Params", "TaskError", "experiment", "parser", "project_dir", "publish", "run_task",
+           "start_job_run", "upstream", "use_case_from"]
 
 
 def parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=f"python -m {prog}", description=(doc or "").strip().splitlines()[0] if doc else None)
-    ap.add_argument("--params", default=None, help="params file (default: params.yaml in the project)")
+    ap.add_argument("--use-case", default=None,
+                    help=f"the use case under usecases/ (default: ${settings.USE_CASE.name}, else the project's only one)")
+    ap.add_argument("--params", default=None, help="params file (default: the use case's params.yaml)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a param, e.g. train.max_iter=50")
-    ap.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name")
-    ap.add_argument("--model-name", default=None, help="registered model name (default fraud-detector-<env>)")
+    ap.add_argument("--experiment", default=None, help="MLflow experiment name (default: the use case's)")
+    ap.add_argument("--model-name", default=None, help="registered model name (default <use case's registered name>-<env>)")
     return ap
 
 
+def use_case_from(args: argparse.Namespace) -> UseCase:
+    """The use case a task works on (`--use-case`), loaded once per run of the task."""
+    if getattr(args, "_use_case", None) is None:
+        args._use_case = load_use_case(args.use_case or None)
+    return args._use_case
+
+
 def params_from(args: argparse.Namespace) -> Params:
-    path = Path(args.params) if args.params else project_dir() / "params.yaml"
-    return load_params(path, args.set)
+    """The use case's params (`--params` instead of its params.yaml) with the `--set` overrides."""
+    return use_case_from(args).load_params(args.set, Path(args.params) if args.params else None)
+
+
+def experiment(args: argparse.Namespace) -> str:
+    return args.experiment or use_case_from(args).experiment
 
 
 def model_name(args: argparse.Namespace, ctx: runtime.TaskContext) -> str:
-    return args.model_name or f"fraud-detector-{ctx.env}"
+    return args.model_name or f"{use_case_from(args).registered_name}-{ctx.env}"
 
 
 def upstream(task: str, key: str, given: Any = None) -> Any:

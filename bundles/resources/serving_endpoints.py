@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from bundles.resources.base import DeployContext
 from bundles.resources.spec import Strict
-from bundles.resources.stored import StoredKind
+from bundles.resources.stored import StoredKind, resource_key
 
 if TYPE_CHECKING:
     from bundles.envstore import ResourceRecord
@@ -22,6 +22,8 @@ class ServedModel(Strict):
 class ServingEndpoint(Strict):
     name: str | None = None
     model: str = Field(description="registered model name, e.g. ${resources.registered_models.fraud.name}")
+    use_case: str | None = Field(None, description="the use case whose declaration gives the request/response schema")
+    default: bool = Field(False, description="served at /predict (else at /<key>/predict); one per environment")
     served: list[ServedModel] = Field(min_length=1)
     shadow: str | None = Field(None, description="alias that scores a copy of each request, never answers")
     rollout: dict[str, Any] = Field({}, description="rollout settings for the serving layer (strategy, stages, sla)")
@@ -40,5 +42,30 @@ class ServingEndpoints(StoredKind):
     name = "serving_endpoints"
     model = ServingEndpoint
 
+    def put(self, ctx: DeployContext, action, old):
+        """Write the deployed spec, then bind the endpoint in the env's endpoint storage, so the
+        env's serving process starts serving it (`ml.serving.endpoints`)."""
+        rec = super().put(ctx, action, old)
+        use_case = action.spec.get("use_case")
+        if use_case:
+            from ml.serving.endpoints import Binding, write_binding
+
+            root = _endpoint_root(ctx)
+            if root is not None:
+                write_binding(root, Binding(name=resource_key(action.key), use_case=use_case,
+                                            model=action.spec.get("model"), default=bool(action.spec.get("default"))))
+        return rec
+
     def summary(self, ctx: DeployContext, rec: ResourceRecord) -> dict[str, Any]:
         return {"name": rec.name, "url": ctx.outputs.serving_url}
+
+
+def _endpoint_root(ctx: DeployContext):
+    """The env's endpoint storage as a local path (None where deploy cannot reach it: the
+    update_endpoint task binds the endpoint from inside the env instead)."""
+    from core.runtime import RuntimeContextError, local_storage_path
+
+    try:
+        return local_storage_path(ctx.outputs, "endpoint")
+    except (RuntimeContextError, AttributeError):
+        return None

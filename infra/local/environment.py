@@ -2,7 +2,11 @@
 
 Layout per env (all under `.conveyor/envs/<env>/` unless `conveyor:storage.root`):
   storage/   DVC remote, MLflow DB + artifacts, model/Bento store, tables, bundle state
-  run/       supervisord config, sockets, process logs, generated config files (0600)
+  run/       supervisord config, sockets, process logs, generated config files
+
+Both trees are owner-only (dirs 0700, files 0600), and so is what the servers add to them.
+MLflow's database is sqlite files in `storage/tracking/`, or with `conveyor:tracking.database:
+postgresql` a PostgreSQL server of the env (`infra.local.postgres`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import pulumi
 from core.paths import project_dir, state_dir
 from core.contract import STORAGE_SUBPATHS, storage_layout
 from infra.environment import Environment, EnvironmentArgs, credentials_output
+from infra.config import ConfigError, StackConfig
+from infra.local import postgres
 from infra.local.resources import DirectoryTree, LocalFile, SupervisedProgram
 from infra.local.users import MlflowUsers
 
@@ -60,24 +66,29 @@ class LocalStorage(pulumi.ComponentResource):
 
 
 class LocalTracking(pulumi.ComponentResource):
-    """`mlflow server` with sqlite, basic-auth and persona roles; artifacts proxied to storage."""
+    """`mlflow server` with basic-auth and persona roles; artifacts proxied to storage.
+
+    Its tracking store and user store are sqlite files in the env's storage, or the
+    databases of `database` (a `LocalPostgres`) when given."""
 
     def __init__(self, name: str, args: EnvironmentArgs, storage: LocalStorage, run_dir: Path,
-                 opts: pulumi.ResourceOptions | None = None):
+                 database: postgres.LocalPostgres | None = None, opts: pulumi.ResourceOptions | None = None):
         super().__init__("conveyor:local:Tracking", name, None, opts)
         cfg = args.config
-        child = pulumi.ResourceOptions(parent=self, depends_on=[storage.tree])
+        ready = [storage.tree, *([database.ready] if database else [])]
+        child = pulumi.ResourceOptions(parent=self, depends_on=ready)
         roles = {i.username: i.role for i in args.personas.values()}
         roles[args.admin.username] = "write"
         roles[args.serving.username] = "read"
         roles_file = LocalFile(f"{name}-roles", str(run_dir / "mlflow-roles.json"),
                                json.dumps(roles, indent=2, sort_keys=True), opts=child)
-        auth_ini = args.admin.password.apply(lambda pw: "\n".join([
+        auth_uri = database.auth_uri if database else f"sqlite:///{storage.root / 'tracking' / 'auth.db'}"
+        auth_ini = pulumi.Output.all(args.admin.password, auth_uri).apply(lambda a: "\n".join([
             "[mlflow]",
             f"default_permission = {cfg.access.default_permission}",
-            f"database_uri = sqlite:///{storage.root / 'tracking' / 'auth.db'}",
+            f"database_uri = {a[1]}",
             f"admin_username = {args.admin.username}",
-            f"admin_password = {pw}",
+            f"admin_password = {a[0]}",
             f"authorization_function = {AUTH_PLUGIN}",
             # Password hashing is deliberately slow; remember a verified login for a minute.
             "auth_cache_ttl_seconds = 60",
@@ -85,18 +96,21 @@ class LocalTracking(pulumi.ComponentResource):
         ]))
         auth_file = LocalFile(f"{name}-auth-config", str(run_dir / "mlflow-auth.ini"), auth_ini, opts=child)
         self.uri = f"http://127.0.0.1:{cfg.ports.tracking}"
+        # A sqlite path is no secret; a database URI with a password stays out of argv (ps shows argv).
+        sqlite_store = [] if database else ["--backend-store-uri", f"sqlite:///{storage.root / 'tracking' / 'mlflow.db'}"]
         command = [
-            _bin("mlflow"), "server", "--app-name", "basic-auth",
-            "--backend-store-uri", f"sqlite:///{storage.root / 'tracking' / 'mlflow.db'}",
+            _bin("mlflow"), "server", "--app-name", "basic-auth", *sqlite_store,
             "--artifacts-destination", str(storage.root / "mlflow-artifacts"), "--serve-artifacts",
             "--host", "127.0.0.1", "--port", str(cfg.ports.tracking), "--workers", "1",
         ]
-        environment = args.flask_secret.apply(lambda secret: {
+        backend_uri = database.backend_uri if database else None
+        environment = pulumi.Output.all(args.flask_secret, backend_uri).apply(lambda a: {
             "MLFLOW_AUTH_CONFIG_PATH": str(run_dir / "mlflow-auth.ini"),
             "CONVEYOR_MLFLOW_ROLES_FILE": str(run_dir / "mlflow-roles.json"),
-            "MLFLOW_FLASK_SERVER_SECRET_KEY": secret,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": a[0],
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no job runner processes: jobs are ours
             "PYTHONPATH": str(project_dir()),
+            **({"MLFLOW_BACKEND_STORE_URI": a[1]} if a[1] else {}),
         })
         self.server = SupervisedProgram(
             f"{name}-server", env=cfg.env, run_dir=str(run_dir), program="tracking", command=command,
@@ -105,7 +119,7 @@ class LocalTracking(pulumi.ComponentResource):
             # and so does a change of the auth plugin or the settings it reads.
             triggers=auth_ini.apply(lambda text: hashlib.sha256(
                 (text + code_digest("infra/components/mlflow_auth.py", "core/settings.py")).encode()).hexdigest()),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[roles_file, auth_file, storage.tree]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[roles_file, auth_file, *ready]),
         )
         users = {i.username: i.password for i in [*args.personas.values(), args.serving]}
         self.users = MlflowUsers(f"{name}-users", tracking_uri=self.uri, admin_username=args.admin.username,
@@ -147,7 +161,7 @@ class LocalServing(pulumi.ComponentResource):
             f"{name}-server", env=cfg.env, run_dir=str(run_dir), program="serving", command=command,
             directory=str(project_dir()), environment=environment, health_url=f"{self.url}/livez",
             triggers=digests.apply(
-                lambda d: hashlib.sha256((d + code_digest("ml", "core")).encode()).hexdigest()),
+                lambda d: hashlib.sha256((d + code_digest("ml", "core", "usecases")).encode()).hexdigest()),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[tokens_file, tracking.users]),
         )
         self.register_outputs({"serving_url": self.url})
@@ -183,6 +197,14 @@ class LocalEnvironment(Environment):
 
     platform = "local"
 
+    @classmethod
+    def preflight(cls, cfg: StackConfig) -> None:
+        if cfg.tracking.database == "postgresql":
+            try:
+                postgres.server_bin_dir()
+            except ConfigError as exc:
+                raise pulumi.RunError(str(exc)) from None
+
     def __init__(self, name: str, args: EnvironmentArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("conveyor:local:Environment", name, None, opts)
         cfg = args.config
@@ -194,7 +216,12 @@ class LocalEnvironment(Environment):
         run_tree = DirectoryTree(f"{name}-run", str(run_dir), ["logs", "programs"], False, opts=child)
         storage = LocalStorage(f"{name}-storage", root, cfg.storage.retain_on_destroy, opts=child)
         after_run = pulumi.ResourceOptions(parent=self, depends_on=[run_tree])
-        tracking = LocalTracking(f"{name}-tracking", args, storage, run_dir, opts=after_run)
+        database = None
+        if cfg.tracking.database == "postgresql":
+            database = postgres.LocalPostgres(
+                f"{name}-postgres", env=cfg.env, port=cfg.tracking.port, data_dir=root / "tracking" / "postgres",
+                run_dir=run_dir, opts=pulumi.ResourceOptions(parent=self, depends_on=[run_tree, storage.tree]))
+        tracking = LocalTracking(f"{name}-tracking", args, storage, run_dir, database, opts=after_run)
         serving = LocalServing(f"{name}-serving", args, storage, tracking, run_dir, opts=after_run)
 
         # URLs resolve only once their servers (and users) are up, so consumers never race them.

@@ -5,6 +5,8 @@ directory tree, a file, a supervised process (and, in `users.py`, a set of MLflo
 — is a small dynamic provider with real create/read/update/delete. `read` reports what
 is actually running so that `pulumi refresh` notices a dead process and the next `up`
 repairs it. (Generated secrets are shared by every platform: `infra.components.secrets`.)
+
+What they create is owner-only: directory trees 0700, files 0600 (`core.files`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
-from core.files import atomic_write
+from core.files import atomic_write, make_tree_private, private_dir
 # Stacks created before RandomSecret moved to infra.components keep its provider pickled
 # under this module's name; destroying or refreshing them unpickles it from here.
 from infra.components.secrets import _RandomSecretProvider  # noqa: F401
@@ -34,8 +36,9 @@ def _changed(olds: dict[str, Any], news: dict[str, Any], keys: list[str]) -> lis
 class _DirectoryTreeProvider(ResourceProvider):
     def create(self, props):
         root = Path(props["root"])
+        private_dir(root)
         for sub in props["subdirs"]:
-            (root / sub).mkdir(parents=True, exist_ok=True)
+            private_dir(root / sub)
         return CreateResult(id_=str(root), outs={**props, "exists": True})
 
     def read(self, id_, props):
@@ -44,10 +47,13 @@ class _DirectoryTreeProvider(ResourceProvider):
     def diff(self, _id, olds, news):
         replaces = _changed(olds, news, ["root"])
         changes = bool(replaces) or olds.get("subdirs") != news.get("subdirs") or olds.get("exists") is False
-        changes = changes or olds.get("retain_on_delete") != news.get("retain_on_delete")
+        changes = changes or _changed(olds, news, ["retain_on_delete", "private"]) != []
         return DiffResult(changes=changes, replaces=replaces, delete_before_replace=False)
 
-    def update(self, _id, _olds, news):
+    def update(self, _id, olds, news):
+        if not olds.get("private"):
+            # A tree made before state was kept private: whatever is in it becomes owner-only.
+            make_tree_private(news["root"])
         return UpdateResult(outs=self.create(news).outs)
 
     def delete(self, _id, props):
@@ -56,13 +62,14 @@ class _DirectoryTreeProvider(ResourceProvider):
 
 
 class DirectoryTree(Resource, module="conveyor", name="DirectoryTree"):
-    """A directory with fixed sub-directories; removed on destroy unless retained."""
+    """An owner-only directory (0700) with fixed sub-directories; removed on destroy unless retained."""
 
     root: pulumi.Output[str]
 
     def __init__(self, name: str, root: str, subdirs: list[str], retain_on_delete: bool,
                  opts: pulumi.ResourceOptions | None = None):
-        props = {"root": root, "subdirs": subdirs, "retain_on_delete": retain_on_delete, "exists": None}
+        props = {"root": root, "subdirs": subdirs, "retain_on_delete": retain_on_delete, "private": True,
+                 "exists": None}
         super().__init__(_DirectoryTreeProvider(), name, props, opts)
 
 
@@ -126,13 +133,13 @@ def wait_healthy(url: str | None, timeout: float) -> None:
 
 
 class _SupervisedProgramProvider(ResourceProvider):
-    _INPUTS = ["command", "directory", "environment", "health_url", "startsecs", "triggers"]
+    _INPUTS = ["command", "directory", "environment", "health_url", "startsecs", "stopsignal", "triggers"]
 
     def _start(self, props, restart: bool) -> dict:
         run_dir = Path(props["run_dir"])
         supervisor.ensure_daemon(props["env"], run_dir)
         supervisor.write_program(run_dir, props["name"], props["command"], props["directory"],
-                                 props["environment"], int(props["startsecs"]))
+                                 props["environment"], int(props["startsecs"]), props.get("stopsignal") or "TERM")
         supervisor.apply(run_dir, restart=props["name"] if restart else None)
         try:
             wait_healthy(props.get("health_url"), float(props["start_timeout"]))
@@ -183,11 +190,14 @@ class SupervisedProgram(Resource, module="conveyor", name="SupervisedProgram"):
     def __init__(self, name: str, *, env: str, run_dir: str, program: str, command: list[str],
                  directory: str, environment: pulumi.Input[dict[str, str]], health_url: str | None = None,
                  startsecs: int = 3, start_timeout: int = 300, triggers: pulumi.Input[str] | None = None,
-                 opts: pulumi.ResourceOptions | None = None):
-        """`triggers`: a digest of config files the process reads at start; a change restarts it."""
+                 stopsignal: str | None = None, opts: pulumi.ResourceOptions | None = None):
+        """`triggers`: a digest of config files the process reads at start; a change restarts it.
+        `stopsignal`: the signal that stops it cleanly, when not SIGTERM (e.g. "INT")."""
         props = {
             "env": env, "run_dir": run_dir, "name": program, "command": command, "directory": directory,
             "environment": environment, "health_url": health_url, "startsecs": startsecs,
             "start_timeout": start_timeout, "triggers": triggers, "running": None, "pid": None,
         }
+        if stopsignal:  # absent otherwise: programs of existing stacks see no change
+            props["stopsignal"] = stopsignal
         super().__init__(_SupervisedProgramProvider(), name, props, opts)

@@ -1,5 +1,9 @@
 """One `supervisord` per environment: it restarts what dies, and one env's teardown never
-reaches another's processes (separate daemon, socket, config and logs per env)."""
+reaches another's processes (separate daemon, socket, config and logs per env).
+
+Everything here is owner-only: the run dir and its config files (they hold credentials)
+are 0700/0600, and the daemon and every program run with umask 077, so the databases,
+logs and artifacts servers create later are private too."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from pathlib import Path
 
 from supervisor.xmlrpc import SupervisorTransport
 
-from core.files import atomic_write
+from core.files import PRIVATE_FILE, atomic_write, private_dir
 
 _DAEMON_CONF = """\
 ; Written by Conveyor (infra/local). One daemon per environment.
@@ -30,6 +34,7 @@ childlogdir={run_dir}/logs
 identifier=conveyor-{env}
 nodaemon=false
 silent=true
+umask=077
 
 [rpcinterface:supervisor]
 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
@@ -50,7 +55,8 @@ autostart=true
 autorestart=true
 startsecs={startsecs}
 startretries=10
-stopsignal=TERM
+umask=077
+stopsignal={stopsignal}
 stopwaitsecs=20
 stopasgroup=true
 killasgroup=true
@@ -93,9 +99,10 @@ def ensure_daemon(env: str, run_dir: Path) -> int:
     if pid:
         return pid
     for sub in ("logs", "programs"):
-        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+        private_dir(run_dir / sub)
+    private_dir(run_dir)
     conf = run_dir / "supervisord.conf"
-    conf.write_text(_DAEMON_CONF.format(socket=socket_path(run_dir), run_dir=run_dir, env=env))
+    atomic_write(conf, _DAEMON_CONF.format(socket=socket_path(run_dir), run_dir=run_dir, env=env), mode=PRIVATE_FILE)
     stale = socket_path(run_dir)
     if stale.exists():
         stale.unlink()
@@ -117,16 +124,19 @@ def write_program(
     directory: str,
     environment: dict[str, str],
     startsecs: int = 3,
+    stopsignal: str = "TERM",
 ) -> None:
+    """`stopsignal`: what asks the program to stop cleanly (supervisord kills it after 20 s)."""
     conf = _PROGRAM_CONF.format(
         name=name,
         command=subprocess.list2cmdline(command),
         directory=directory,
         environment=",".join(f"{k}={_quote_env(v)}" for k, v in sorted(environment.items())),
         startsecs=startsecs,
+        stopsignal=stopsignal,
         run_dir=run_dir,
     )
-    atomic_write(run_dir / "programs" / f"{name}.conf", conf, mode=0o600)  # env may hold secrets
+    atomic_write(run_dir / "programs" / f"{name}.conf", conf, mode=PRIVATE_FILE)  # env may hold secrets
 
 
 def apply(run_dir: Path, restart: str | None = None) -> None:

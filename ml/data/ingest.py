@@ -1,4 +1,4 @@
-"""Task `ingest`: produce bronze/silver/gold with DVC in the env's workspace and version them.
+"""Task `ingest`: produce a use case's bronze/silver/gold with DVC in the env's workspace and version them.
 
 Publishes task values `data_version` (DVC md5 of gold), `data_commit`, `bronze_md5`,
 `mlflow_run_id`; tags the job run's MLflow run with them.
@@ -21,22 +21,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=None, help="override data.seed")
     ap.add_argument("--drift", type=float, default=None, help="override data.drift")
     ap.add_argument("--subset", type=float, default=None, help="override data.subset (fraction of rows)")
-    ap.add_argument("--source", default=None, help="ingest this parquet/csv file instead of generating")
+    ap.add_argument("--source", default=None, help="ingest this parquet/csv file instead of the declared source")
     args = ap.parse_args(argv)
 
     def body() -> int:
         import mlflow
 
-        from ml.config import apply_overrides, check, load_raw
-
         ctx = runtime.context()
-        path = Path(args.params) if args.params else task.project_dir() / "params.yaml"
+        uc = task.use_case_from(args)
         overrides = list(args.set)
         for key in ("rows", "seed", "drift", "subset"):
             if getattr(args, key) is not None:
                 overrides.append(f"data.{key}={getattr(args, key)}")
-        raw = apply_overrides(load_raw(path), overrides)
-        check(raw, path)  # fail early on bad values
+        raw = uc.raw_params(overrides, args.params)  # checked: fails early on bad values
         source = None
         if args.source in ("", "generate"):
             args.source = None
@@ -46,14 +43,15 @@ def main(argv: list[str] | None = None) -> int:
                 raise task.TaskError(f"--source {args.source}: no such file")
         ws, remote = workspace_for(ctx)
         version = reproduce(ws, remote, raw, source_file=source)
-        rows = len(pd.read_parquet(cache_file(ws, version.gold_md5), columns=["is_fraud"]))
-        with task.start_job_run(ctx, args.experiment, None):
+        rows = len(pd.read_parquet(cache_file(ws, version.gold_md5), columns=[uc.label]))
+        with task.start_job_run(ctx, task.experiment(args), None):
             mlflow.set_tags({
                 "data_version": version.gold_md5,
                 "data_commit": version.commit,
                 "data_bronze_md5": version.bronze_md5,
                 "data_silver_md5": version.silver_md5,
                 "data_source": str(source) if source else "generate",
+                "use_case": uc.name,
             })
             mlflow.log_params({f"data.{k}": v for k, v in raw.get("data", {}).items() if k != "source"})
             mlflow.log_metric("data_rows", rows)

@@ -1,11 +1,11 @@
-"""Medallion steps run by `dvc repro` (see dvc.yaml): bronze → silver → gold.
+"""Medallion steps run by `dvc repro` (see dvc.yaml): bronze → silver → gold, for one use case.
 
-- bronze: raw transactions exactly as they arrived (generated or landed from a file);
-  no fixing, so data validation sees what the source really sent.
-- silver: typed, de-duplicated, ordered by time.
-- gold: model features (ml/features.py) + label + keys, ready for training.
+- bronze: raw rows exactly as they arrived (the use case's declared source, or a file landed
+  for this run); no fixing, so data validation sees what the source really sent.
+- silver: typed as declared (`dataset.columns`), de-duplicated on the id, ordered by time.
+- gold: keys (id, entity key, timestamp) + the use case's features + label, ready for training.
 
-Usage: python -m ml.data.medallion {bronze,silver,gold} [--params params.yaml]
+Usage: python -m ml.data.medallion {bronze,silver,gold} [--use-case NAME] [--params params.yaml]
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import pandas as pd
 
 from core.cli import guarded
 from core.errors import ConveyorError
-from ml.config import ConfigError, load_params
-from ml.data.generate import RAW_COLUMNS, generate_transactions
-from ml.features import FEATURES, LABEL, build_features
+from core.paths import project_dir
+from ml.config import ConfigError, DataParams
+from ml.usecase import UseCase, load_use_case
 
 DATA_DIR = Path("data")
 BRONZE = DATA_DIR / "bronze.parquet"
@@ -44,49 +44,66 @@ def read_table(path: Path) -> pd.DataFrame:
         raise SourceDataError(f"cannot read {path}: {exc}") from exc
 
 
-def bronze(source: str, rows: int, seed: int, drift: float, days: int, start: str, subset: float = 1.0) -> pd.DataFrame:
-    if source == "generate":
-        return generate_transactions(max(10, int(round(rows * subset))), seed=seed, drift=drift, days=days, start=start)
-    path = Path(source)
-    if not path.is_file():
-        raise ConfigError(f"data.source {source!r} is neither `generate` nor an existing file")
-    df = read_table(path)
-    return df if subset >= 1.0 else df.sample(frac=subset, random_state=seed).sort_index()
+def _read_files(paths: list[Path]) -> pd.DataFrame:
+    return pd.concat([read_table(p) for p in paths], ignore_index=True) if len(paths) > 1 else read_table(paths[0])
 
 
-def silver(df: pd.DataFrame) -> pd.DataFrame:
-    missing = [c for c in RAW_COLUMNS if c not in df.columns]
+def bronze(uc: UseCase, p: DataParams, root: Path | None = None) -> pd.DataFrame:
+    """Raw rows: `p.source` when it names a file, else the use case's declared source."""
+    if p.source in ("", "generate"):
+        if uc.spec.source.kind == "generator":
+            return uc.generate(p)
+        files = uc.source_files(root or project_dir())
+        if not files:
+            raise SourceDataError(f"use case {uc.name!r}: source.path {uc.spec.source.path!r} holds no parquet/csv file")
+        df = _read_files(files)
+    else:
+        path = Path(p.source)
+        if not path.is_file():
+            raise ConfigError(f"data.source {p.source!r} is neither `generate` nor an existing file")
+        df = read_table(path)
+    return df if p.subset >= 1.0 else df.sample(frac=p.subset, random_state=p.seed).sort_index()
+
+
+def silver(uc: UseCase, df: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in uc.raw_columns if c not in df.columns]
     if missing:
-        raise SourceDataError(f"raw table lacks required columns {missing} (expected the bronze schema {RAW_COLUMNS})")
+        raise SourceDataError(f"raw table lacks required columns {missing} (expected the bronze schema {uc.raw_columns})")
     out = df.copy()
-    out["timestamp"] = pd.to_datetime(out["timestamp"], errors="coerce")
-    for col in ("amount", "home_lat", "home_lon", "txn_lat", "txn_lon"):
-        out[col] = pd.to_numeric(out[col], errors="coerce")
-    out = out.drop_duplicates(subset="transaction_id", keep="first")
-    return out.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    for name, col in uc.spec.dataset.columns.items():
+        if col.type == "datetime":
+            out[name] = pd.to_datetime(out[name], errors="coerce")
+        elif col.type == "float":
+            out[name] = pd.to_numeric(out[name], errors="coerce")
+    out = out.drop_duplicates(subset=uc.id_column, keep="first")
+    if uc.timestamp is not None:
+        out = out.sort_values(uc.timestamp, kind="stable")
+    return out.reset_index(drop=True)
 
 
-def gold(df: pd.DataFrame) -> pd.DataFrame:
-    feats = build_features(df)
-    keys = df[["transaction_id", "customer_id", "timestamp"]]
-    return pd.concat([keys, feats[FEATURES], df[[LABEL]].astype("int64")], axis=1)
+def gold(uc: UseCase, df: pd.DataFrame) -> pd.DataFrame:
+    feats = uc.build_features(df)
+    keys = df[uc.key_columns]
+    label = df[[uc.label]].astype("int64") if uc.is_classification else df[[uc.label]].astype("float64")
+    return pd.concat([keys, feats[[f for f in uc.feature_names if f not in uc.key_columns]], label], axis=1)
 
 
 @guarded
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ml.data.medallion", description=__doc__.splitlines()[0])
     ap.add_argument("stage", choices=["bronze", "silver", "gold"])
+    ap.add_argument("--use-case", default=None, help="the use case (default: the project's only one)")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
     try:
-        p = load_params(args.params).data
+        uc = load_use_case(args.use_case)
         DATA_DIR.mkdir(exist_ok=True)
         if args.stage == "bronze":
-            bronze(p.source, p.rows, p.seed, p.drift, p.days, p.start, p.subset).to_parquet(BRONZE, index=False)
+            bronze(uc, uc.load_params(path=args.params).data).to_parquet(BRONZE, index=False)
         elif args.stage == "silver":
-            silver(pd.read_parquet(BRONZE)).to_parquet(SILVER, index=False)
+            silver(uc, pd.read_parquet(BRONZE)).to_parquet(SILVER, index=False)
         else:
-            gold(pd.read_parquet(SILVER)).to_parquet(GOLD, index=False)
+            gold(uc, pd.read_parquet(SILVER)).to_parquet(GOLD, index=False)
     except ConveyorError as exc:
         raise StageFailed(f"{args.stage} stage: {exc}") from exc
     return 0

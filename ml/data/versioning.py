@@ -3,8 +3,9 @@
 Why a workspace per env: DVC needs a git repo, and the project checkout is shared
 by people and by every environment. Running `dvc repro` there would let dev, staging
 and prod overwrite each other's `dvc.lock` and cache. Instead each env gets
-`<storage.root>/dvc-workspace`: its own git repo + DVC cache, `ml/` linked to the
-project's code, the project's `dvc.yaml`, and `params.yaml` as used for that run.
+`<storage.root>/dvc-workspace`: its own git repo + DVC cache, `ml/` and `usecases/` linked to
+the project's code, the project's `dvc.yaml`, and the use case's `params.yaml` as used for
+that run.
 Its default remote is the env's `storage.dvc_remote`, so pushed data lives in the
 env's storage. The data version is the DVC md5 of `data/gold.parquet` (what training
 reads); bronze/silver md5s and the workspace commit are recorded too.
@@ -84,16 +85,21 @@ def ensure_workspace(ws: Path, remote: str | Path, project: Path | None = None) 
         Path(remote).mkdir(parents=True, exist_ok=True)
     if not (ws / ".git").exists():
         _run(["git", "init", "-q", "-b", "main"], ws, project, "git init")
-        (ws / ".gitignore").write_text("/ml\n/data/\n/restored/\n/.conveyor-*\n")
+        (ws / ".gitignore").write_text("/ml\n/usecases\n/data/\n/restored/\n/.conveyor-*\n")
     if not (ws / ".dvc").exists():
         _run([_tool("dvc"), "init", "-q"], ws, project, "dvc init")
         _run([_tool("dvc"), "config", "core.analytics", "false"], ws, project, "dvc config")
     _run([_tool("dvc"), "remote", "add", "-f", "-d", "env", str(remote)], ws, project, "dvc remote add")
-    link = ws / "ml"
-    if link.is_symlink() and Path(os.readlink(link)) != project / "ml":
-        link.unlink()
-    if not link.exists():
-        link.symlink_to(project / "ml", target_is_directory=True)
+    for package in ("ml", "usecases"):
+        link = ws / package
+        if link.is_symlink() and Path(os.readlink(link)) != project / package:
+            link.unlink()
+        if not link.exists():
+            link.symlink_to(project / package, target_is_directory=True)
+    ignore = ws / ".dvcignore"
+    if "__pycache__" not in (ignore.read_text() if ignore.exists() else ""):
+        with ignore.open("a") as fh:  # byte code is not a dependency of a stage
+            fh.write("__pycache__/\n")
     (ws / "data" / "landing").mkdir(parents=True, exist_ok=True)
 
 

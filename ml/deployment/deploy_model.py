@@ -16,8 +16,7 @@ from core import runtime
 from core.files import atomic_write
 from ml import task
 from ml.registry import CHALLENGER, CHAMPION, VALIDATION_TAG, alias_version, held_out, load_model, parse_uri
-from ml.features import LABEL
-from ml.training.pipeline import evaluate
+from ml.training.estimator import evaluate
 
 POINTER = "champion.json"
 
@@ -35,21 +34,23 @@ def decide(primary: str, min_improvement: float, challenger: dict, champion: dic
     return False, f"{primary} {challenger[primary]:.4f} vs champion {champion[primary]:.4f} ({gain:+.4f} < {min_improvement})"
 
 
-def _comparison_plot(challenger: dict, champion: dict | None, baseline: dict, labels: tuple[str, str]):
+def _comparison_plot(challenger: dict, champion: dict | None, baseline: dict, labels: tuple[str, str],
+                     metrics: list[str] | None = None):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    metrics = ["roc_auc", "pr_auc", "f1", "precision", "recall"]
+    metrics = metrics or ["roc_auc", "pr_auc", "f1", "precision", "recall"]
     other = champion or {m: baseline.get(m, np.nan) for m in metrics}
     x = np.arange(len(metrics))
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     ax.bar(x - 0.2, [challenger[m] for m in metrics], 0.4, label=labels[0], color="#4878d0")
     ax.bar(x + 0.2, [other.get(m, np.nan) for m in metrics], 0.4, label=labels[1], color="#ee854a")
     ax.set_xticks(x, metrics)
-    ax.set_ylim(0, 1)
+    if all(0 <= v <= 1 for v in [*(challenger[m] for m in metrics)] if v == v):
+        ax.set_ylim(0, 1)
     ax.set_title("Challenger vs champion on held-out data")
     ax.legend()
     fig.tight_layout()
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
         ctx = runtime.context()
         params = task.params_from(args)
+        uc = task.use_case_from(args)
         dp = params.deployment
         client = mlflow.MlflowClient()
         uri = task.upstream("train", "model_uri", args.model_uri)
@@ -84,17 +86,19 @@ def main(argv: list[str] | None = None) -> int:
         data_version = mv.tags["data_version"]
         data = held_out(ctx, params, data_version)
         threshold = params.train.threshold
-        chall_metrics = evaluate(load_model(name, version), data, threshold)
+        chall_metrics = evaluate(uc, load_model(name, version), data, threshold)
         champ_mv = alias_version(client, name, CHAMPION)
         champ_metrics = None
         if champ_mv is not None and champ_mv.version != version:
-            champ_metrics = evaluate(load_model(name, champ_mv.version), data, threshold)
-        positives = int(data[LABEL].sum())
+            champ_metrics = evaluate(uc, load_model(name, champ_mv.version), data, threshold)
+        # classification: too few positive cases held out is not evidence enough to replace a champion
+        positives = int(data[uc.label].sum()) if uc.is_classification else None
         if champ_mv is not None and champ_mv.version == version:
             promote, why = True, f"v{version} is already champion"
-        elif champ_metrics is not None and positives < params.model_validation.min_held_out_positives:
-            promote, why = False, (f"only {positives} fraud cases in held-out data: not enough evidence to replace "
-                                   f"champion v{champ_mv.version}")
+        elif champ_metrics is not None and positives is not None \
+                and positives < params.model_validation.min_held_out_positives:
+            promote, why = False, (f"only {positives} positive cases ({uc.label}) in held-out data: not enough "
+                                   f"evidence to replace champion v{champ_mv.version}")
         else:
             promote, why = decide(dp.primary_metric, dp.min_improvement, chall_metrics, champ_metrics, dp.baseline)
         comparison = {
@@ -111,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             if champ_metrics:
                 mlflow.log_metrics({f"deploy_champion_{k}": v for k, v in champ_metrics.items()})
             fig = _comparison_plot(chall_metrics, champ_metrics, dp.baseline,
-                                   (f"challenger v{version}", f"champion v{champ_mv.version}" if champ_metrics else "baseline"))
+                                   (f"challenger v{version}", f"champion v{champ_mv.version}" if champ_metrics else "baseline"),
+                                   None if uc.is_classification else list(uc.metrics.names))
             mlflow.log_figure(fig, "plots/challenger_vs_champion.png")
             mlflow.set_tag("deployment_decision", "promoted" if promote else "kept_champion")
         client.set_model_version_tag(name, version, "deployment_decision", "promoted" if promote else "kept_champion")
@@ -133,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             mlflow.sklearn.load_model(f"models:/{name}/{version}"),
             bentoml_home=ctx.storage_path("bentos"), registered_model=name, version=version,
             data_version=data_version, git_sha=mv.tags.get("git_sha", ctx.git_sha), service=dp.bento_service,
-            threshold=threshold,
+            threshold=threshold, use_case=uc.name, description=uc.spec.description,
         )
         pointer = {"registered_model": name, "version": version, "model_uri": f"models:/{name}/{version}",
                    "data_version": data_version, "git_sha": mv.tags.get("git_sha", ctx.git_sha), "metrics": chall_metrics,

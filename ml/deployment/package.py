@@ -20,7 +20,8 @@ def _label(value: str) -> str:
 
 
 def package(sk_model, *, bentoml_home: Path, registered_model: str, version: str, data_version: str,
-            git_sha: str, service: str, threshold: float) -> dict[str, str]:
+            git_sha: str, service: str, threshold: float, use_case: str | None = None,
+            description: str = "") -> dict[str, str]:
     """Import `sk_model` into the store and build a Bento serving it; returns the tags.
 
     `service` names the Bento (`<service>:v<version>-<git sha>`).
@@ -40,7 +41,7 @@ def package(sk_model, *, bentoml_home: Path, registered_model: str, version: str
                                            metadata={"model_uri": f"models:/{registered_model}/{version}", "threshold": threshold})
     bento = build_pinned(
         f"{service}:v{_label(version)}-{_label(git_sha)[:12]}", bentoml_model=str(model.tag),
-        name=registered_model, version=str(version), threshold=threshold, labels=labels,
-        description=f"Fraud detector serving {registered_model} v{version} (data {data_version})",
+        name=registered_model, version=str(version), threshold=threshold, labels=labels, use_case=use_case,
+        description=f"{description or registered_model}: serving {registered_model} v{version} (data {data_version})",
     )
     return {"bentoml_model": str(model.tag), "bento": bento, "bentoml_home": str(bentoml_home)}

@@ -1,12 +1,13 @@
-"""Task `batch_score`: score a table of transactions with the env's `champion` into a predictions table.
+"""Task `batch_score`: score a table of raw rows with the env's `champion` into a predictions table.
 
-    python -m ml.inference.batch_score [--input transactions.parquet] [--output DIR]
+    python -m ml.inference.batch_score [--use-case NAME] [--input rows.parquet] [--output DIR]
 
-Input: parquet/csv of raw transactions (bronze schema; a label column is ignored).
-Default input is the silver table last ingested in this env's DVC workspace.
+Input: parquet/csv of the use case's raw rows (at least its request columns; a label column is
+ignored). Default input is the silver table last ingested in this env's DVC workspace.
 Output: one parquet part per run under `<storage.root>/tables/predictions/` (read the
-directory as one table); every row carries `model_name`, `model_version`, `scored_at`
-and the job run id.
+directory as one table): the row id, the use case's score column (classification: the
+probability) and prediction column; every row carries `model_name`, `model_version`,
+`scored_at` and the job run id.
 """
 
 from __future__ import annotations
@@ -22,37 +23,44 @@ from core.files import atomic_write
 from ml import task
 from ml.data.medallion import read_table
 from ml.data.versioning import workspace_for
-from ml.features import FEATURES, RAW_INPUT_COLUMNS, build_features
 from ml.registry import CHAMPION, alias_version
+from ml.training.estimator import predict
+from ml.usecase import UseCase
 
 
-def score_frame(model, raw: pd.DataFrame, threshold: float, batch_size: int, progress=None) -> pd.DataFrame:
-    """Fraud probability per row of `raw`, in chunks so memory stays flat on big tables."""
-    missing = [c for c in RAW_INPUT_COLUMNS if c not in raw.columns]
+def output_columns(uc: UseCase) -> list[str]:
+    scored = [uc.score_column, uc.prediction_column] if uc.is_classification else [uc.prediction_column]
+    return [uc.id_column, *scored, "scored_at"]
+
+
+def score_frame(uc: UseCase, model, raw: pd.DataFrame, threshold: float, batch_size: int, progress=None) -> pd.DataFrame:
+    """The model's score per row of `raw`, in chunks so memory stays flat on big tables."""
+    missing = [c for c in uc.request_columns if c not in raw.columns]
     if missing:
         raise task.TaskError(f"input table lacks columns {missing}")
     parts = []
     for start in range(0, len(raw), batch_size):
         chunk = raw.iloc[start:start + batch_size]
         try:
-            features = build_features(chunk)[FEATURES]
-        except ValueError as exc:  # e.g. a non-numeric amount or an unparseable timestamp
+            features = uc.build_features(chunk)
+        except ValueError as exc:  # e.g. a non-numeric value or an unparseable timestamp
             raise task.TaskError(f"input rows {start}-{start + len(chunk) - 1}: cannot compute features: {exc}") from exc
-        proba = model.predict_proba(features)[:, 1]
-        parts.append(pd.DataFrame({
-            "transaction_id": chunk["transaction_id"].to_numpy() if "transaction_id" in chunk else np.arange(start, start + len(chunk)).astype(str),
-            "fraud_probability": proba,
-            "is_fraud": proba >= threshold,
-            "scored_at": pd.Timestamp(dt.datetime.now(dt.UTC)),
-        }))
+        predicted = predict(uc, model, features)
+        ids = chunk[uc.id_column].to_numpy() if uc.id_column in chunk else np.arange(start, start + len(chunk)).astype(str)
+        columns = {uc.id_column: ids}
+        if uc.is_classification:
+            columns.update({uc.score_column: predicted, uc.prediction_column: predicted >= threshold})
+        else:
+            columns[uc.prediction_column] = predicted
+        parts.append(pd.DataFrame({**columns, "scored_at": pd.Timestamp(dt.datetime.now(dt.UTC))}))
         if progress is not None:
             progress(len(chunk))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["transaction_id", "fraud_probability", "is_fraud", "scored_at"])
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=output_columns(uc))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = task.parser("ml.inference.batch_score", __doc__)
-    ap.add_argument("--input", default=None, help="parquet/csv of transactions (default: env's latest silver table)")
+    ap.add_argument("--input", default=None, help="parquet/csv of raw rows (default: env's latest silver table)")
     ap.add_argument("--output", default=None, help="predictions table dir (default: <storage.root>/tables/predictions)")
     ap.add_argument("--alias", default=CHAMPION, help="model alias to score with")
     args = ap.parse_args(argv)
@@ -63,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         from rich.progress import Progress
 
         ctx = runtime.context()
+        uc = task.use_case_from(args)
         params = task.params_from(args)
         name = task.model_name(args, ctx)
         client = mlflow.MlflowClient()
@@ -79,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         model = mlflow.sklearn.load_model(f"models:/{name}/{mv.version}")
         with Progress(transient=True) as bar:
             job = bar.add_task(f"scoring {len(raw)} rows with {name} v{mv.version}", total=len(raw))
-            out = score_frame(model, raw, params.train.threshold, params.inference.batch_size,
+            out = score_frame(uc, model, raw, params.train.threshold, params.inference.batch_size,
                               progress=lambda n: bar.advance(job, n))
         out["model_name"] = name
         out["model_version"] = mv.version
@@ -91,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         task.publish("predictions_part", str(part))
         task.publish("rows_scored", len(out))
         task.publish("model_version", mv.version)
-        print(f"batch_score: {len(out)} rows scored with {name} v{mv.version} ({int(out['is_fraud'].sum())} flagged) -> {part}")
+        flagged = f" ({int(out[uc.prediction_column].sum())} flagged)" if uc.is_classification else ""
+        print(f"batch_score: {len(out)} rows scored with {name} v{mv.version}{flagged} -> {part}")
         return 0
 
     return task.run_task("batch_score", body)

@@ -10,16 +10,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ml.features import FEATURES
 from ml.monitoring import drift
 from ml.monitoring.settings import MonitorSettings
 
 TRAFFIC = ("champion", "challenger")
 
 
-def inference_features(table: pd.DataFrame) -> pd.DataFrame:
-    """The model features as logged by the service (`f_<name>` columns) under their plain names."""
-    return pd.DataFrame({f: table[f"f_{f}"] for f in FEATURES}, index=table.index)
+def inference_features(table: pd.DataFrame, features: list[str] | None = None) -> pd.DataFrame:
+    """The model features as logged by the service (`f_<name>` columns) under their plain names
+    (`features`, default: every logged one)."""
+    features = features if features is not None else [c[2:] for c in table.columns if c.startswith("f_")]
+    return pd.DataFrame({f: table[f"f_{f}"] for f in features}, index=table.index)
 
 
 def assign_windows(traffic: pd.DataFrame, settings: MonitorSettings) -> pd.DataFrame:
@@ -46,8 +47,10 @@ def _quality(y: pd.Series, p: pd.Series) -> dict[str, float]:
 def compute(table: pd.DataFrame, reference: pd.DataFrame, settings: MonitorSettings,
             reference_predictions: pd.Series | None = None, labels: pd.DataFrame | None = None
             ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(metrics, windows) for the inference `table` against `reference` features."""
+    """(metrics, windows) for the inference `table` against `reference` features (its columns are
+    the features monitored: the use case's feature columns)."""
     th = settings.thresholds
+    features = list(reference.columns)
     rows: list[dict] = []
     windows: list[dict] = []
     if table.empty:
@@ -60,9 +63,9 @@ def compute(table: pd.DataFrame, reference: pd.DataFrame, settings: MonitorSetti
         start, end = float(win["timestamp"].min()), float(win["timestamp"].max())
         base = {"window": int(w), "window_start": start, "window_end": end, "n": int(len(win))}
         reasons: list[str] = []
-        feats = inference_features(win)
+        feats = inference_features(win, features)
         drifted = []
-        for f in FEATURES:
+        for f in features:
             ref = reference[f]
             cur = feats[f]
             values = {"psi": drift.psi(ref, cur), "js": drift.js(ref, cur), "ks": drift.ks(ref, cur)[0]}

@@ -5,7 +5,10 @@ window with the training reference, appends results to the metric table and writ
 report. Exits 0 whether or not there is drift: deciding what to do about it is the
 retraining condition's job. Bad settings or inputs (`MonitorError`) are one line and exit 2.
 
-Usage: python -m ml.monitoring.job [--monitor-file resources/monitoring.yml] [--reference auto|<file>]
+The features monitored are the use case's (`--use-case`): the reference is its gold table (or
+raw rows, featurised), else rows of its declared generator at the params' seed.
+
+Usage: python -m ml.monitoring.job [--use-case NAME] [--monitor-file resources/monitoring.yml] [--reference auto|<file>]
 """
 
 from __future__ import annotations
@@ -21,36 +24,36 @@ import pandas as pd
 from core import settings as env_settings
 from core.cli import guarded
 from core.files import atomic_write
-from ml.features import FEATURES, RAW_INPUT_COLUMNS, build_features
 from ml.monitoring import report, tables
 from ml.monitoring.compute import compute, inference_features
 from ml.monitoring.settings import MonitorError, MonitorSettings, load_monitor_settings
 from ml.serving.inference_log import read_table
+from ml.usecase import UseCase, load_use_case
 
 
-def load_reference(spec: str, rows: int) -> pd.DataFrame:
-    """Training-distribution features: a gold/raw file, else `data/gold.parquet`, else the generator at drift 0."""
+def load_reference(spec: str, rows: int, uc: UseCase) -> pd.DataFrame:
+    """Training-distribution features: a gold/raw file, else `data/gold.parquet`, else the use case's generator."""
+    features = uc.feature_names
     path = Path("data/gold.parquet") if spec == "auto" else Path(spec)
     if path.is_file():
         try:
             frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
         except ValueError as exc:  # not parquet / csv after all
             raise MonitorError(f"reference file {path}: {exc}") from exc
-        if not set(FEATURES) <= set(frame.columns):
-            if not set(RAW_INPUT_COLUMNS) <= set(frame.columns):
-                raise MonitorError(f"reference file {path} has neither the model features {FEATURES} "
-                                   f"nor the raw columns {RAW_INPUT_COLUMNS}")
-            frame = build_features(frame)
-        return frame[FEATURES].sample(min(rows, len(frame)), random_state=0).reset_index(drop=True)
+        if not set(features) <= set(frame.columns):
+            if not set(uc.request_columns) <= set(frame.columns):
+                raise MonitorError(f"reference file {path} has neither the model features {features} "
+                                   f"nor the raw columns {uc.request_columns}")
+            frame = uc.build_features(frame)
+        return frame[features].sample(min(rows, len(frame)), random_state=0).reset_index(drop=True)
     if spec != "auto":
         raise MonitorError(f"reference file not found: {spec}")
-    from ml.config import load_params
-    from ml.data.generate import generate_transactions
-
-    p = load_params("params.yaml").data if Path("params.yaml").is_file() else None
-    raw = generate_transactions(rows, seed=p.seed if p else 42, drift=0.0, days=p.days if p else 60,
-                                start=p.start if p else "2026-01-01")
-    return build_features(raw)[FEATURES]
+    if uc.spec.source.kind != "generator":
+        raise MonitorError(f"no reference: pass --reference (use case {uc.name!r} has no generator to draw one from)")
+    data = uc.load_params().data.model_copy(update={"rows": rows, "subset": 1.0})
+    if "drift" in type(data).model_fields or "drift" in (data.model_extra or {}):
+        data = data.model_copy(update={"drift": 0.0})  # the reference is the undrifted distribution
+    return uc.build_features(uc.generate(data))
 
 
 def reference_predictions(endpoint_dir: Path | None, reference: pd.DataFrame) -> pd.Series | None:
@@ -90,7 +93,7 @@ def run(table_dir: Path, metric_dir: Path, settings: MonitorSettings, *, env: st
     latest = None
     if len(windows):
         traffic = table[table["served_by"].isin(("champion", "challenger"))].sort_values("timestamp")
-        latest = inference_features(traffic.tail(int(windows.iloc[-1]["n"])))
+        latest = inference_features(traffic.tail(int(windows.iloc[-1]["n"])), list(reference.columns))
     report_dir = Path(report_dir or Path(metric_dir) / "reports")
     report_dir.mkdir(parents=True, exist_ok=True)
     page = report.render(env, metrics, windows, reference, latest, settings.thresholds)
@@ -104,11 +107,14 @@ def run(table_dir: Path, metric_dir: Path, settings: MonitorSettings, *, env: st
 @guarded
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ml.monitoring.job", description="drift and quality monitoring")
+    ap.add_argument("--use-case", default=None, help="the use case monitored (default: the project's only one)")
     ap.add_argument("--monitor-file", default="resources/monitoring.yml")
     ap.add_argument("--reference", default="auto")
     ap.add_argument("--inference-table", help="default: the env's storage.inference_table")
     ap.add_argument("--metric-table", help="default: the env's storage.metric_table")
     ap.add_argument("--endpoint-dir", help="default: the env's storage.endpoint")
+    ap.add_argument("--endpoint", default=None,
+                    help="a named serving endpoint: its inference table and config under the env's storage")
     args = ap.parse_args(argv)
     in_task = env_settings.ENV_OUTPUTS.is_set()
     settings = load_monitor_settings(Path(args.monitor_file))
@@ -117,16 +123,22 @@ def main(argv: list[str] | None = None) -> int:
 
         ctx = runtime.context()
         env = ctx.env
-        table_dir = Path(args.inference_table) if args.inference_table else ctx.storage_path("inference_table")
+        from ml.serving import endpoints
+
+        table_dir = Path(args.inference_table) if args.inference_table else \
+            endpoints.table_dir(ctx.storage_path("inference_table"), args.endpoint)
         metric_dir = Path(args.metric_table) if args.metric_table else ctx.storage_path("metric_table")
-        endpoint_dir = Path(args.endpoint_dir) if args.endpoint_dir else ctx.storage_path("endpoint")
+        if args.endpoint and not args.metric_table:
+            metric_dir = metric_dir / args.endpoint  # each endpoint's metrics and report apart
+        endpoint_dir = Path(args.endpoint_dir) if args.endpoint_dir else \
+            endpoints.config_dir(ctx.storage_path("endpoint"), args.endpoint)
     else:
         if not (args.inference_table and args.metric_table):
             raise MonitorError("outside a bundle run pass --inference-table and --metric-table")
         env = env_settings.ENV.get() or "local"
         table_dir, metric_dir = Path(args.inference_table), Path(args.metric_table)
         endpoint_dir = Path(args.endpoint_dir) if args.endpoint_dir else None
-    reference = load_reference(args.reference, settings.config.reference_rows)
+    reference = load_reference(args.reference, settings.config.reference_rows, load_use_case(args.use_case or None))
     result = run(table_dir, metric_dir, settings, env=env, endpoint_dir=endpoint_dir, reference=reference)
     print(f"monitored {result['rows']} logged rows in {result['windows']} windows; "
           f"violating windows: {result['violated_windows'] or 'none'}; report: {result['report']}")

@@ -9,8 +9,6 @@ from datetime import datetime, UTC
 
 import pandas as pd
 
-from ml.features import FEATURES
-
 
 def _png(fig) -> str:
     buf = io.BytesIO()
@@ -43,8 +41,9 @@ def _distributions(reference: pd.DataFrame, latest: pd.DataFrame) -> str:
 
     from ml.monitoring.drift import is_numeric
 
-    fig, axes = plt.subplots(2, (len(FEATURES) + 1) // 2, figsize=(12, 5))
-    for ax, f in zip(axes.flat, FEATURES):
+    features = list(reference.columns)  # the model's features: the reference holds exactly them
+    fig, axes = plt.subplots(2, max(1, (len(features) + 1) // 2), figsize=(12, 5), squeeze=False)
+    for ax, f in zip(axes.flat, features):
         if is_numeric(reference[f]):
             lo, hi = reference[f].quantile([0.005, 0.995])
             ax.hist(reference[f].clip(lo, hi), bins=30, alpha=0.5, density=True, label="reference")

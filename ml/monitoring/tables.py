@@ -29,7 +29,20 @@ def labels_dir(inference_table: Path) -> Path:
     return Path(inference_table).parent / "labels"
 
 
-def read_labels(path: Path) -> pd.DataFrame:
+def _default_names() -> tuple[str | None, str | None]:
+    """(id column, label) of the project's default use case, or (None, None) when it is ambiguous."""
+    from ml.usecase import UseCaseError, load_use_case
+
+    try:
+        uc = load_use_case()
+    except UseCaseError:
+        return None, None
+    return uc.id_column, uc.label
+
+
+def read_labels(path: Path, id_column: str | None = None, label: str | None = None) -> pd.DataFrame:
+    """The labels table as `request_id, label`; files may name them as the use case does
+    (`id_column`, `label`; default: the project's default use case)."""
     files = sorted(Path(path).glob("*.parquet")) + sorted(Path(path).glob("*.csv")) + sorted(Path(path).glob("*.jsonl"))
     frames = []
     for f in files:
@@ -42,8 +55,10 @@ def read_labels(path: Path) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=["request_id", "label"])
     df = pd.concat(frames, ignore_index=True)
-    if "request_id" not in df.columns and "transaction_id" in df.columns:
-        df = df.rename(columns={"transaction_id": "request_id"})
-    if "label" not in df.columns and "is_fraud" in df.columns:
-        df = df.rename(columns={"is_fraud": "label"})
+    if id_column is None and label is None and not {"request_id", "label"} <= set(df.columns):
+        id_column, label = _default_names()
+    if "request_id" not in df.columns and id_column in df.columns:
+        df = df.rename(columns={id_column: "request_id"})
+    if "label" not in df.columns and label in df.columns:
+        df = df.rename(columns={label: "label"})
     return df[["request_id", "label"]].drop_duplicates("request_id", keep="last")

@@ -25,8 +25,12 @@ from ml.serving.pinned import PIN_FILE, pin_document
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE = "ml.serving.service:ConveyorEndpoint"
-INCLUDE = ["core/*.py", "ml/__init__.py", "ml/features.py", "ml/serving/*.py", "ml/serving/rollouts/*.py"]
-PACKAGES = ("bentoml", "mlflow", "scikit-learn", "pandas", "numpy", "pydantic", "filelock", "threadpoolctl", "httpx")
+# The service, the use-case contract its schemas are derived from (and what that imports), the use cases.
+INCLUDE = ["core/*.py", "ml/__init__.py", "ml/config.py", "ml/usecase/*.py", "ml/serving/*.py",
+           "ml/serving/rollouts/*.py", "bundles/__init__.py", "bundles/errors.py", "bundles/source.py",
+           "usecases/__init__.py", "usecases/*/*.py", "usecases/*/*.yml", "usecases/*/*.yaml"]
+PACKAGES = ("bentoml", "mlflow", "scikit-learn", "pandas", "numpy", "pydantic", "filelock", "threadpoolctl", "httpx",
+            "fastapi", "pyyaml")
 
 
 def _sources(root: Path = ROOT) -> list[Path]:
@@ -73,7 +77,8 @@ def build(bentoml_home: Path | None = None, version: str | None = None) -> str:
 
 
 def build_pinned(tag: str, *, bentoml_model: str, name: str, version: str, threshold: float,
-                 labels: dict[str, str], description: str, bentoml_home: Path | None = None) -> str:
+                 labels: dict[str, str], description: str, bentoml_home: Path | None = None,
+                 use_case: str | None = None) -> str:
     """Build (or reuse) Bento `tag` serving BentoML model `bentoml_model` as registered `name` v`version`."""
     use_home(bentoml_home)
     import bentoml
@@ -91,7 +96,7 @@ def build_pinned(tag: str, *, bentoml_model: str, name: str, version: str, thres
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, dest)
         (ctx / PIN_FILE).write_text(pin_document(bentoml_model=bentoml_model, name=name, version=version,
-                                                 threshold=threshold))
+                                                 threshold=threshold, use_case=use_case))
         bento = bentoml.bentos.build(
             SERVICE, name=bento_name, version=bento_version, labels=labels, description=description,
             include=[*INCLUDE, PIN_FILE], models=[bentoml_model], python=_python(), build_ctx=str(ctx),

@@ -8,6 +8,8 @@
    endpoint config, then says what to wait for (a canary's stages, for example).
 
 `rollback` serves the previous champion again. The task entry point is `ml.serving.update_endpoint`.
+`endpoint` names a named endpoint of the env (`ml.serving.endpoints`; None: the default one):
+its routes are `/<endpoint>/…`, its config dir the one passed as `endpoint_dir`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from ml.serving import client, loadtest, rollouts
 from ml.serving.endpoint_config import SLA, EndpointConfig, Rollout, ServedModel, read_config, update_config
-from ml.serving.errors import DeployError
+from ml.serving.errors import DeployError, EndpointNotReady
 
 __all__ = ["DeployError", "check_sla", "deploy", "materialize", "resolve_alias", "rollback"]
 
@@ -68,9 +70,17 @@ def check_sla(result: loadtest.LoadResult, sla: SLA) -> list[str]:
 
 
 def deploy(model: ServedModel, *, endpoint_dir: Path, serving_url: str, token: str, rollout: Rollout,
-           sla: SLA | None = None, by: str = "deploy", wait_timeout_s: float = 180.0, echo=print) -> EndpointConfig:
-    """Stage `model`, gate it on the SLA, then go live with `rollout`'s strategy; returns the final config."""
+           sla: SLA | None = None, by: str = "deploy", wait_timeout_s: float = 180.0, echo=print,
+           endpoint: str | None = None, use_case: str | None = None) -> EndpointConfig:
+    """Stage `model`, gate it on the SLA, then go live with `rollout`'s strategy; returns the final config.
+
+    The load test sends rows of `use_case` (default: the default endpoint's)."""
     endpoint_dir = Path(endpoint_dir)
+    base = f"{serving_url.rstrip('/')}/{endpoint}" if endpoint else serving_url.rstrip("/")
+
+    def wait(revision: int):
+        return client.wait_for_revision(serving_url, revision, timeout_s=wait_timeout_s, endpoint=endpoint)
+
     sla = sla or read_config(endpoint_dir).sla
 
     def stage(cfg: EndpointConfig):
@@ -83,13 +93,14 @@ def deploy(model: ServedModel, *, endpoint_dir: Path, serving_url: str, token: s
     cfg = update_config(endpoint_dir, stage, by=by, reason=f"stage {model.name} v{model.version} for checks")
     echo(f"staged {model.name} v{model.version} as candidate (revision {cfg.revision}); waiting for the endpoint")
     try:
-        client.wait_for_revision(serving_url, cfg.revision, timeout_s=wait_timeout_s)
-    except (TimeoutError, RuntimeError) as exc:
+        wait(cfg.revision)
+    except EndpointNotReady as exc:
         _unstage(endpoint_dir, by, f"candidate failed to load: {exc}")
         raise DeployError(f"readiness failed: {exc}") from None
 
-    url = f"{serving_url.rstrip('/')}/candidate/predict"
-    bodies = [{"rows": [r]} for r in client.sample_rows(200)]
+    url = f"{base}/candidate/predict"
+    samples = client.sample_rows(200, use_case=use_case) if use_case else client.sample_rows(200)
+    bodies = [{"rows": [r]} for r in samples]
     # warm-up: a freshly loaded model's first calls pay one-off costs the SLA is not about
     loadtest.run(url, bodies, token=token, duration_s=1.0, concurrency=1, max_requests=20)
     result = loadtest.run(url, bodies, token=token, duration_s=sla.duration_s, concurrency=sla.concurrency)
@@ -110,12 +121,12 @@ def deploy(model: ServedModel, *, endpoint_dir: Path, serving_url: str, token: s
         return strategy.go_live(cfg, model, rollout)
 
     cfg = update_config(endpoint_dir, go_live, by=by, reason=f"{strategy.name} rollout of {model.name} v{model.version}")
-    client.wait_for_revision(serving_url, cfg.revision, timeout_s=wait_timeout_s)
+    wait(cfg.revision)
     echo(f"{strategy.name}: revision {cfg.revision} live")
     outcome = strategy.after_go_live(endpoint_dir, model, by=by, echo=echo)
     if outcome is not None:
         cfg = outcome
-        client.wait_for_revision(serving_url, cfg.revision, timeout_s=wait_timeout_s)
+        wait(cfg.revision)
     return cfg
 
 

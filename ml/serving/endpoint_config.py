@@ -31,7 +31,7 @@ class ServedModel(BaseModel):
     version: str
     uri: str
     path: str | None = None
-    threshold: float = Field(default=0.5, gt=0, lt=1, description="probability above which is_fraud is true")
+    threshold: float = Field(default=0.5, gt=0, lt=1, description="classification: the score from which the label is true")
 
 
 class CanaryStage(BaseModel):

@@ -1,5 +1,7 @@
-"""Rollout and SLA settings of the endpoint, read from the bundle's `serving_endpoints` resource.
+"""Rollout and SLA settings of an endpoint, read from the bundle's `serving_endpoints` resource.
 
+A file may declare several endpoints (one per use case); `default: true` marks the one served
+at `/predict` (else the first). `use_case` says whose request schema it serves.
 The bundle engine validates the resource's shape; its `rollout` mapping is ours:
 `strategy`, `challenger_percent`, `sticky_key`, `stages`, `guard`, `sla`. A resource that
 names no strategy gets the one its `served`/`shadow` shape implies (`rollouts.implied_by`).
@@ -21,6 +23,8 @@ from ml.serving.errors import EndpointSettingsError
 class EndpointSettings(BaseModel):
     key: str = "fraud_endpoint"
     model: str | None = None
+    use_case: str | None = None
+    default: bool = True
     rollout: Rollout = Rollout()
     sla: SLA = SLA()
 
@@ -46,7 +50,8 @@ def settings_from_resource(key: str, resource: dict[str, Any]) -> EndpointSettin
         for k, v in rollouts.implied_by(resource).items():
             rollout.setdefault(k, v)
     try:
-        return EndpointSettings(key=key, model=resource.get("model"), rollout=Rollout.model_validate(rollout),
+        return EndpointSettings(key=key, model=resource.get("model"), use_case=resource.get("use_case"),
+                                default=bool(resource.get("default", False)), rollout=Rollout.model_validate(rollout),
                                 sla=SLA.model_validate(sla))
     except ValidationError as exc:
         err = exc.errors()[0]
@@ -54,19 +59,38 @@ def settings_from_resource(key: str, resource: dict[str, Any]) -> EndpointSettin
         raise EndpointSettingsError(f"serving endpoint {key!r}: rollout.{where}: {_problem(err)}") from None
 
 
-def load_endpoint_settings(path: Path, target: str | None = None, bundle_file: Path = Path("bundle.yml")) -> EndpointSettings:
-    """The first serving endpoint in `path`, with `targets.<target>.resources` overrides from bundle.yml."""
+def _pick(endpoints: dict, key: str | None) -> str:
+    if key is not None:
+        if key not in endpoints:
+            from bundles.errors import did_you_mean
+
+            raise EndpointSettingsError(f"no serving endpoint {key!r} declared{did_you_mean(key, endpoints)} "
+                                        f"(declared: {', '.join(endpoints)})")
+        return key
+    return next((k for k, r in endpoints.items() if isinstance(r, dict) and r.get("default")), next(iter(endpoints)))
+
+
+def load_endpoint_settings(path: Path, target: str | None = None, bundle_file: Path = Path("bundle.yml"),
+                           key: str | None = None) -> EndpointSettings:
+    """Serving endpoint `key` of `path` (default: the one marked `default: true`, else the first),
+    with `targets.<target>.resources` overrides from bundle.yml."""
     if not Path(path).is_file():
         raise EndpointSettingsError(f"endpoint settings file not found: {path}")
     doc = yaml.safe_load(Path(path).read_text()) or {}
     endpoints = (doc.get("resources") or {}).get("serving_endpoints") or {}
     if not endpoints:
+        if key is not None:
+            raise EndpointSettingsError(f"no serving endpoint {key!r}: {path} declares none")
         return EndpointSettings()
-    key, resource = next(iter(endpoints.items()))
+    key = _pick(endpoints, key)
+    resource = endpoints[key]
     if target and Path(bundle_file).is_file():
         bundle = yaml.safe_load(Path(bundle_file).read_text()) or {}
         over = ((((bundle.get("targets") or {}).get(target) or {}).get("resources") or {})
                 .get("serving_endpoints") or {}).get(key)
         if isinstance(over, dict):
             resource = _deep_merge(resource, over)
-    return settings_from_resource(key, resource)
+    found = settings_from_resource(key, resource)
+    if len(endpoints) == 1 or _pick(endpoints, None) == key:
+        found.default = True
+    return found

@@ -10,6 +10,9 @@
   own), and meanwhile its rows fall back to the champion so callers never see the broken model;
 - every row and response goes to the inference table.
 
+The request and response fields, the features and the id/entity columns come from the
+endpoint's use case (`ml.serving.schema.ServingSchema`); this module names none of them.
+
 What each strategy does is asked of `ml.serving.rollouts`; this module names none of them.
 """
 
@@ -29,16 +32,19 @@ from collections.abc import Callable
 import pandas as pd
 
 from core import settings
-from ml.features import FEATURES, build_features
 from ml.serving import pinned, rollouts, routing
 from ml.serving.endpoint_config import EndpointConfig, Rollout, read_config, update_config
 from ml.serving.errors import NoModelDeployed
 from ml.serving.guard import LiveGuard
 from ml.serving.inference_log import InferenceLogger
 from ml.serving.models import LoadedModel, load
+from ml.serving.schema import ServingSchema, for_use_case
 
 log = logging.getLogger("conveyor.serving")
 SHADOW_MAX_PENDING = 64  # batches waiting for the shadow model before copies are dropped
+# the inference table's own fields; a request column of the same name is logged as txn_<name>
+LOGGED = frozenset({"timestamp", "request_id", "prediction", "probability", "model_name", "model_version",
+                    "served_by", "latency_ms", "endpoint_revision", "env", "endpoint"})
 
 
 @dataclass(frozen=True)
@@ -52,8 +58,11 @@ class Snapshot:
 
 class Engine:
     def __init__(self, endpoint_dir: Path | None, table_dir: Path | None, env: str = "local",
-                 poll_s: float = 0.25, loader: Callable = load, metrics: Any = None):
+                 poll_s: float = 0.25, loader: Callable = load, metrics: Any = None,
+                 schema: ServingSchema | None = None, name: str | None = None):
         self.env = env
+        self.schema = schema or for_use_case(settings.SERVING_USE_CASE.get())
+        self.name = name  # None: the environment's default endpoint
         self.endpoint_dir = Path(endpoint_dir) if endpoint_dir else None
         self.logger = InferenceLogger(table_dir)
         self.snapshot = Snapshot(EndpointConfig())
@@ -130,6 +139,8 @@ class Engine:
                 continue
             key = (spec.name, spec.version, spec.path or spec.uri)
             models[role] = by_version.get(key) or self._loader(spec)
+            if models[role].columns is None:  # no signature: the use case's feature columns
+                models[role].columns = self.schema.use_case.feature_names
         self.snapshot = Snapshot(cfg, models)  # the atomic swap
         self.load_error = self.load_error_revision = None
         return models
@@ -148,20 +159,21 @@ class Engine:
         champion = snap.get("candidate" if target == "candidate" else "champion")
         if champion is None:
             raise NoModelDeployed(target)
+        rid = self.schema.id_column
         for r in rows:
-            if not r.get("transaction_id"):
-                r["transaction_id"] = uuid.uuid4().hex
+            if not r.get(rid):
+                r[rid] = uuid.uuid4().hex
         raw = pd.DataFrame(rows)
-        frame = build_features(raw)  # on-demand features (compute_distance), same code as training
+        frame = self.schema.use_case.build_features(raw)  # on-demand features too: the code training used
         cfg = snap.config
         roles = ["candidate" if target == "candidate" else "champion"] * len(rows)
         challenger = snap.get("challenger") if target == "traffic" else None
         strategy = rollouts.get(cfg.rollout.strategy)
         pct = strategy.challenger_percent(cfg, time.time()) if challenger is not None else 0.0
         if pct > 0:
-            key = cfg.rollout.sticky_key
+            key, entity = cfg.rollout.sticky_key, self.schema.entity_key
             for i, r in enumerate(rows):
-                k = str(r.get(key) or r["transaction_id"]) if key else r["transaction_id"]
+                k = str((r.get(key) if key else None) or (r.get(entity) if entity else None) or r[rid])
                 if routing.goes_to_challenger(k, pct):
                     roles[i] = "challenger"
         probs = [0.0] * len(rows)
@@ -191,8 +203,7 @@ class Engine:
         out, records = [], []
         for i, r in enumerate(rows):
             model = challenger if roles[i] == "challenger" else champion
-            resp = {"transaction_id": r["transaction_id"], "is_fraud": probs[i] >= model.spec.threshold,
-                    "fraud_probability": probs[i], "model_version": model.version, "served_by": roles[i]}
+            resp = self.schema.answer(r[rid], probs[i], model.spec.threshold, model.version, roles[i])
             out.append(resp)
             records.append(self._record(r, frame, i, resp, latency_ms, now, cfg))
         self.logger.log(records)
@@ -203,15 +214,15 @@ class Engine:
         return out
 
     def _record(self, row, frame, i, resp, latency_ms, now, cfg) -> dict:
-        rec = dict(row)
-        rec["txn_timestamp"] = rec.pop("timestamp", None)
-        for col in FEATURES:
+        rec = {(f"txn_{k}" if k in LOGGED else k): v for k, v in row.items()}
+        for col in frame.columns:
             v = frame[col].iat[i]
             rec[f"f_{col}"] = v.item() if hasattr(v, "item") else v
-        rec.update(request_id=resp["transaction_id"], prediction=int(resp["is_fraud"]),
-                   probability=resp["fraud_probability"], model_name=self._model_name(cfg),
+        rec.update(request_id=resp[self.schema.id_column], **self.schema.logged(resp), model_name=self._model_name(cfg),
                    model_version=resp["model_version"], served_by=resp["served_by"],
                    latency_ms=round(latency_ms, 3), timestamp=now, endpoint_revision=cfg.revision, env=self.env)
+        if self.name is not None:
+            rec["endpoint"] = self.name
         return rec
 
     @staticmethod
@@ -244,8 +255,8 @@ class Engine:
         now = time.time()
         records = []
         for i, r in enumerate(rows):
-            resp = {"transaction_id": r["transaction_id"], "is_fraud": float(p[i]) >= challenger.spec.threshold,
-                    "fraud_probability": float(p[i]), "model_version": challenger.version, "served_by": "shadow"}
+            resp = self.schema.answer(r[self.schema.id_column], float(p[i]), challenger.spec.threshold,
+                                      challenger.version, "shadow")
             records.append(self._record(r, frame, i, resp, latency_ms, now, cfg))
         self.logger.log(records)
         if self._metrics:
@@ -297,7 +308,8 @@ class Engine:
         snap = self.snapshot
         cfg = snap.config
         return {
-            "env": self.env, "pid": os.getpid(), "revision": cfg.revision, "state": cfg.state,
+            "env": self.env, "endpoint": self.name, "use_case": self.schema.use_case.name,
+            "pid": os.getpid(), "revision": cfg.revision, "state": cfg.state,
             "strategy": cfg.rollout.strategy, "challenger_percent": cfg.canary_percent(),
             "models": {role: {"name": m.spec.name, "version": m.version, "loaded_in_s": round(m.loaded_in_s, 3)}
                        for role, m in snap.models.items()},
@@ -334,15 +346,21 @@ _ENGINE_LOCK = threading.Lock()
 def get_engine(metrics: Any = None) -> Engine:
     """The worker's engine, configured from the env vars infra sets for the serving process.
 
+    It is the default endpoint's (`ml.serving.endpoints`; named ones are `router.EndpointSet`'s).
     In a pinned Bento (`ml.serving.pinned`) it serves the pinned model and ignores
     CONVEYOR_ENDPOINT_DIR: that Bento is the artifact of one model version.
     """
     global _ENGINE
     with _ENGINE_LOCK:
         if _ENGINE is None:
+            from ml.serving.endpoints import default_binding
+
             pin = pinned.read_pin()
-            _ENGINE = Engine(None if pin else settings.ENDPOINT_DIR.get(), settings.INFERENCE_TABLE.get(),
-                             env=settings.ENV.get() or "local", metrics=metrics)
+            root = None if pin else settings.ENDPOINT_DIR.get()
+            use_case = pinned.read_pin_use_case() if pin else None
+            _ENGINE = Engine(root, settings.INFERENCE_TABLE.get(), env=settings.ENV.get() or "local",
+                             metrics=metrics.of(None) if metrics is not None else None,
+                             schema=for_use_case(use_case or default_binding(root).use_case))
             if pin:
                 _ENGINE.serve_fixed(pin)
         return _ENGINE

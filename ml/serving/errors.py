@@ -20,6 +20,10 @@ class DeployError(ServingError):
     """A model did not go live (SLA gate, readiness, canary guard); the message has the reason and figures."""
 
 
+class EndpointNotReady(ServingError):
+    """The endpoint did not load a revision in time, or reported that loading it failed."""
+
+
 class EndpointSettingsError(ServingError):
     """The bundle's `serving_endpoints` resource is missing or its `rollout` settings are invalid."""
 

@@ -5,6 +5,9 @@
 - `/predict` before any model is deployed → 503 with a message saying so;
 - BentoML's schema-validation 400 is rewritten so the message names each bad field;
 - `GET /status` → what this worker serves (revision, versions, rollout state).
+
+The same for each named endpoint (`ml.serving.endpoints`) under `/<name>/`: `/<name>/predict`,
+`/<name>/candidate/predict`, `GET /<name>/status`, and `GET /<name>/openapi.json` (its own schema).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from core import settings
 
 OPEN_PATHS = {"/livez", "/readyz", "/healthz", "/metrics", "/status", "/", "/docs.json", "/schema.json"}
 PREDICT_PATHS = {"/predict": "traffic", "/candidate/predict": "candidate"}
+NAMED_PATHS = {"predict": "traffic", "candidate/predict": "candidate"}
 
 
 class TokenSet:
@@ -76,15 +80,25 @@ async def _json(send, status: int, payload: dict, headers: list | None = None) -
 
 
 class GateMiddleware:
-    def __init__(self, app, engine_factory=None):
+    def __init__(self, app, engine_factory=None, endpoints_factory=None):
         self.app = app
         self.tokens = TokenSet(settings.SERVING_TOKENS_FILE.get())
         self.engine_factory = engine_factory
+        self.endpoints_factory = endpoints_factory
 
     def _engine(self):
         from ml.serving.engine import get_engine
 
         return (self.engine_factory or get_engine)()
+
+    def _named(self, path: str):
+        """(named endpoint, rest of the path) when `path` is under a served endpoint's name, else (None, "")."""
+        name, _, rest = path.lstrip("/").partition("/")
+        if not rest:
+            return None, ""
+        from ml.serving.router import get_endpoint_set
+
+        return (self.endpoints_factory or get_endpoint_set)().get(name), rest
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -94,6 +108,9 @@ class GateMiddleware:
             return await _json(send, 200, self._engine().status())
         if path in OPEN_PATHS and scope["method"] == "GET":
             return await self.app(scope, receive, send)
+        named, rest = self._named(path) if path not in PREDICT_PATHS else (None, "")
+        if named is not None and scope["method"] == "GET" and rest in ("status", "openapi.json"):
+            return await _json(send, 200, named.engine.status() if rest == "status" else named.openapi())
         auth = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -102,10 +119,10 @@ class GateMiddleware:
         if not self.tokens.allows(token.strip()):
             return await _json(send, 401, {"error": "invalid serving token for this environment"},
                                [(b"www-authenticate", b"Bearer")])
-        target = PREDICT_PATHS.get(path)
+        target = PREDICT_PATHS.get(path) if named is None else NAMED_PATHS.get(rest)
         if target is None:
             return await self.app(scope, receive, send)
-        engine = self._engine()
+        engine = self._engine() if named is None else named.engine
         role = "candidate" if target == "candidate" else "champion"
         if engine.snapshot.get(role) is None:
             return await _json(send, 503, self._unavailable(engine, role), [(b"retry-after", b"2")])
@@ -118,15 +135,16 @@ class GateMiddleware:
 
         wanted = read_config(engine.endpoint_dir) if engine.endpoint_dir is not None else None
         spec = getattr(wanted, role, None) if wanted is not None else None
+        where = f"the {engine.env} endpoint" if engine.name is None else f"endpoint {engine.name} of the {engine.env} env"
         if spec is not None and engine.load_error:
-            msg = f"{spec.name} v{spec.version} failed to load on the {engine.env} endpoint: {engine.load_error}"
+            msg = f"{spec.name} v{spec.version} failed to load on {where}: {engine.load_error}"
         elif spec is not None:
-            msg = f"{spec.name} v{spec.version} is loading on the {engine.env} endpoint; retry shortly"
+            msg = f"{spec.name} v{spec.version} is loading on {where}; retry shortly"
         elif role == "candidate":
-            msg = f"no candidate model is staged on the {engine.env} endpoint"
+            msg = f"no candidate model is staged on {where}"
         else:
-            msg = (f"no model is deployed on the {engine.env} endpoint yet "
-                   "(model_training_job's update_endpoint task deploys the champion)")
+            msg = (f"no model is deployed on {where} yet "
+                   "(a training job's update_endpoint task deploys the champion)")
         return {"error": msg, "revision": engine.snapshot.config.revision}
 
     @staticmethod

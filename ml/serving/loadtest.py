@@ -1,6 +1,6 @@
 """A short closed-loop load test: `concurrency` clients sending one request after another.
 
-Used before traffic moves (the SLA gate) and by `bench/serving.py`. Every request counts:
+Used before traffic moves (the SLA gate). Every request counts:
 non-2xx answers and transport errors are errors.
 """
 

@@ -36,7 +36,7 @@ class LoadedModel:
         return self.spec.version
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
-        """Fraud probability per row (class-1 column of predict_proba, else the prediction)."""
+        """The score per row: classification, the class-1 column of predict_proba; else the prediction."""
         frame = features[self.columns] if self.columns else features
         if self.has_proba:
             return np.asarray(self.model.predict_proba(frame))[:, 1]
@@ -80,11 +80,10 @@ def load(spec: ServedModel) -> LoadedModel:
 
 
 def _load_bentoml(spec: ServedModel, tag: str, started: float) -> LoadedModel:
-    """A scikit-learn model of the BentoML store; it takes the feature columns training used."""
+    """A scikit-learn model of the BentoML store; it has no signature, so the engine gives it the
+    feature columns of its endpoint's use case (those training used)."""
     import bentoml
 
-    from ml.features import FEATURES
-
     model = bentoml.sklearn.load_model(tag)
-    return LoadedModel(spec=spec, model=model, columns=list(FEATURES), has_proba=hasattr(model, "predict_proba"),
+    return LoadedModel(spec=spec, model=model, columns=None, has_proba=hasattr(model, "predict_proba"),
                        loaded_in_s=time.perf_counter() - started)

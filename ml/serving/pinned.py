@@ -19,10 +19,12 @@ SOURCE_ROOT = Path(__file__).resolve().parents[2]
 BENTOML_SCHEME = "bentoml:"
 
 
-def pin_document(*, bentoml_model: str, name: str, version: str, threshold: float) -> str:
-    """The contents of `pinned_model.json` for a BentoML model tag."""
-    return json.dumps({"bentoml_model": bentoml_model, "name": name, "version": version, "threshold": threshold},
-                      indent=2)
+def pin_document(*, bentoml_model: str, name: str, version: str, threshold: float, use_case: str | None = None) -> str:
+    """The contents of `pinned_model.json` for a BentoML model tag (`use_case`: its request schema)."""
+    doc = {"bentoml_model": bentoml_model, "name": name, "version": version, "threshold": threshold}
+    if use_case:
+        doc["use_case"] = use_case
+    return json.dumps(doc, indent=2)
 
 
 def read_pin(root: Path = SOURCE_ROOT) -> EndpointConfig | None:
@@ -34,6 +36,12 @@ def read_pin(root: Path = SOURCE_ROOT) -> EndpointConfig | None:
     champion = ServedModel(name=pin["name"], version=str(pin["version"]),
                            uri=f"{BENTOML_SCHEME}{pin['bentoml_model']}", threshold=pin.get("threshold", 0.5))
     return EndpointConfig(champion=champion, state="serving", reason=f"pinned by {PIN_FILE}")
+
+
+def read_pin_use_case(root: Path = SOURCE_ROOT) -> str | None:
+    """The use case a pinned Bento serves (None: the default endpoint's)."""
+    path = root / PIN_FILE
+    return json.loads(path.read_text()).get("use_case") if path.is_file() else None
 
 
 def bentoml_tag(uri: str) -> str | None:

@@ -1,48 +1,150 @@
-"""The request/response contract of `POST /predict`.
+"""The request/response contract of an endpoint, derived from its use case's declaration.
 
-The schema lives with the service code (a schema change is a code change that moves
-through CI like any other); models must accept these columns after `ml.features.build_features`
-(which computes the on-demand `compute_distance` feature). Strict types so a quoted number is a 4xx, not a silent cast.
+`ServingSchema.of(use_case)` builds (pydantic `create_model`) the models every route of that
+endpoint validates with, so each endpoint's OpenAPI documents its own fields:
+
+- a request row: the use case's id column (optional: generated when absent; it doubles as
+  the request id), its entity key (required: the sticky routing key of A/B and canary
+  splits), then each `features.request` column with its declared type, bounds
+  (`min`/`max`, `strict_min`/`strict_max` → exclusive), allowed `values` (an enum) and
+  nullability. Strict types, unknown fields refused: a quoted number is a 4xx, not a
+  silent cast. Datetimes are parsed from ISO 8601 and taken as wall-clock time.
+- a response row, by task type: classification → the label (`score >= threshold`) and the
+  score column (the probability); regression → the prediction column (the predicted value);
+  both with `model_version` and `served_by`.
+
+The schema is code (it moves through CI with the use case); models must accept the use
+case's feature columns as `UseCase.build_features` returns them from these rows.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+
+from ml.usecase.contract import Column
+from ml.usecase.usecase import UseCase
+
+STRING_MAX = 128
 
 
-class Transaction(BaseModel):
-    """One raw card transaction to score (the bronze schema of `ml.data.generate`, minus the label).
+def _wall_clock(value: datetime | None) -> datetime | None:
+    """Features use the local wall-clock time, as in training data; an offset is dropped so rows
+    with and without one can be scored in the same batch."""
+    return value.replace(tzinfo=None) if value is not None else None
 
-    `transaction_id` doubles as the request id (generated if absent); `customer_id` is the
-    sticky routing key for A/B and canary splits.
-    """
 
-    model_config = ConfigDict(strict=True, extra="forbid")
+def _annotation(col: Column) -> tuple[Any, dict]:
+    """(type, Field kwargs) of one declared column."""
+    kw: dict = {"description": col.description or None}
+    if col.values is not None and col.type in ("string", "category", "int", "bool"):
+        kind: Any = Literal[tuple(col.values)]
+    elif col.type in ("string", "category"):
+        kind, kw = str, {**kw, "min_length": 1, "max_length": STRING_MAX}
+    elif col.type == "datetime":
+        kind, kw = datetime, {**kw, "strict": False, "description": col.description or "ISO 8601 time"}
+    else:
+        kind = {"int": int, "float": float, "bool": bool}[col.type]
+    if col.min is not None:
+        kw["gt" if col.strict_min else "ge"] = col.min
+    if col.max is not None:
+        kw["lt" if col.strict_max else "le"] = col.max
+    return kind, kw
 
-    transaction_id: str | None = Field(default=None, min_length=1, max_length=128)
-    customer_id: str = Field(min_length=1, max_length=128)
-    timestamp: datetime = Field(strict=False, description="ISO 8601 time of the transaction")
-    amount: float = Field(ge=0, le=10_000_000)
-    merchant_category: str = Field(min_length=1, max_length=64)
-    card_present: bool
-    home_lat: float = Field(ge=-90, le=90)
-    home_lon: float = Field(ge=-180, le=180)
-    txn_lat: float = Field(ge=-90, le=90)
-    txn_lon: float = Field(ge=-180, le=180)
 
-    @field_validator("timestamp")
+def _camel(name: str) -> str:
+    return "".join(p.capitalize() for p in re.split(r"[_\-]+", name) if p)
+
+
+@dataclass(frozen=True)
+class ServingSchema:
+    """One use case's serving models and the names of the fields the engine fills in."""
+
+    use_case: UseCase
+    request: type[BaseModel]  # one row
+    response: type[BaseModel]  # one scored row
+    body: type[BaseModel]  # `{"rows": [row, ...]}`
+
+    @property
+    def id_column(self) -> str:
+        return self.use_case.id_column
+
+    @property
+    def entity_key(self) -> str | None:
+        return self.use_case.spec.dataset.entity_key
+
+    @property
+    def columns(self) -> list[str]:
+        """The request row's fields, in order."""
+        return list(self.request.model_fields)
+
     @classmethod
-    def _wall_clock(cls, value: datetime) -> datetime:
-        """Features use the local wall-clock time (hour, weekday), as in training data; an offset
-        is dropped so rows with and without one can be scored in the same batch."""
-        return value.replace(tzinfo=None)
+    def of(cls, uc: UseCase) -> ServingSchema:
+        camel = _camel(uc.name)
+        declared = uc.spec.dataset.columns
+        fields: dict[str, Any] = {uc.id_column: (str | None, Field(None, min_length=1, max_length=STRING_MAX,
+                                                                   description="request id (generated if absent)"))}
+        key = uc.spec.dataset.entity_key
+        if key is not None and key != uc.id_column:
+            kind, kw = _annotation(declared[key])
+            if kind is str:
+                kw["description"] = kw.get("description") or "sticky routing key (A/B and canary splits)"
+            fields[key] = (kind, Field(**kw))
+        validators = {}
+        for name in uc.request_columns:
+            if name in fields:
+                continue
+            col = declared[name]
+            kind, kw = _annotation(col)
+            fields[name] = (kind | None, Field(None, **kw)) if col.nullable else (kind, Field(**kw))
+            if col.type == "datetime":
+                validators[f"_wall_clock_{name}"] = field_validator(name)(_wall_clock)
+        request = create_model(f"{camel}Request", __config__=ConfigDict(strict=True, extra="forbid"),
+                               __doc__=f"One row to score with the {uc.name} use case's model.",
+                               __validators__=validators, **fields)
+        request.__module__ = __name__
+        if uc.is_classification:
+            out = {uc.label: (bool, Field(description="score >= the model's threshold")),
+                   uc.score_column: (float, Field(description="probability of the positive class"))}
+        else:
+            out = {uc.prediction_column: (float, Field(description=f"predicted {uc.label}"))}
+        response = create_model(f"{camel}Prediction", __doc__=f"The {uc.name} model's answer for one row.",
+                                **{uc.id_column: (str, ...), **out,
+                                   "model_version": (str, ...), "served_by": (str, ...)})
+        response.__module__ = __name__
+        body = create_model(f"{camel}PredictBody", __config__=ConfigDict(extra="forbid"),
+                            rows=(list[request], Field(description="one or many rows")))
+        body.__module__ = __name__
+        return cls(use_case=uc, request=request, response=response, body=body)
+
+    def answer(self, request_id: str, score: float, threshold: float, version: str, served_by: str) -> dict:
+        """The response row (a dict in the response model's field order) for one scored row."""
+        uc = self.use_case
+        if uc.is_classification:
+            out = {uc.label: bool(score >= threshold), uc.score_column: float(score)}
+        else:
+            out = {uc.prediction_column: float(score)}
+        return {uc.id_column: request_id, **out, "model_version": version, "served_by": served_by}
+
+    def logged(self, answer: dict) -> dict:
+        """The inference table's `prediction` / `probability` of a response row."""
+        uc = self.use_case
+        if uc.is_classification:
+            return {"prediction": int(answer[uc.label]), "probability": answer[uc.score_column]}
+        return {"prediction": answer[uc.prediction_column], "probability": None}
 
 
-class Prediction(BaseModel):
-    transaction_id: str
-    is_fraud: bool
-    fraud_probability: float
-    model_version: str
-    served_by: str
+_CACHE: dict[str, ServingSchema] = {}
+
+
+def for_use_case(name: str) -> ServingSchema:
+    """The serving schema of use case `name` (read once per process)."""
+    if name not in _CACHE:
+        from ml.usecase import load_use_case
+
+        _CACHE[name] = ServingSchema.of(load_use_case(name))
+    return _CACHE[name]

@@ -5,7 +5,10 @@ version already serves, else copies it locally and deploys it (`ml.serving.deplo
 then the rollout strategy of `resources/endpoint.yml`). When the new version does not go live,
 the `champion` alias is pointed back at what the endpoint serves, so the registry never lies.
 
-Task usage: `python -m ml.serving.update_endpoint --model-name fraud_detector --alias champion`.
+`--endpoint <key>` picks one `serving_endpoints` resource of the file (default: the env's default
+endpoint); a named one is bound first (`ml.serving.endpoints`), so the serving process serves it.
+
+Task usage: `python -m ml.serving.update_endpoint --model-name fraud_detector --alias champion [--endpoint KEY]`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from pathlib import Path
 
 from core import runtime
 from core.errors import ConveyorError
-from ml.serving import rollouts
+from ml.errors import tracking_refusal
+from ml.serving import endpoints, rollouts
 from ml.serving.deploy import deploy, materialize, resolve_alias
 from ml.serving.endpoint_config import read_config
 from ml.serving.endpoint_settings import load_endpoint_settings
@@ -37,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--strategy", default=None, type=_strategy, metavar="|".join(rollouts.names()),
                     help="override the rollout strategy of the endpoint file")
     ap.add_argument("--endpoint-file", default="resources/endpoint.yml")
+    ap.add_argument("--endpoint", default=None, help="the serving_endpoints resource (default: the env's default endpoint)")
+    ap.add_argument("--use-case", default=None, help="whose request schema it serves (default: the resource's use_case)")
     return ap
 
 
@@ -44,9 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     ctx = runtime.context()
     version = None
-    endpoint_dir = ctx.storage_path("endpoint")
+    root = endpoint_dir = ctx.storage_path("endpoint")
     try:
-        settings = load_endpoint_settings(Path(args.endpoint_file), ctx.target)
+        settings = load_endpoint_settings(Path(args.endpoint_file), ctx.target, key=args.endpoint)
+        use_case = args.use_case or settings.use_case
+        named = None if settings.default else settings.key
+        if named is not None or use_case:
+            binding = endpoints.Binding(name=settings.key, use_case=use_case or endpoints.default_binding(root).use_case,
+                                        model=args.model_name, default=named is None)
+            endpoint_dir = endpoints.write_binding(root, binding)
         rollout = settings.rollout
         if args.strategy:
             rollout = rollout.model_copy(update={"strategy": args.strategy})
@@ -60,14 +72,15 @@ def main(argv: list[str] | None = None) -> int:
             model = materialize(args.model_name, version, endpoint_dir)
             cfg = deploy(model, endpoint_dir=endpoint_dir, serving_url=ctx.outputs.serving_url,
                          token=ctx.outputs.credential(ctx.persona).token, rollout=rollout, sla=settings.sla,
-                         by=f"{ctx.job}/{ctx.run_id}")
-    except (ConveyorError, TimeoutError, RuntimeError) as exc:
-        print(f"update_endpoint failed: {exc}", file=sys.stderr)
+                         by=f"{ctx.job}/{ctx.run_id}", endpoint=named, use_case=use_case)
+    except Exception as exc:
+        # Whatever went wrong, the registry's champion must name what really serves.
         if version is not None:
             _realign_alias(args.model_name, version, endpoint_dir)
-        return 1
-    except Exception as exc:  # e.g. registry unreachable: one line, not a traceback
-        print(f"update_endpoint failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        user_error = exc if isinstance(exc, ConveyorError) else tracking_refusal(exc)
+        if user_error is None:
+            raise  # a bug: keep the traceback
+        print(f"update_endpoint failed: {user_error}", file=sys.stderr)
         return 1
     runtime.set_task_value("endpoint_revision", cfg.revision)
     runtime.set_task_value("served_version", cfg.champion.version if cfg.champion else None)

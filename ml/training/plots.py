@@ -1,4 +1,5 @@
-"""Figures logged with every training run: ROC, PR, confusion matrix, feature importance."""
+"""Figures logged with every training run, by task type (classification: ROC, PR, confusion
+matrix; regression: predicted vs actual, residuals) and permutation feature importance."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import pandas as pd
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
 
-from ml.features import FEATURES, LABEL
+# The scorer permutation importance measures the drop of, by task type.
+IMPORTANCE_SCORING = {"binary_classification": ("roc_auc", "ROC AUC"),
+                      "regression": ("neg_root_mean_squared_error", "-RMSE")}
 
 
 def roc(y, proba):
@@ -33,23 +36,54 @@ def pr(y, proba):
     return fig
 
 
-def confusion(y, proba, threshold: float):
+def confusion(y, proba, threshold: float, labels: tuple[str, str] = ("negative", "positive")):
     fig, ax = plt.subplots(figsize=(4.5, 4))
-    ConfusionMatrixDisplay.from_predictions(y, (proba >= threshold).astype(int), display_labels=["legit", "fraud"], ax=ax, colorbar=False)
+    ConfusionMatrixDisplay.from_predictions(y, (proba >= threshold).astype(int), display_labels=list(labels), ax=ax, colorbar=False)
     ax.set_title(f"Confusion matrix @ {threshold:g}")
     fig.tight_layout()
     return fig
 
 
-def feature_importance(model, test: pd.DataFrame, sample: int, seed: int) -> tuple[object, dict[str, float]]:
-    """Permutation importance (drop in ROC AUC) — model-agnostic, on a held-out sample."""
+def predicted_vs_actual(y, pred):
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.scatter(y, pred, s=6, alpha=0.5, color="#4878d0")
+    lo, hi = float(np.min([np.min(y), np.min(pred)])), float(np.max([np.max(y), np.max(pred)]))
+    ax.plot([lo, hi], [lo, hi], "--", color="grey", lw=1)
+    ax.set_xlabel("actual")
+    ax.set_ylabel("predicted")
+    ax.set_title("Predicted vs actual (held-out)")
+    fig.tight_layout()
+    return fig
+
+
+def residuals(y, pred):
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.hist(np.asarray(pred, dtype="float64") - np.asarray(y, dtype="float64"), bins=40, color="#4878d0")
+    ax.set_xlabel("predicted - actual")
+    ax.set_title("Residuals (held-out)")
+    fig.tight_layout()
+    return fig
+
+
+def for_task(task: str, y, predicted, threshold: float, labels: tuple[str, str]) -> list[tuple[str, object]]:
+    """(file name, figure) of the held-out evaluation plots of `task`."""
+    if task == "binary_classification":
+        return [("roc_curve.png", roc(y, predicted)), ("pr_curve.png", pr(y, predicted)),
+                ("confusion_matrix.png", confusion(y, predicted, threshold, labels))]
+    return [("predicted_vs_actual.png", predicted_vs_actual(y, predicted)), ("residuals.png", residuals(y, predicted))]
+
+
+def feature_importance(model, test: pd.DataFrame, features: list[str], label: str, task: str, sample: int,
+                       seed: int) -> tuple[object, dict[str, float]]:
+    """Permutation importance (drop in the task's score) — model-agnostic, on a held-out sample."""
+    scoring, shown = IMPORTANCE_SCORING[task]
     data = test.sample(n=min(sample, len(test)), random_state=seed) if len(test) > sample else test
-    result = permutation_importance(model, data[FEATURES], data[LABEL], scoring="roc_auc", n_repeats=3, random_state=seed)
-    importance = dict(zip(FEATURES, result.importances_mean.round(5).tolist()))
+    result = permutation_importance(model, data[features], data[label], scoring=scoring, n_repeats=3, random_state=seed)
+    importance = dict(zip(features, result.importances_mean.round(5).tolist()))
     order = sorted(importance, key=importance.get)
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     ax.barh(order, [importance[f] for f in order], color="#4878d0")
-    ax.set_xlabel("drop in ROC AUC when shuffled")
+    ax.set_xlabel(f"drop in {shown} when shuffled")
     ax.set_title("Feature importance (permutation)")
     fig.tight_layout()
     return fig, importance

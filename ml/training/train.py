@@ -1,4 +1,4 @@
-"""Task `train`: fit the fraud pipeline on this run's data version, log it to MLflow, register it.
+"""Task `train`: fit a use case's estimator on this run's data version, log it to MLflow, register it.
 
 Publishes `model_uri` (models:/<name>/<version>), `model_name`, `model_version`.
 The new version starts with tag `model_validation_status=PENDING`; `validate_model`
@@ -14,9 +14,8 @@ import pandas as pd
 from core import runtime
 from ml import task
 from ml.data.versioning import read_version, workspace_for
-from ml.features import FEATURES, LABEL
 from ml.training import plots
-from ml.training.pipeline import evaluate, fit, fraud_probability, split
+from ml.training.estimator import evaluate, fit, predict, split
 
 VALIDATION_TAG = "model_validation_status"
 # Types in our own pipelines that skops does not trust by default (we wrote the file).
@@ -41,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         from mlflow.models import infer_signature
 
         ctx = runtime.context()
+        uc = task.use_case_from(args)
         params = task.params_from(args)
         tp = params.train
         data_version = task.upstream("ingest", "data_version", args.data_version)
@@ -48,51 +48,56 @@ def main(argv: list[str] | None = None) -> int:
             raise task.TaskError("no data version: run `ingest` first or pass --data-version")
         ws, remote = workspace_for(ctx)
         gold = pd.read_parquet(read_version(ws, remote, data_version))
-        train_df, test_df = split(gold, params.split.test_fraction)
-        if train_df[LABEL].nunique() < 2 or test_df[LABEL].nunique() < 2:
+        train_df, test_df = split(uc, gold, params.split.test_fraction, params.split.seed)
+        if uc.is_classification and (train_df[uc.label].nunique() < 2 or test_df[uc.label].nunique() < 2):
             raise task.TaskError(f"data version {data_version} has a single class in train or test; cannot train")
         name = task.model_name(args, ctx)
 
-        with task.start_job_run(ctx, args.experiment, task.upstream("ingest", "mlflow_run_id", args.run_id)) as run:
+        with task.start_job_run(ctx, task.experiment(args), task.upstream("ingest", "mlflow_run_id", args.run_id)) as run:
             mlflow.set_tags({**task.run_tags(ctx), "data_version": data_version})
             mlflow.log_params({f"train.{k}": v for k, v in tp.model_dump().items()})
             mlflow.log_params({"split.test_fraction": params.split.test_fraction, "train_rows": len(train_df), "test_rows": len(test_df)})
             started = time.perf_counter()
-            model = fit(tp, train_df)
+            model = fit(uc, tp, train_df)
             mlflow.log_metric("fit_seconds", round(time.perf_counter() - started, 3))
-            metrics = evaluate(model, test_df, tp.threshold)
+            metrics = evaluate(uc, model, test_df, tp.threshold)
             mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
-            mlflow.log_metrics({f"train_{k}": v for k, v in evaluate(model, train_df, tp.threshold).items() if k in ("roc_auc", "pr_auc")})
+            mlflow.log_metrics({f"train_{k}": v for k, v in evaluate(uc, model, train_df, tp.threshold).items()
+                                if k in uc.compared})
 
-            y, proba = test_df[LABEL].to_numpy(), fraud_probability(model, test_df)
-            for fname, fig in (("roc_curve.png", plots.roc(y, proba)), ("pr_curve.png", plots.pr(y, proba)),
-                               ("confusion_matrix.png", plots.confusion(y, proba, tp.threshold))):
+            y, predicted = test_df[uc.label].to_numpy(), predict(uc, model, test_df)
+            values = [f"{uc.label}={v}" for v in (uc.label_values or ["0", "1"])]
+            for fname, fig in plots.for_task(uc.task, y, predicted, tp.threshold, tuple(values[:2])):
                 mlflow.log_figure(fig, f"plots/{fname}")
                 plots.close(fig)
-            fig, importance = plots.feature_importance(model, test_df, tp.importance_sample, tp.random_state)
+            fig, importance = plots.feature_importance(model, test_df, uc.feature_names, uc.label, uc.task,
+                                                       tp.importance_sample, tp.random_state)
             mlflow.log_figure(fig, "plots/feature_importance.png")
             plots.close(fig)
             mlflow.log_dict(importance, "feature_importance.json")
 
-            example = test_df[FEATURES].head(5)
-            signature = infer_signature(example, model.predict_proba(example))
+            example = test_df[uc.feature_names].head(5)
+            output = model.predict_proba(example) if uc.is_classification else model.predict(example)
+            signature = infer_signature(example, output)
             info = mlflow.sklearn.log_model(
                 sk_model=model,
                 name="model",
                 signature=signature,
                 input_example=example,
                 registered_model_name=name,
-                pyfunc_predict_fn="predict_proba",
+                pyfunc_predict_fn="predict_proba" if uc.is_classification else "predict",
                 skops_trusted_types=TRUSTED_TYPES,
                 pip_requirements=pip_requirements(),
                 await_registration_for=60,
             )
             version = str(info.registered_model_version)
             client = mlflow.MlflowClient()
+            shown = ", ".join(f"{m} {metrics[m]:.4f}" for m in uc.compared)
             description = (
-                f"Card-fraud classifier ({tp.model_type}) trained on data version {data_version} "
-                f"({len(train_df)} rows; held-out {len(test_df)}): test ROC AUC {metrics['roc_auc']:.4f}, "
-                f"PR AUC {metrics['pr_auc']:.4f}. Job run {ctx.run_id or 'manual'}, git {ctx.git_sha[:12]}, target {ctx.target}."
+                f"{uc.spec.description.rstrip('.') or uc.name} — {uc.task.replace('_', ' ')} "
+                f"({getattr(tp, 'model_type', type(model).__name__)}) trained on data version {data_version} "
+                f"({len(train_df)} rows; held-out {len(test_df)}): test {shown}. "
+                f"Job run {ctx.run_id or 'manual'}, git {ctx.git_sha[:12]}, target {ctx.target}."
             )
             client.update_model_version(name, version, description=description)
             for key, value in {**task.run_tags(ctx), "data_version": data_version, "training_run_id": run.info.run_id,

@@ -1,9 +1,6 @@
-"""Great Expectations 1.x suites for raw (bronze) and feature (gold) data.
+"""Run Great Expectations 1.x suites on data frames and build their Data Docs.
 
-Why two suites: the raw suite catches what a source sends wrong (schema, nulls,
-impossible amounts or coordinates, unknown categories, duplicate ids, label rate);
-the feature suite guards the training contract (feature ranges and types) so a bug
-in feature code is caught before a model learns from it.
+The suites themselves are derived from a use case's declaration (`ml.usecase.expectations`).
 """
 
 from __future__ import annotations
@@ -12,51 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-
-from ml.config import DataValidationParams
-from ml.data.generate import CATEGORY_NAMES, RAW_COLUMNS
-from ml.features import FEATURES, LABEL
-
-
-def raw_expectations(p: DataValidationParams) -> list:
-    import great_expectations.expectations as gxe
-
-    mostly = 1.0 - p.max_null_fraction
-    exps = [
-        gxe.ExpectTableColumnsToMatchSet(column_set=RAW_COLUMNS, exact_match=True),
-        gxe.ExpectTableRowCountToBeBetween(min_value=p.min_rows, max_value=p.max_rows),
-        gxe.ExpectColumnValuesToBeUnique(column="transaction_id"),
-        gxe.ExpectColumnValuesToBeBetween(column="amount", min_value=0.0, max_value=p.max_amount, strict_min=True),
-        gxe.ExpectColumnValuesToBeInSet(column="merchant_category", value_set=CATEGORY_NAMES),
-        gxe.ExpectColumnValuesToBeInSet(column=LABEL, value_set=[0, 1]),
-        gxe.ExpectColumnMeanToBeBetween(column=LABEL, min_value=p.min_label_rate, max_value=p.max_label_rate),
-    ]
-    for col in ("home_lat", "txn_lat"):
-        exps.append(gxe.ExpectColumnValuesToBeBetween(column=col, min_value=-90.0, max_value=90.0))
-    for col in ("home_lon", "txn_lon"):
-        exps.append(gxe.ExpectColumnValuesToBeBetween(column=col, min_value=-180.0, max_value=180.0))
-    for col in RAW_COLUMNS:
-        exps.append(gxe.ExpectColumnValuesToNotBeNull(column=col, mostly=mostly))
-    return exps
-
-
-def feature_expectations(p: DataValidationParams) -> list:
-    import great_expectations.expectations as gxe
-
-    exps = [
-        gxe.ExpectTableColumnsToMatchSet(column_set=["transaction_id", "customer_id", "timestamp", *FEATURES, LABEL], exact_match=True),
-        gxe.ExpectTableRowCountToBeBetween(min_value=p.min_rows, max_value=p.max_rows),
-        gxe.ExpectColumnValuesToBeBetween(column="hour", min_value=0, max_value=23),
-        gxe.ExpectColumnValuesToBeBetween(column="day_of_week", min_value=0, max_value=6),
-        gxe.ExpectColumnValuesToBeBetween(column="distance_from_home_km", min_value=0.0, max_value=20_040.0),
-        gxe.ExpectColumnValuesToBeInSet(column="card_present", value_set=[0, 1]),
-        gxe.ExpectColumnValuesToBeInSet(column="merchant_category", value_set=CATEGORY_NAMES),
-        gxe.ExpectColumnValuesToBeOfType(column="amount", type_="float64"),
-        gxe.ExpectColumnMeanToBeBetween(column=LABEL, min_value=p.min_label_rate, max_value=p.max_label_rate),
-    ]
-    for col in [*FEATURES, LABEL]:
-        exps.append(gxe.ExpectColumnValuesToNotBeNull(column=col))
-    return exps
 
 
 @dataclass
@@ -67,7 +19,8 @@ class SuiteResult:
     failed: list[str]
 
 
-def validate_frames(frames: dict[str, tuple[pd.DataFrame, list]], docs_root: Path) -> tuple[list[SuiteResult], Path]:
+def validate_frames(frames: dict[str, tuple[pd.DataFrame, list]], docs_root: Path,
+                    source_name: str = "data") -> tuple[list[SuiteResult], Path]:
     """Run one suite per named frame in a file-backed GX context; build Data Docs.
 
     Returns per-suite results and the Data Docs site directory (static HTML).
@@ -78,7 +31,7 @@ def validate_frames(frames: dict[str, tuple[pd.DataFrame, list]], docs_root: Pat
 
     context = gx.get_context(mode="file", project_root_dir=str(docs_root))
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    source = context.data_sources.add_or_update_pandas(name="fraud")
+    source = context.data_sources.add_or_update_pandas(name=source_name)
     results: list[SuiteResult] = []
     for name, (df, expectations) in frames.items():
         asset = source.add_dataframe_asset(name=name)

@@ -1,5 +1,7 @@
 """Task `validate_data`: GX suites on the raw and feature tables of this run's data version.
 
+The suites are derived from the use case's declaration (`ml.usecase.expectations`).
+
 A failing suite stops the job here (exit 1), before anything is trained; the GX Data
 Docs site is logged to the job run's MLflow run under `data_docs/` either way.
 """
@@ -15,7 +17,8 @@ import pandas as pd
 from core import runtime
 from ml import task
 from ml.data.versioning import read_version, workspace_for
-from ml.validation.data_suites import feature_expectations, raw_expectations, validate_frames
+from ml.usecase.expectations import feature_expectations, raw_expectations
+from ml.validation.data_suites import validate_frames
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         import mlflow
 
         ctx = runtime.context()
+        uc = task.use_case_from(args)
         params = task.params_from(args)
         gold_md5 = task.upstream("ingest", "data_version", args.data_version)
         bronze_md5 = task.upstream("ingest", "bronze_md5", args.bronze_md5)
@@ -39,13 +43,13 @@ def main(argv: list[str] | None = None) -> int:
         gold = pd.read_parquet(read_version(ws, remote, gold_md5))
         with tempfile.TemporaryDirectory(prefix="conveyor-gx-") as tmp:
             results, site = validate_frames(
-                {"raw": (raw, raw_expectations(params.data_validation)),
-                 "features": (gold, feature_expectations(params.data_validation))},
-                Path(tmp),
+                {"raw": (raw, raw_expectations(uc, params.data_validation)),
+                 "features": (gold, feature_expectations(uc, params.data_validation))},
+                Path(tmp), source_name=uc.name,
             )
             ok = all(r.success for r in results)
             summary = {"data_version": gold_md5, "success": ok, "suites": [r.__dict__ for r in results]}
-            with task.start_job_run(ctx, args.experiment, task.upstream("ingest", "mlflow_run_id", args.run_id)) as run:
+            with task.start_job_run(ctx, task.experiment(args), task.upstream("ingest", "mlflow_run_id", args.run_id)) as run:
                 mlflow.log_artifacts(str(site), artifact_path="data_docs")
                 mlflow.log_dict(summary, "data_validation.json")
                 mlflow.set_tag("data_validation_status", "PASSED" if ok else "FAILED")

@@ -1,12 +1,13 @@
 """Task `validate_model`: gate a newly registered model version before it may compete.
 
-Checks (all from `params.yaml: model_validation`): metric floors on held-out data; no
-regression against the current `champion` (scored on the same rows) beyond the
-allowed relative change; per-slice floors (each merchant category with enough
-positives); compliance (signature, description, required tags). The result is
-recorded on the version — tag `model_validation_status` PENDING → PASSED/FAILED,
-`model_validation.json` in its run, a line in its description. PASSED → alias
-`challenger`; FAILED → exit 1 and no alias moves.
+Checks: metric gates on held-out data (`params.yaml: model_validation.min_<metric>` /
+`max_<metric>`); no regression against the current `champion` (scored on the same rows) on
+the use case's compared metrics beyond `max_relative_regression`; per-slice gates
+(`min_slice_<metric>`, each value of usecase.yml `validation.slice_column` with enough
+evidence); compliance (signature, description, usecase.yml `validation.required_tags`). The
+result is recorded on the version — tag `model_validation_status` PENDING → PASSED/FAILED,
+`model_validation.json` in its run, a line in its description. PASSED → alias `challenger`;
+FAILED → exit 1 and no alias moves.
 """
 
 from __future__ import annotations
@@ -16,55 +17,68 @@ import datetime as dt
 from core import runtime
 from ml import task
 from ml.registry import CHALLENGER, CHAMPION, VALIDATION_TAG, alias_version, held_out, load_model, parse_uri
-from ml.features import LABEL
-from ml.training.pipeline import evaluate, slice_scores
+from ml.training.estimator import enough_evidence, evaluate, slice_scores
+from ml.usecase import UseCase, load_use_case
+from ml.usecase.metrics import passes, relative_change
 
-COMPARED = ("roc_auc", "pr_auc")
+
+def _gate_detail(gate: str, value: float, threshold: float) -> str:
+    return f"{gate[4:]} {value:.4f} {'>=' if gate.startswith('min_') else '<='} {threshold}"
 
 
-def run_checks(params, candidate, champion, data, mv, signature_present: bool) -> tuple[list[dict], dict]:
+def run_checks(params, candidate, champion, data, mv, signature_present: bool,
+               usecase: UseCase | None = None) -> tuple[list[dict], dict]:
     """All checks as `{check, passed, detail}` rows plus the metrics they used."""
+    uc = usecase or load_use_case(params.use_case)
     mp, threshold = params.model_validation, params.train.threshold
-    metrics = evaluate(candidate, data, threshold)
+    metrics = evaluate(uc, candidate, data, threshold)
     checks: list[dict] = []
 
     def check(name: str, passed: bool, detail: str) -> None:
         checks.append({"check": name, "passed": bool(passed), "detail": detail})
 
-    positives = int(data[LABEL].sum())
-    if positives < mp.min_held_out_positives:
-        # A handful of fraud cases (e.g. a CI integration run on a data subset) makes AUCs
-        # noise: say so instead of passing or failing on luck. Compliance is still judged.
-        why = f"not judged: only {positives} fraud cases in held-out data (min_held_out_positives={mp.min_held_out_positives})"
+    y = data[uc.label].to_numpy()
+    if not enough_evidence(uc, y, mp.min_held_out_positives):
+        # A handful of positive cases (e.g. a CI integration run on a data subset) makes the
+        # metrics noise: say so instead of passing or failing on luck. Compliance is still judged.
+        what = f"only {int(y.sum())} positive cases" if uc.is_classification else f"only {len(y)} rows"
+        why = f"not judged: {what} in held-out data (min_held_out_positives={mp.min_held_out_positives})"
         check("metric_floors", True, why)
         check("no_regression", True, why)
-        return _compliance(checks, check, mp, mv, signature_present), {"candidate": metrics, "champion": None, "slices": {}, "judged": False}
-    check("min_roc_auc", metrics["roc_auc"] >= mp.min_roc_auc, f"roc_auc {metrics['roc_auc']:.4f} >= {mp.min_roc_auc}")
-    check("min_pr_auc", metrics["pr_auc"] >= mp.min_pr_auc, f"pr_auc {metrics['pr_auc']:.4f} >= {mp.min_pr_auc}")
+        return _compliance(uc, checks, check, mv, signature_present), {"candidate": metrics, "champion": None, "slices": {},
+                                                               "judged": False}
+    for gate, floor in mp.gates().items():
+        value = metrics[gate[4:]]
+        check(gate, passes(uc.task, gate, value, floor), _gate_detail(gate, value, floor))
     champion_metrics = None
     if champion is not None:
-        champion_metrics = evaluate(champion[1], data, threshold)
-        for m in COMPARED:
+        champion_metrics = evaluate(uc, champion[1], data, threshold)
+        for m in uc.compared:
             base = champion_metrics[m]
-            change = (metrics[m] - base) / base if base else 0.0
+            change = relative_change(uc.task, m, metrics[m], base)
             check(f"no_regression_{m}", change >= -mp.max_relative_regression,
                   f"{m} {metrics[m]:.4f} vs champion v{champion[0]} {base:.4f}: {change:+.2%} (allowed -{mp.max_relative_regression:.0%})")
     else:
         check("no_regression", True, "no champion yet: nothing to regress against")
-    slices = slice_scores(candidate, data, mp.slice_column, threshold, mp.min_slice_positives)
+    column = uc.spec.validation.slice_column
+    slices = slice_scores(uc, candidate, data, column, threshold, mp.min_slice_positives) if column else {}
     for value, s in sorted(slices.items()):
-        if "roc_auc" in s:
-            check(f"slice:{mp.slice_column}={value}", s["roc_auc"] >= mp.min_slice_roc_auc,
-                  f"roc_auc {s['roc_auc']:.4f} >= {mp.min_slice_roc_auc} ({s['rows']} rows, {s['positives']} fraud)")
-    return _compliance(checks, check, mp, mv, signature_present), {"candidate": metrics, "champion": champion_metrics,
-                                                                     "slices": slices, "judged": True}
+        for gate, floor in mp.gates(slices=True).items():
+            metric = gate[4:]
+            if metric in s:
+                evidence = f"{s['rows']} rows" + (f", {s['positives']} positive" if "positives" in s else "")
+                check(f"slice:{column}={value}", passes(uc.task, gate, s[metric], floor),
+                      f"{_gate_detail(gate, s[metric], floor)} ({evidence})")
+    return _compliance(uc, checks, check, mv, signature_present), {"candidate": metrics, "champion": champion_metrics,
+                                                           "slices": slices, "judged": True}
 
 
-def _compliance(checks: list[dict], check, mp, mv, signature_present: bool) -> list[dict]:
+def _compliance(uc: UseCase, checks: list[dict], check, mv, signature_present: bool) -> list[dict]:
     check("compliance_signature", signature_present, "model logged with an input/output signature")
     check("compliance_description", bool((mv.description or "").strip()), "model version has a description")
-    missing = [t for t in mp.required_tags if not mv.tags.get(t)]
-    check("compliance_tags", not missing, f"required tags {mp.required_tags}" + (f"; missing {missing}" if missing else ""))
+    required = uc.spec.validation.required_tags
+    missing = [t for t in required if not mv.tags.get(t)]
+    check("compliance_tags", not missing, f"required tags {required}" + (f"; missing {missing}" if missing else ""))
     return checks
 
 
@@ -78,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         from mlflow.models import get_model_info
 
         ctx = runtime.context()
+        uc = task.use_case_from(args)
         params = task.params_from(args)
         uri = task.upstream("train", "model_uri", args.model_uri)
         if not uri:
@@ -89,18 +104,18 @@ def main(argv: list[str] | None = None) -> int:
         data_version = mv.tags.get("data_version")
         if not data_version:
             raise task.TaskError(f"{uri} has no data_version tag; cannot find its held-out data")
-        data = held_out(ctx, params, data_version)
+        data = held_out(ctx, params, data_version, uc)
         candidate = load_model(name, version)
         champ_mv = alias_version(client, name, CHAMPION)
         champion = None
         if champ_mv is not None and champ_mv.version != version:
             champion = (champ_mv.version, load_model(name, champ_mv.version))
         signature_present = get_model_info(uri).signature is not None
-        checks, metrics = run_checks(params, candidate, champion, data, mv, signature_present)
+        checks, metrics = run_checks(params, candidate, champion, data, mv, signature_present, uc)
         failed = [c for c in checks if not c["passed"]]
         status = "FAILED" if failed else "PASSED"
         report = {"model": uri, "status": status, "data_version": data_version, "held_out_rows": len(data),
-                  "checks": checks, "metrics": metrics, "config": params.model_validation.model_dump(),
+                  "checks": checks, "metrics": metrics, "config": {**params.model_validation.model_dump(), **uc.spec.validation.model_dump()},
                   "validated_at": dt.datetime.now(dt.UTC).isoformat()}
 
         with mlflow.start_run(run_id=mv.run_id):

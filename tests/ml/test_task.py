@@ -125,6 +125,6 @@ def test_medallion_stage_names_itself_in_its_one_line(tmp_path, monkeypatch, cap
     (tmp_path / "data").mkdir()
     pd.DataFrame({"transaction_id": ["t1"]}).to_parquet(tmp_path / "data" / "bronze.parquet")
     with pytest.raises(SystemExit) as exit_:
-        medallion.main(["silver", "--params", str(PROJECT / "params.yaml")])
+        medallion.main(["silver", "--params", str(PROJECT / "usecases" / "fraud" / "params.yaml")])
     assert exit_.value.code == 1
     assert capsys.readouterr().err.startswith("error: silver stage: raw table lacks required columns")

@@ -7,8 +7,18 @@ import pytest
 from ml.config import ConfigError, load_params
 from ml.data.generate import CATEGORY_NAMES, RAW_COLUMNS, generate_transactions
 from ml.deployment.deploy_model import decide
-from ml.features import FEATURES, build_features, compute_distance
-from ml.training.pipeline import split
+from usecases.fraud.features import build_features, compute_distance
+from ml.training.estimator import split as split_for
+from ml.usecase import load_use_case
+
+FEATURES = load_use_case("fraud").feature_names
+
+FRAUD = load_use_case("fraud")
+PARAMS = "usecases/fraud/params.yaml"
+
+
+def split(gold, test_fraction):
+    return split_for(FRAUD, gold, test_fraction)
 
 
 def test_generator_is_seeded_and_plausible():
@@ -42,18 +52,18 @@ def test_compute_distance_known_values():
 def test_split_holds_out_the_most_recent_rows():
     from ml.data.medallion import gold, silver
 
-    g = gold(silver(generate_transactions(1000, seed=4)))
+    g = gold(FRAUD, silver(FRAUD, generate_transactions(1000, seed=4)))
     train, test = split(g, 0.2)
     assert len(test) == 200 and train["timestamp"].max() <= test["timestamp"].min()
 
 
 def test_params_overrides_and_errors(tmp_path):
-    p = load_params("params.yaml", ["train.max_iter=7", "data.drift=0.5,data.rows=100"])
+    p = load_params(PARAMS, ["train.max_iter=7", "data.drift=0.5,data.rows=100"])
     assert p.train.max_iter == 7 and p.data.drift == 0.5 and p.data.rows == 100
     with pytest.raises(ConfigError, match="train.threshold"):
-        load_params("params.yaml", ["train.threshold=2"])
+        load_params(PARAMS, ["train.threshold=2"])
     with pytest.raises(ConfigError, match="section.key=value"):
-        load_params("params.yaml", ["nonsense"])
+        load_params(PARAMS, ["nonsense"])
     with pytest.raises(ConfigError, match="not found"):
         load_params(tmp_path / "missing.yaml")
 
@@ -70,13 +80,14 @@ def test_deployment_decision():
 @pytest.mark.slow
 def test_raw_suite_reports_each_problem(tmp_path):
     from ml.config import DataValidationParams
-    from ml.validation.data_suites import raw_expectations, validate_frames
+    from ml.usecase.expectations import raw_expectations
+    from ml.validation.data_suites import validate_frames
 
     bad = generate_transactions(2000, seed=5)
     bad.loc[:9, "amount"] = -1.0
     bad.loc[20:24, "merchant_category"] = "casino"
     bad.loc[30, "transaction_id"] = bad.loc[31, "transaction_id"]
-    results, site = validate_frames({"raw": (bad, raw_expectations(DataValidationParams()))}, tmp_path)
+    results, site = validate_frames({"raw": (bad, raw_expectations(FRAUD, DataValidationParams()))}, tmp_path)
     (res,) = results
     assert not res.success
     text = "\n".join(res.failed)
@@ -89,13 +100,13 @@ def test_tiny_held_out_set_is_not_judged_on_metrics_but_on_compliance():
 
     from ml.config import Params
     from ml.data.medallion import gold, silver
-    from ml.training.pipeline import fit
+    from ml.training.estimator import fit
     from ml.validation.validate_model import run_checks
 
     params = Params()
-    g = gold(silver(generate_transactions(500, seed=42)))
+    g = gold(FRAUD, silver(FRAUD, generate_transactions(500, seed=42)))
     train, test = split(g, 0.2)
-    model = fit(params.train, train)
+    model = fit(FRAUD, FRAUD.load_params().train, train)
     mv = SimpleNamespace(description="", tags={"git_sha": "x", "data_version": "y", "bundle_target": "z", "job_run_id": "w"})
     checks, metrics = run_checks(params, model, None, test, mv, signature_present=True)
     by_name = {c["check"]: c for c in checks}

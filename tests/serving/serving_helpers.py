@@ -28,8 +28,11 @@ def _train(path: Path, *, seed: int, kind: str = "good") -> Path:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
-    from ml.data.generate import generate_transactions
-    from ml.features import FEATURES, LABEL, build_features
+    from usecases.fraud.generate import generate_transactions
+    from usecases.fraud.features import build_features
+    from ml.usecase import load_use_case
+
+    FEATURES, LABEL = load_use_case("fraud").feature_names, load_use_case("fraud").label
 
     raw = generate_transactions(3000, seed=seed, days=14)
     X, y = build_features(raw)[FEATURES], raw[LABEL]

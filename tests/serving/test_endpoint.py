@@ -72,7 +72,7 @@ def test_malformed_bodies_are_4xx(deployed):
 
 
 def test_on_demand_distance_is_logged_with_each_request(deployed, rows):
-    from ml.features import compute_distance
+    from usecases.fraud.features import compute_distance
     from ml.serving.inference_log import read_table
     import time
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ml.features import FEATURES, build_features
-from ml.data.generate import generate_transactions
+from ml.usecase import load_use_case
+from usecases.fraud.features import build_features
+from usecases.fraud.generate import generate_transactions
 from ml.monitoring import drift, tables
 from ml.monitoring.job import run
 from ml.monitoring.retrain_condition import decide
@@ -14,6 +15,8 @@ from ml.serving.client import sample_rows
 from ml.serving.endpoint_config import Rollout, promote, update_config
 from ml.serving.engine import Engine
 from tests.serving.serving_helpers import served
+
+FEATURES = load_use_case("fraud").feature_names
 
 SETTINGS = MonitorSettings(config=MonitorConfig(window_rows=400, min_window_rows=100, retrain_violations=2, retrain_windows=3,
                                                 min_labels=50))

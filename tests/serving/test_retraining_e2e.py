@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from core.contract import local_path
-from ml.data.generate import generate_transactions
+from usecases.fraud.generate import generate_transactions
 from ml.serving.inference_log import read_table
 from tests.e2e.envs import relax_latency_gates
 

@@ -1,0 +1,112 @@
+"""The two servers the serving benchmark compares, started the way an environment starts them.
+
+`endpoint(...)` runs `bentoml serve ml.serving.service:ConveyorEndpoint` with an endpoint
+config that serves the model as champion, bearer tokens, and the inference table on —
+nothing the real endpoint does per request is switched off. `mlflow_serve(...)` runs
+`mlflow models serve` of the same model directory. Both are context managers yielding a
+`Server` (its base URL and the pid of its process group, for py-spy) and stop it on exit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from core import settings
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "bench-token"
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    pid: int
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"server at {url} did not come up: {log.read_text()[-2000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+@contextmanager
+def endpoint(model_dir: Path, work: Path) -> Iterator[Server]:
+    """The Conveyor endpoint serving `model_dir` as champion; requests need `Bearer TOKEN`."""
+    from ml.serving.client import wait_for_revision
+    from ml.serving.endpoint_config import ServedModel, promote, update_config
+
+    tokens = work / "tokens.json"
+    tokens.write_text(json.dumps([hashlib.sha256(TOKEN.encode()).hexdigest()]))
+    config_dir = work / "endpoint"
+    served = ServedModel(name="bench", version="1", uri=str(model_dir), path=str(model_dir))
+    cfg = update_config(config_dir, lambda c: promote(c, served), by="bench", reason="bench")
+    port, log = free_port(), work / "bentoml.log"
+    env = {**os.environ, settings.ENV.name: "bench", settings.ENDPOINT_DIR.name: str(config_dir),
+           settings.INFERENCE_TABLE.name: str(work / "inference"), settings.SERVING_TOKENS_FILE.name: str(tokens),
+           "BENTOML_DO_NOT_TRACK": "true"}
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "ml.serving.service:ConveyorEndpoint",
+                                 "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, start_new_session=True,
+                                stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait(url + "/livez", proc, log)
+        wait_for_revision(url, cfg.revision, timeout_s=120, confirmations=1)
+        yield Server(url, proc.pid)
+    finally:
+        _stop(proc)
+
+
+@contextmanager
+def mlflow_serve(model_dir: Path, work: Path) -> Iterator[Server]:
+    """`mlflow models serve` of `model_dir` (its default worker count), no auth in front."""
+    port, log = free_port(), work / "mlflow-serve.log"
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(bin_dir / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager",
+                                 "local", "-h", "127.0.0.1", "-p", str(port)], start_new_session=True,
+                                stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait(url + "/ping", proc, log)
+        yield Server(url, proc.pid)
+    finally:
+        _stop(proc)

@@ -1,0 +1,98 @@
+"""Where a task's wall time goes, measured from outside: py-spy samples of the task process.
+
+`run_task` runs one task under py-spy (wall-clock sampling: `--idle`, so waiting on MLflow
+or disk counts; `--subprocesses`, so DVC's stage processes count) and returns its wall time
+and `split` of it. Each sample of a main thread goes to the first bucket in `BUCKETS` whose
+rule matches any frame of its stack; a process waiting on its child is left out (the child's
+own samples cover that time). Bucket shares of the samples are scaled to the measured wall.
+
+Adding a bucket: a (name, rule) pair in `BUCKETS`, in priority order.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import pyspy
+from bench.pyspy import Frame, Stack
+
+_SK_FIT = {"fit", "fit_transform", "_fit", "_fit_transform"}
+_WAITING = {"Popen.wait", "Popen._wait", "Popen._try_wait", "Popen.communicate", "Popen._communicate"}
+
+
+def _in(*parts: str) -> Callable[[Frame], bool]:
+    return lambda f: any(p in f.file for p in parts)
+
+
+BUCKETS: list[tuple[str, Callable[[Frame], bool]]] = [
+    ("imports", lambda f: f.file.startswith("<frozen importlib")),
+    ("importance", lambda f: "inspection/_permutation_importance" in f.file),
+    ("plots", _in("matplotlib/")),
+    ("fit", lambda f: "sklearn/" in f.file and f.func.rsplit(".", 1)[-1] in _SK_FIT),
+    ("predict", lambda f: "sklearn/" in f.file and f.func.rsplit(".", 1)[-1].startswith(("predict", "decision"))),
+    ("generate+features", _in("usecases/")),
+    ("GX", _in("great_expectations/")),
+    ("DVC", _in("dvc/", "dvc_data/", "dvc_objects/", "scmrepo/")),
+    ("I/O", _in("pyarrow/", "pandas/io/", "fsspec/")),
+    ("MLflow", _in("mlflow/", "skops/")),
+    ("other", lambda f: True),
+]
+NAMES = [name for name, _ in BUCKETS]
+
+
+@dataclass
+class Timed:
+    wall_s: float
+    proc: subprocess.CompletedProcess
+    split_s: dict[str, float] = field(default_factory=dict)  # empty without py-spy
+
+
+def classify(stack: Stack) -> str | None:
+    """The bucket of one sample, or None when it is not a main thread doing work."""
+    if stack.background_thread:
+        return None
+    if any(f.func in _WAITING for f in stack.frames):
+        return None
+    if not stack.frames:
+        return "imports"  # interpreter start-up, before the first Python frame
+    for name, rule in BUCKETS:
+        if any(rule(f) for f in stack.frames):
+            return name
+    return "other"
+
+
+def split(stacks: list[Stack], wall_s: float) -> dict[str, float]:
+    counts: Counter[str] = Counter()
+    for s in stacks:
+        bucket = classify(s)
+        if bucket is not None:
+            counts[bucket] += s.samples
+    total = sum(counts.values())
+    return {name: wall_s * counts[name] / total for name in NAMES} if total else {}
+
+
+def run_task(cmd: list[str], env: dict, cwd: Path, profile: Path | None, timeout: float) -> Timed:
+    """Run `cmd`; under py-spy writing `profile` when it is given (and py-spy is installed)."""
+    t0 = time.perf_counter()
+    if profile is None or pyspy.executable() is None:
+        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+        return Timed(time.perf_counter() - t0, proc)
+    # py-spy exits 0 whatever its command did: a small parent keeps the task's exit code.
+    rc_file = profile.with_suffix(".rc")
+    keep_rc = [sys.executable, "-m", "bench.training_split", str(rc_file), *cmd]
+    proc = pyspy.record_command(keep_rc, profile, rate=50, idle=True, subprocesses=True, cwd=cwd, env=env,
+                                capture_output=True, text=True, timeout=timeout)
+    wall = time.perf_counter() - t0
+    proc.returncode = int(rc_file.read_text()) if rc_file.exists() else proc.returncode or 1
+    stacks = pyspy.read(profile) if profile.exists() else []
+    return Timed(wall, proc, split(stacks, wall))
+
+
+if __name__ == "__main__":  # python -m bench.training_split RC_FILE CMD...: run CMD, write its exit code
+    Path(sys.argv[1]).write_text(str(subprocess.call(sys.argv[2:])))
