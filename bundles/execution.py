@@ -259,7 +259,7 @@ class RunExecution:
         fh.write(f"$ python -m {entry.module} {' '.join(argv)}\n")
         fh.flush()
         proc = subprocess.Popen(cmd, cwd=self.runner.project_dir, env=self._env(name), stdout=fh,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True, umask=0o077)  # owner-only files
         limit = time.monotonic() + task.timeout_seconds if task.timeout_seconds else None
         while True:
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from bundles.cli import app as bundle_app
+from conveyor.init import app as init_app
 from core.cli import guarded
 from infra.cli import app as env_app
 from ml.cli import app as model_app
@@ -19,6 +20,7 @@ app = typer.Typer(
 app.add_typer(env_app, name="env", help="Provision and inspect environments (Pulumi stacks).")
 app.add_typer(bundle_app, name="bundle", help="Validate, plan, deploy and run the asset bundle.")
 app.add_typer(model_app, name="model", help="Operate the models an environment serves.")
+app.add_typer(init_app, name="init", help="Start a new use case from the template.")
 
 
 def main() -> None:

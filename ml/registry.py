@@ -43,6 +43,6 @@ def held_out(ctx, params: Params, data_version: str, usecase: UseCase | None = N
     """The held-out slice of a data version — what every comparison uses (the use case: `usecase`,
     else the one `params` were loaded for)."""
     uc = usecase or load_use_case(params.use_case)
-    ws, remote = workspace_for(ctx)
+    ws, remote = workspace_for(ctx, uc.name)
     gold = pd.read_parquet(read_version(ws, remote, data_version))
     return split(uc, gold, params.split.test_fraction, params.split.seed)[1]

@@ -53,6 +53,14 @@ def env_dir(env: str) -> Path:
     return state_dir() / "envs" / env
 
 
+def storage_root(cfg: StackConfig) -> Path:
+    return Path(cfg.storage.root).expanduser().resolve() if cfg.storage.root else env_dir(cfg.env) / "storage"
+
+
+def postgres_data_dir(cfg: StackConfig) -> Path:
+    return storage_root(cfg) / "tracking" / "postgres"
+
+
 class LocalStorage(pulumi.ComponentResource):
     """A directory tree per env: the DVC remote, artifacts, model store and tables."""
 
@@ -201,7 +209,7 @@ class LocalEnvironment(Environment):
     def preflight(cls, cfg: StackConfig) -> None:
         if cfg.tracking.database == "postgresql":
             try:
-                postgres.server_bin_dir()
+                postgres.server_bin_dir(data_dir=postgres_data_dir(cfg))
             except ConfigError as exc:
                 raise pulumi.RunError(str(exc)) from None
 
@@ -211,7 +219,7 @@ class LocalEnvironment(Environment):
         self.env_name = cfg.env
         base = env_dir(cfg.env)
         run_dir = base / "run"
-        root = Path(cfg.storage.root).expanduser().resolve() if cfg.storage.root else base / "storage"
+        root = storage_root(cfg)
         child = pulumi.ResourceOptions(parent=self)
         run_tree = DirectoryTree(f"{name}-run", str(run_dir), ["logs", "programs"], False, opts=child)
         storage = LocalStorage(f"{name}-storage", root, cfg.storage.retain_on_destroy, opts=child)
@@ -219,7 +227,7 @@ class LocalEnvironment(Environment):
         database = None
         if cfg.tracking.database == "postgresql":
             database = postgres.LocalPostgres(
-                f"{name}-postgres", env=cfg.env, port=cfg.tracking.port, data_dir=root / "tracking" / "postgres",
+                f"{name}-postgres", env=cfg.env, port=cfg.tracking.port, data_dir=postgres_data_dir(cfg),
                 run_dir=run_dir, opts=pulumi.ResourceOptions(parent=self, depends_on=[run_tree, storage.tree]))
         tracking = LocalTracking(f"{name}-tracking", args, storage, run_dir, database, opts=after_run)
         serving = LocalServing(f"{name}-serving", args, storage, tracking, run_dir, opts=after_run)

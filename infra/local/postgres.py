@@ -43,18 +43,29 @@ AUTH_DB = "mlflow_auth"
 HOST = "127.0.0.1"
 
 
-def server_bin_dir(root: Path | None = None) -> Path:
-    """The newest installed server's bin dir (holding `initdb` and `postgres`).
+def server_bin_dir(root: Path | None = None, data_dir: Path | None = None) -> Path:
+    """The bin dir (holding `initdb` and `postgres`) of the newest installed server, or of the
+    version that made `data_dir` when it holds data (a newer server cannot open it).
 
     Raises ConfigError naming the package to install when there is none."""
     root = root or SERVER_ROOT
-    found = [d / "bin" for d in root.glob("*") if (d / "bin" / "initdb").is_file() and (d / "bin" / "postgres").is_file()]
+    found = {d.name: d / "bin" for d in root.glob("*")
+             if (d / "bin" / "initdb").is_file() and (d / "bin" / "postgres").is_file()}
     if not found:
         raise ConfigError(
             f"conveyor:tracking.database: postgresql needs the PostgreSQL server ({root}/<version>/bin/postgres): "
             f"install Debian's `{PACKAGE}` package (`make setup` does, as root; or `apt-get install {PACKAGE}`)"
         )
-    return max(found, key=lambda d: [int(n) for n in re.findall(r"\d+", d.parent.name)] or [0])
+    made_by = data_dir / "PG_VERSION" if data_dir else None
+    if made_by and made_by.is_file():
+        version = made_by.read_text().strip()
+        if version not in found:
+            raise ConfigError(
+                f"conveyor:tracking.database: {data_dir} holds PostgreSQL {version} data but only "
+                f"{', '.join(sorted(found))} is installed: install `{PACKAGE}-{version}` (or pg_upgrade the data)"
+            )
+        return found[version]
+    return max(found.values(), key=lambda d: [int(n) for n in re.findall(r"\d+", d.parent.name)] or [0])
 
 
 def as_server_user(command: list[str]) -> list[str]:
@@ -203,7 +214,7 @@ class LocalPostgres(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("conveyor:local:Postgres", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        bin_dir = server_bin_dir()
+        bin_dir = server_bin_dir(data_dir=data_dir)
         superuser_password = RandomSecret(f"{env}-postgres-superuser-password", length=24, opts=child).value
         password = RandomSecret(f"{env}-postgres-mlflow-password", length=24, opts=child).value
         cluster = PostgresCluster(f"{name}-cluster", data_dir=str(data_dir), bin_dir=str(bin_dir),

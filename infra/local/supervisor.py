@@ -107,7 +107,8 @@ def ensure_daemon(env: str, run_dir: Path) -> int:
     if stale.exists():
         stale.unlink()
     supervisord = Path(sys.executable).with_name("supervisord")
-    subprocess.run([str(supervisord), "-c", str(conf)], check=True, cwd=run_dir)
+    # umask from the start: supervisord opens its log before it applies its own `umask=`
+    subprocess.run([str(supervisord), "-c", str(conf)], check=True, cwd=run_dir, umask=0o077)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         pid = daemon_pid(run_dir)

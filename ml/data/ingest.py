@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             source = Path(args.source).expanduser().resolve()
             if not source.is_file():
                 raise task.TaskError(f"--source {args.source}: no such file")
-        ws, remote = workspace_for(ctx)
+        ws, remote = workspace_for(ctx, uc.name)
         version = reproduce(ws, remote, raw, source_file=source)
         rows = len(pd.read_parquet(cache_file(ws, version.gold_md5), columns=[uc.label]))
         with task.start_job_run(ctx, task.experiment(args), None):

@@ -52,11 +52,14 @@ def bronze(uc: UseCase, p: DataParams, root: Path | None = None) -> pd.DataFrame
     """Raw rows: `p.source` when it names a file, else the use case's declared source."""
     if p.source in ("", "generate"):
         if uc.spec.source.kind == "generator":
-            return uc.generate(p)
-        files = uc.source_files(root or project_dir())
-        if not files:
-            raise SourceDataError(f"use case {uc.name!r}: source.path {uc.spec.source.path!r} holds no parquet/csv file")
-        df = _read_files(files)
+            df = uc.generate(p)
+            if p.rows is not None:  # asked for rows × subset already
+                return df
+        else:
+            files = uc.source_files(root or project_dir())
+            if not files:
+                raise SourceDataError(f"use case {uc.name!r}: source.path {uc.spec.source.path!r} holds no parquet/csv file")
+            df = _read_files(files)
     else:
         path = Path(p.source)
         if not path.is_file():

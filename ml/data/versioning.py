@@ -1,11 +1,14 @@
-"""DVC versioning of the medallion data, one isolated DVC workspace per environment.
+"""DVC versioning of the medallion data, one isolated DVC workspace per environment and use case.
 
 Why a workspace per env: DVC needs a git repo, and the project checkout is shared
 by people and by every environment. Running `dvc repro` there would let dev, staging
-and prod overwrite each other's `dvc.lock` and cache. Instead each env gets
-`<storage.root>/dvc-workspace`: its own git repo + DVC cache, `ml/` and `usecases/` linked to
-the project's code, the project's `dvc.yaml`, and the use case's `params.yaml` as used for
-that run.
+and prod overwrite each other's `dvc.lock` and cache. Why one per use case too: the stages
+of `dvc.yaml` write the same `data/*.parquet` for whichever use case `params.yaml` names, so
+two use cases sharing a workspace would rerun (and overwrite) each other's stages. Each
+(env, use case) gets `<storage.root>/dvc-workspaces/<use case>`: its own git repo + DVC
+cache, `ml/` and `usecases/` linked to the project's code, the project's `dvc.yaml`, and the
+use case's `params.yaml` as used for that run. The env's remote is shared: DVC addresses
+content by hash, so use cases cannot collide there.
 Its default remote is the env's `storage.dvc_remote`, so pushed data lives in the
 env's storage. The data version is the DVC md5 of `data/gold.parquet` (what training
 reads); bronze/silver md5s and the workspace commit are recorded too.
@@ -187,11 +190,15 @@ def read_version(ws: Path, remote: str | Path, md5: str) -> Path:
     return restore(remote, md5, ws / "restored" / f"{md5}.parquet")
 
 
-def workspace_for(ctx) -> tuple[Path, str | Path]:
-    """(workspace dir, DVC remote) of the task's environment: the remote is a directory on the
-    local platform, an s3:// URL on the kubernetes platform (the workspace is local either way)."""
+WORKSPACES = "dvc-workspaces"
+
+
+def workspace_for(ctx, use_case: str) -> tuple[Path, str | Path]:
+    """(workspace dir, DVC remote) of use case `use_case` in the task's environment: the remote is
+    a directory on the local platform, an s3:// URL on the kubernetes platform (the workspace is
+    local either way)."""
     from core.storage import is_local
     from core.contract import local_path
 
     remote = ctx.outputs.storage.dvc_remote
-    return ctx.storage_path("root") / "dvc-workspace", local_path(remote) if is_local(remote) else remote
+    return ctx.storage_path("root") / WORKSPACES / use_case, local_path(remote) if is_local(remote) else remote

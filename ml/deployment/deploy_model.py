@@ -17,25 +17,30 @@ from core.files import atomic_write
 from ml import task
 from ml.registry import CHALLENGER, CHAMPION, VALIDATION_TAG, alias_version, held_out, load_model, parse_uri
 from ml.training.estimator import evaluate
+from ml.usecase.metrics import comparison, improvement, meets
 
 POINTER = "champion.json"
 
 
-def decide(primary: str, min_improvement: float, challenger: dict, champion: dict | None, baseline: dict) -> tuple[bool, str]:
-    """(promote?, why). Against the baseline every configured metric must be met."""
+def decide(primary: str, min_improvement: float, challenger: dict, champion: dict | None, baseline: dict,
+           task: str = "binary_classification") -> tuple[bool, str]:
+    """(promote?, why). Against the baseline every configured metric must be met; against a
+    champion, the primary metric must improve by `min_improvement` — which way is better
+    follows the metric of `task` (an RMSE improves by going down)."""
     if champion is None:
-        short = [f"{m} {challenger[m]:.4f} < baseline {v}" for m, v in baseline.items() if challenger.get(m, float("-inf")) < v]
+        short = [f"{m} {challenger.get(m, float('nan')):.4f} misses baseline {comparison(task, m)} {v}"
+                 for m, v in baseline.items() if not meets(task, m, challenger.get(m, float("nan")), v)]
         if short:
             return False, "first model below baseline: " + "; ".join(short)
-        return True, "first model; meets baseline " + ", ".join(f"{m}>={v}" for m, v in baseline.items())
-    gain = challenger[primary] - champion[primary]
+        return True, "first model; meets baseline " + ", ".join(f"{m}{comparison(task, m)}{v}" for m, v in baseline.items())
+    gain = improvement(task, primary, challenger[primary], champion[primary])
     if gain >= min_improvement:
         return True, f"{primary} {challenger[primary]:.4f} vs champion {champion[primary]:.4f} ({gain:+.4f} >= {min_improvement})"
     return False, f"{primary} {challenger[primary]:.4f} vs champion {champion[primary]:.4f} ({gain:+.4f} < {min_improvement})"
 
 
 def _comparison_plot(challenger: dict, champion: dict | None, baseline: dict, labels: tuple[str, str],
-                     metrics: list[str] | None = None):
+                     metrics: list[str] | None = None, task: str = "binary_classification"):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -48,7 +53,7 @@ def _comparison_plot(challenger: dict, champion: dict | None, baseline: dict, la
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     ax.bar(x - 0.2, [challenger[m] for m in metrics], 0.4, label=labels[0], color="#4878d0")
     ax.bar(x + 0.2, [other.get(m, np.nan) for m in metrics], 0.4, label=labels[1], color="#ee854a")
-    ax.set_xticks(x, metrics)
+    ax.set_xticks(x, [f"{m} {'↑' if comparison(task, m) == '>=' else '↓'}" for m in metrics])
     if all(0 <= v <= 1 for v in [*(challenger[m] for m in metrics)] if v == v):
         ax.set_ylim(0, 1)
     ax.set_title("Challenger vs champion on held-out data")
@@ -100,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             promote, why = False, (f"only {positives} positive cases ({uc.label}) in held-out data: not enough "
                                    f"evidence to replace champion v{champ_mv.version}")
         else:
-            promote, why = decide(dp.primary_metric, dp.min_improvement, chall_metrics, champ_metrics, dp.baseline)
+            promote, why = decide(dp.primary_metric, dp.min_improvement, chall_metrics, champ_metrics, dp.baseline, uc.task)
         comparison = {
             "challenger": {"version": version, "metrics": chall_metrics},
             "champion": {"version": champ_mv.version, "metrics": champ_metrics} if champ_metrics else None,
@@ -116,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                 mlflow.log_metrics({f"deploy_champion_{k}": v for k, v in champ_metrics.items()})
             fig = _comparison_plot(chall_metrics, champ_metrics, dp.baseline,
                                    (f"challenger v{version}", f"champion v{champ_mv.version}" if champ_metrics else "baseline"),
-                                   None if uc.is_classification else list(uc.metrics.names))
+                                   None if uc.is_classification else list(uc.metrics.names), uc.task)
             mlflow.log_figure(fig, "plots/challenger_vs_champion.png")
             mlflow.set_tag("deployment_decision", "promoted" if promote else "kept_champion")
         client.set_model_version_tag(name, version, "deployment_decision", "promoted" if promote else "kept_champion")

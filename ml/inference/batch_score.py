@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.input:
             source = Path(args.input)
         else:
-            source = workspace_for(ctx)[0] / "data" / "silver.parquet"
+            source = workspace_for(ctx, uc.name)[0] / "data" / "silver.parquet"
         if not source.is_file():
             raise task.TaskError(f"input table {source} not found (pass --input)")
         raw = read_table(source)

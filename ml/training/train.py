@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         data_version = task.upstream("ingest", "data_version", args.data_version)
         if not data_version:
             raise task.TaskError("no data version: run `ingest` first or pass --data-version")
-        ws, remote = workspace_for(ctx)
+        ws, remote = workspace_for(ctx, uc.name)
         gold = pd.read_parquet(read_version(ws, remote, data_version))
         train_df, test_df = split(uc, gold, params.split.test_fraction, params.split.seed)
         if uc.is_classification and (train_df[uc.label].nunique() < 2 or test_df[uc.label].nunique() < 2):

@@ -25,8 +25,9 @@ from ml.usecase.usecase import UseCase, UseCaseError
 
 FOLDER = "usecases"
 DECLARATION = "usecase.yml"
+DEFAULTS = "defaults.yml"  # project-wide: which use case a task without --use-case works on
 
-__all__ = ["UseCaseError", "UseCaseInvalid", "available", "check", "default_name", "gate_problem", "load_use_case",
+__all__ = ["UseCaseError", "UseCaseInvalid", "available", "check", "configured_default", "default_name", "gate_problem", "load_use_case",
            "read"]
 
 
@@ -58,15 +59,35 @@ def available(root: Path | None = None) -> list[str]:
     return sorted(p.parent.name for p in base.glob(f"*/{DECLARATION}")) if base.is_dir() else []
 
 
+def configured_default(root: Path | None = None) -> str | None:
+    """`default_use_case` of `usecases/defaults.yml`, or None when the file or the key is absent."""
+    path = folder(root) / DEFAULTS
+    if not path.is_file():
+        return None
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise UseCaseError(f"{path}: not valid YAML: {exc}") from None
+    value = data.get("default_use_case") if isinstance(data, dict) else None
+    if value is not None and not isinstance(value, str):
+        raise UseCaseError(f"{path}: default_use_case must be a use case name, not {value!r}")
+    return value or None
+
+
 def default_name(root: Path | None = None) -> str:
-    """$CONVEYOR_USE_CASE, else the project's only use case; UseCaseError when that is ambiguous."""
-    given = settings.USE_CASE.get()
+    """The use case of a task called without `--use-case`: $CONVEYOR_USE_CASE, else
+    `default_use_case` in `usecases/defaults.yml`, else the project's only use case;
+    UseCaseError when none of them decides."""
+    given = settings.USE_CASE.get() or configured_default(root)
     if given:
         return given
     names = available(root)
     if len(names) == 1:
         return names[0]
-    raise UseCaseError(f"pass --use-case (or set {settings.USE_CASE.name}): the project has "
+    raise UseCaseError(f"pass --use-case (or set {settings.USE_CASE.name}, or default_use_case in "
+                       f"{FOLDER}/{DEFAULTS}): the project has "
                        + (f"use cases {', '.join(names)}" if names else f"no use case under {folder(root)}"))
 
 

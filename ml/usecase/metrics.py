@@ -89,3 +89,21 @@ def relative_change(task: str, metric: str, value: float, base: float) -> float:
         return 0.0
     change = (value - base) / abs(base)
     return change if higher_is_better(task, metric) else -change
+
+
+def improvement(task: str, metric: str, new: float, old: float) -> float:
+    """How much better `new` is than `old`, in the metric's units: + is better, whichever way
+    the metric points (an RMSE going from 60 to 55 is an improvement of +5)."""
+    return new - old if higher_is_better(task, metric) else old - new
+
+
+def meets(task: str, metric: str, value: float, bound: float) -> bool:
+    """Whether `value` is at least as good as `bound` (>= for ↑ metrics, <= for ↓ ones); NaN never does."""
+    if value != value:
+        return False
+    return value >= bound if higher_is_better(task, metric) else value <= bound
+
+
+def comparison(task: str, metric: str) -> str:
+    """The operator a value must satisfy against a bound: `>=` or `<=`."""
+    return ">=" if higher_is_better(task, metric) else "<="

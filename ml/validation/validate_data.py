@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         bronze_md5 = task.upstream("ingest", "bronze_md5", args.bronze_md5)
         if not gold_md5 or not bronze_md5:
             raise task.TaskError("no data version: run `ingest` first or pass --data-version and --bronze-md5")
-        ws, remote = workspace_for(ctx)
+        ws, remote = workspace_for(ctx, uc.name)
         raw = pd.read_parquet(read_version(ws, remote, bronze_md5))
         gold = pd.read_parquet(read_version(ws, remote, gold_md5))
         with tempfile.TemporaryDirectory(prefix="conveyor-gx-") as tmp:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,18 @@ def make_project(root: Path, envs: dict[str, dict]) -> Path:
         }
         (proj / f"Pulumi.{env}.yaml").write_text(yaml.safe_dump({"config": config}))
     return proj
+
+
+def not_owner_only(root: Path) -> list[str]:
+    """Everything under `root` (itself included) that is not owner-only: each directory must be
+    0700 and each regular file 0600 (sockets and symlinks are not checked)."""
+    loose = []
+    for entry in [root, *root.rglob("*")]:
+        info = entry.lstat()
+        want = 0o700 if stat.S_ISDIR(info.st_mode) else 0o600 if stat.S_ISREG(info.st_mode) else None
+        if want is not None and stat.S_IMODE(info.st_mode) != want:
+            loose.append(f"{entry.relative_to(root)} {oct(stat.S_IMODE(info.st_mode))}")
+    return loose
 
 
 def project_env(proj: Path) -> dict[str, str]:

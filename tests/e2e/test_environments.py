@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.envs import make_project, pulumi_cmd, run
+from tests.e2e.envs import make_project, not_owner_only, pulumi_cmd, run
 from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
@@ -106,6 +107,21 @@ def test_serving_endpoint_answers_health_and_refuses_without_a_model(project):
 
 def test_second_up_is_a_no_op(project):
     run(project, pulumi_cmd("preview", "-s", "alpha", "--expect-no-changes"))
+
+
+def test_state_is_owner_only(project):
+    """The passphrase, MLflow's databases (password hashes), the supervisor's configs and the
+    outputs (credentials), and all of an env's storage: dirs 0700, files 0600, including what
+    the servers created after `up` (they run with umask 077)."""
+    state = project / ".state"
+    assert not_owner_only(state / "secrets") == []
+    assert (state / "secrets" / "pulumi-passphrase").is_file()
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    env = state / "envs" / "alpha"
+    for path in ("storage/tracking/auth.db", "storage/tracking/mlflow.db", "run/supervisord.conf",
+                 "run/programs/tracking.conf", "run/programs/serving.conf", "run/mlflow-auth.ini", "run/outputs.json"):
+        assert (env / path).is_file(), path
+    assert not_owner_only(env) == []
 
 
 def _supervisord_pid(proj: Path, env: str) -> int:

@@ -59,7 +59,7 @@ def test_training_on_s3_storage_versions_data_in_the_bucket(s3_env):
     report = json.loads((env.root / "state-volume" / "models" / "champion.json").read_text())
     assert report["version"] == champion.version
     # the DVC workspace (git + cache) lives where the pod keeps env files: its state volume
-    assert (env.root / "state-volume" / "dvc-workspace" / ".dvc").is_dir()
+    assert (env.root / "state-volume" / "dvc-workspaces" / "fraud" / ".dvc").is_dir()
 
 
 def test_data_version_is_restored_from_the_bucket(s3_env, tmp_path):

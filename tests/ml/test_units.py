@@ -77,6 +77,17 @@ def test_deployment_decision():
     assert not decide("pr_auc", 0.02, good, {"roc_auc": 0.9, "pr_auc": 0.39}, {})[0]
 
 
+def test_deployment_decision_of_a_regression_follows_lower_is_better():
+    model = {"rmse": 58.0, "mae": 49.0, "r2": 0.40}
+    promote, why = decide("rmse", 0.0, model, None, {"rmse": 65.0, "r2": 0.3}, "regression")
+    assert promote and "rmse<=65.0" in why and "r2>=0.3" in why
+    promote, why = decide("rmse", 0.0, {**model, "rmse": 70.0}, None, {"rmse": 65.0}, "regression")
+    assert not promote and "rmse 70.0000 misses baseline <= 65.0" in why
+    assert decide("rmse", 0.0, model, {**model, "rmse": 60.0}, {}, "regression")[0]       # 58 beats 60
+    assert not decide("rmse", 0.0, model, {**model, "rmse": 57.0}, {}, "regression")[0]   # 58 loses to 57
+    assert not decide("rmse", 3.0, model, {**model, "rmse": 60.0}, {}, "regression")[0]   # gain 2 < 3
+
+
 @pytest.mark.slow
 def test_raw_suite_reports_each_problem(tmp_path):
     from ml.config import DataValidationParams

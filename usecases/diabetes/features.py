@@ -1,0 +1,19 @@
+"""The diabetes model's features: the ten baseline measurements, typed as the model expects.
+
+One function for the gold table, batch scoring and serving, so training and serving cannot
+skew. usecase.yml `features.columns` declares what it returns (names, order, types, ranges).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+MEASUREMENTS = ["bmi", "bp", "tc", "ldl", "hdl", "tch", "ltg", "glu"]
+
+
+def build_features(raw: pd.DataFrame) -> pd.DataFrame:
+    """The model's input frame (the declared feature columns, fixed dtypes) from raw patient rows."""
+    out = pd.DataFrame({"age": raw["age"].astype("int64"), "sex": raw["sex"].astype("int64")}, index=raw.index)
+    for name in MEASUREMENTS:
+        out[name] = raw[name].astype("float64")
+    return out
