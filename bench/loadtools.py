@@ -17,8 +17,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import ConveyorError
 
-class LoadToolMissing(RuntimeError):
+
+class LoadToolMissing(ConveyorError, RuntimeError):
     """No load tool on PATH and none could be installed."""
 
 

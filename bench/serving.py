@@ -3,7 +3,7 @@ of the same model, driven by a compiled load tool, next to the in-process floor.
 
     python -m bench.serving [--seconds 8] [--quick] [--model DIR] [--tool hey|wrk]
 
-Rows of the one table (issue #16):
+Rows of the one table:
 - the floor: one row through the model's features + `predict_proba`, in this process;
 - each server at 1, 4, 16 and 64 connections (closed loop, `--seconds` per level), then
   1 connection again right after the 64 burst (light traffic after heavy traffic);
@@ -92,7 +92,7 @@ def _checked(req: Request) -> Request:
 
 
 def targets(fl: Level, cv: dict[str, Level], mf: dict[str, Level]) -> list[tuple[str, Target]]:
-    """(column it sits under, target) for each bound of issue #16."""
+    """(column it sits under, target) for each performance bound."""
     mlflow_best = max((lv.rps for lv in mf.values() if lv.errors == 0), default=float("nan"))
     out = []
     for key, when in (("1", "1 conn"), (AFTER_BURST, "1 conn after 64")):

@@ -1,4 +1,4 @@
-"""The targets of issue #16 as data: a measured figure, its bound, and whether it holds.
+"""The performance targets as data: a measured figure, its bound, and whether it holds.
 
 Benchmarks print these next to their figures instead of asserting them: speed depends on
 the machine and its load, so a miss is a finding to read, not a failing test.

@@ -13,7 +13,7 @@ In the same run it measures the floor: the job's estimator on the same rows in o
 (generate → features → time split → fit → predict), and the bare fit alone. Peak memory is
 the largest RSS of any task process (incl. DVC stage processes). Batch scoring compares the
 `batch_score` task end to end (process start, model load, parquet I/O) with raw
-`predict_proba` on precomputed features of the same rows. The targets of issue #16 are
+`predict_proba` on precomputed features of the same rows. The performance targets are
 printed with PASS/FAIL under the tables.
 """
 

@@ -37,7 +37,7 @@ def split_table(results: list[dict], tasks: list[str], buckets: list[str]) -> Ta
 
 
 def targets(results: list[dict]) -> list[Target]:
-    """Issue #16's bounds, each at every size it can be read at (the issue states them at 5M / 1M rows)."""
+    """The training bounds, each at every size it can be read at (they are stated for 5M / 1M rows)."""
     out = []
     for r in results:
         n = f"{r['rows']:,} rows"
@@ -54,7 +54,7 @@ def targets(results: list[dict]) -> list[Target]:
 
 
 def target_table(results: list[dict]) -> Table:
-    t = Table(title="Targets (issue #16)")
+    t = Table(title="Targets")
     for col in ("", "measured", "target", "verdict"):
         t.add_column(col, justify="left" if not col else "right")
     for tg in targets(results):

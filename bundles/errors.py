@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
-from collections.abc import Iterable
 
 from core.errors import ConveyorError
+from core.errors import did_you_mean as did_you_mean  # re-exported beside Diagnostic for its callers
 
 
 class BundleError(ConveyorError):
@@ -42,12 +41,6 @@ class Diagnostic:
             "file": self.loc.file if self.loc else None,
             "line": self.loc.line if self.loc else None,
         }
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """` (did you mean 'x'?)` when a close match exists, else ``."""
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {match[0]!r}?)" if match else ""
 
 
 class BundleInvalid(BundleError):

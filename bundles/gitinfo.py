@@ -7,6 +7,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import settings
+
 
 @dataclass(frozen=True)
 class GitInfo:
@@ -28,6 +30,6 @@ def git_info(root: Path) -> GitInfo:
     commit = _git(root, "rev-parse", "HEAD") or "unknown"
     branch = _git(root, "rev-parse", "--abbrev-ref", "HEAD")
     if branch == "HEAD":  # detached HEAD (CI checkouts): trust the CI's branch name if it gives one
-        branch = os.environ.get("CONVEYOR_GIT_BRANCH") or os.environ.get("GITHUB_REF_NAME") or None
+        branch = settings.GIT_BRANCH.get() or os.environ.get("GITHUB_REF_NAME") or None
     status = _git(root, "status", "--porcelain", "--untracked-files=no")
     return GitInfo(commit=commit, branch=branch, dirty=bool(status))

@@ -7,6 +7,9 @@ and exits non-zero (`core.cli.guarded`). Anything else is a bug and keeps its tr
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class ConveyorError(Exception):
     """A failure the user can act on; `str(exc)` is the whole message.
@@ -19,3 +22,9 @@ class ConveyorError(Exception):
 
     def details(self) -> list[str]:
         return []
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """` (did you mean 'x'?)` when a close match exists, else ``: the tail of an "unknown name" message."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""

@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import fsspec
 
 from core.errors import ConveyorError
-from core.files import PRIVATE_FILE, private_dir
+from core.files import PRIVATE_FILE, atomic_write, private_dir
 
 
 class StorageError(ConveyorError):
@@ -126,8 +126,7 @@ class Blobs:
 
     def write_text(self, key: str, text: str) -> None:
         if self.local is not None:
-            path, tmp = self._staged(key, text)
-            tmp.replace(path)
+            atomic_write(self.local / key, text, PRIVATE_FILE)
             return
         self._call("write", key, self.fs.pipe_file, self._path(key), text.encode())  # one PUT: atomic
 

@@ -21,6 +21,16 @@ class KubeError(ConveyorError):
     """The cluster refused or could not be reached (message says which object and why)."""
 
 
+def _api_errors() -> tuple[type[Exception], ...]:
+    """What the client raises when the cluster refuses or cannot be reached; anything else
+    raised inside a call is a bug and keeps its traceback."""
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.dynamic.exceptions import ResourceNotFoundError, ResourceNotUniqueError
+    from urllib3.exceptions import HTTPError
+
+    return ApiException, ResourceNotFoundError, ResourceNotUniqueError, HTTPError, OSError
+
+
 def _reason(exc: Exception) -> str:
     body = getattr(exc, "body", None)
     if body:
@@ -51,7 +61,7 @@ class KubeApi:
                                 f"{f' (context {context})' if context else ''}: {exc}") from None
         try:
             self.dynamic = DynamicClient(client)
-        except Exception as exc:
+        except _api_errors() as exc:
             host = getattr(client.configuration, "host", "the cluster")
             raise KubeError(f"cannot reach the Kubernetes API at {host}: {_reason(exc)}") from None
 
@@ -64,7 +74,7 @@ class KubeApi:
             res = self._resource(manifest["apiVersion"], manifest["kind"])
             return res.server_side_apply(body=manifest, name=meta["name"], namespace=meta.get("namespace"),
                                          field_manager=FIELD_MANAGER, force_conflicts=True).to_dict()
-        except Exception as exc:
+        except _api_errors() as exc:
             raise KubeError(f"apply {manifest['kind']} {meta.get('namespace')}/{meta['name']}: {_reason(exc)}") from None
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict | None:
@@ -74,7 +84,7 @@ class KubeApi:
             return self._resource(api_version, kind).get(name=name, namespace=namespace).to_dict()
         except NotFoundError:
             return None
-        except Exception as exc:
+        except _api_errors() as exc:
             raise KubeError(f"get {kind} {namespace}/{name}: {_reason(exc)}") from None
 
     def list(self, api_version: str, kind: str, namespace: str, selector: dict[str, str]) -> list[dict]:
@@ -82,7 +92,7 @@ class KubeApi:
         try:
             items = self._resource(api_version, kind).get(namespace=namespace, label_selector=label_selector)
             return [item.to_dict() for item in items.items]
-        except Exception as exc:
+        except _api_errors() as exc:
             raise KubeError(f"list {kind} in {namespace} ({label_selector}): {_reason(exc)}") from None
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
@@ -95,5 +105,5 @@ class KubeApi:
             return True
         except NotFoundError:
             return False
-        except Exception as exc:
+        except _api_errors() as exc:
             raise KubeError(f"delete {kind} {namespace}/{name}: {_reason(exc)}") from None

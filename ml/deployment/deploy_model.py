@@ -17,7 +17,7 @@ from core.files import atomic_write
 from ml import task
 from ml.registry import CHALLENGER, CHAMPION, VALIDATION_TAG, alias_version, held_out, load_model, parse_uri
 from ml.training.estimator import evaluate
-from ml.usecase.metrics import comparison, improvement, meets
+from ml.usecase.metrics import bound_operator, improvement, meets
 
 POINTER = "champion.json"
 
@@ -28,11 +28,11 @@ def decide(primary: str, min_improvement: float, challenger: dict, champion: dic
     champion, the primary metric must improve by `min_improvement` — which way is better
     follows the metric of `task` (an RMSE improves by going down)."""
     if champion is None:
-        short = [f"{m} {challenger.get(m, float('nan')):.4f} misses baseline {comparison(task, m)} {v}"
+        short = [f"{m} {challenger.get(m, float('nan')):.4f} misses baseline {bound_operator(task, m)} {v}"
                  for m, v in baseline.items() if not meets(task, m, challenger.get(m, float("nan")), v)]
         if short:
             return False, "first model below baseline: " + "; ".join(short)
-        return True, "first model; meets baseline " + ", ".join(f"{m}{comparison(task, m)}{v}" for m, v in baseline.items())
+        return True, "first model; meets baseline " + ", ".join(f"{m}{bound_operator(task, m)}{v}" for m, v in baseline.items())
     gain = improvement(task, primary, challenger[primary], champion[primary])
     if gain >= min_improvement:
         return True, f"{primary} {challenger[primary]:.4f} vs champion {champion[primary]:.4f} ({gain:+.4f} >= {min_improvement})"
@@ -53,7 +53,7 @@ def _comparison_plot(challenger: dict, champion: dict | None, baseline: dict, la
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     ax.bar(x - 0.2, [challenger[m] for m in metrics], 0.4, label=labels[0], color="#4878d0")
     ax.bar(x + 0.2, [other.get(m, np.nan) for m in metrics], 0.4, label=labels[1], color="#ee854a")
-    ax.set_xticks(x, [f"{m} {'↑' if comparison(task, m) == '>=' else '↓'}" for m in metrics])
+    ax.set_xticks(x, [f"{m} {'↑' if bound_operator(task, m) == '>=' else '↓'}" for m in metrics])
     if all(0 <= v <= 1 for v in [*(challenger[m] for m in metrics)] if v == v):
         ax.set_ylim(0, 1)
     ax.set_title("Challenger vs champion on held-out data")

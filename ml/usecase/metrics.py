@@ -104,6 +104,6 @@ def meets(task: str, metric: str, value: float, bound: float) -> bool:
     return value >= bound if higher_is_better(task, metric) else value <= bound
 
 
-def comparison(task: str, metric: str) -> str:
+def bound_operator(task: str, metric: str) -> str:
     """The operator a value must satisfy against a bound: `>=` or `<=`."""
     return ">=" if higher_is_better(task, metric) else "<="

@@ -2,26 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import stat
-from pathlib import Path
-
-import pytest
-
 from core.files import atomic_write, make_tree_private, private_dir
 from core.storage import Blobs
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
-
-
-@pytest.fixture(autouse=True)
-def permissive_umask():
-    """What a user's shell usually has: the helpers must not rely on a strict umask."""
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
+from tests.modes import mode, permissive_umask  # noqa: F401 (autouse: every test here)
 
 
 def test_private_dir_creates_missing_parents_owner_only_and_leaves_existing_ones(tmp_path):

@@ -9,6 +9,7 @@ import pytest
 
 from infra.config import ConfigError, check_no_collisions, parse
 from infra.local import postgres
+from tests.infra.pulumi_mocks import Mocks
 
 PERSONAS = {"data_scientist": {"role": "read"}, "ml_engineer": {"role": "write"}, "ci": {"role": "write"}}
 PG = {"database": "postgresql", "port": 6303}
@@ -110,21 +111,6 @@ def test_uris_quote_the_password():
 
 
 # --------------------------------------------------------------------------- the program
-class Mocks(pulumi.runtime.Mocks):
-    def __init__(self):
-        self.created: list[pulumi.runtime.MockResourceArgs] = []
-
-    def new_resource(self, args):
-        outputs = dict(args.inputs)
-        if args.typ.endswith(":RandomSecret"):
-            outputs["value"] = f"generated-{args.name}"
-        self.created.append(args)
-        return f"{args.name}-id", outputs
-
-    def call(self, args):
-        return {}
-
-
 @pytest.fixture
 def mocks(tmp_path, monkeypatch):
     monkeypatch.setenv("CONVEYOR_HOME", str(tmp_path / "state"))
@@ -140,10 +126,6 @@ def unwrap(value):
     return value["value"] if isinstance(value, dict) and "value" in value and len(value) == 2 else value
 
 
-def of_type(mocks, suffix):
-    return [r for r in mocks.created if r.typ.endswith(suffix)]
-
-
 @pulumi.runtime.test
 def test_mlflow_runs_on_the_envs_own_postgres(mocks, tmp_path):
     from infra.platforms import create_environment
@@ -152,14 +134,14 @@ def test_mlflow_runs_on_the_envs_own_postgres(mocks, tmp_path):
 
     def check(_):
         data_dir = tmp_path / "state" / "envs" / "prod" / "storage" / "tracking" / "postgres"
-        [cluster] = of_type(mocks, ":PostgresCluster")
+        [cluster] = mocks.of_type(":PostgresCluster")
         assert cluster.inputs["data_dir"] == str(data_dir)
         assert cluster.inputs["bin_dir"] == str(tmp_path / "pg" / "15" / "bin")
-        programs = {r.inputs["name"]: r.inputs for r in of_type(mocks, ":SupervisedProgram")}
+        programs = {r.inputs["name"]: r.inputs for r in mocks.of_type(":SupervisedProgram")}
         server = programs["postgres"]
         assert server["stopsignal"] == "INT"
         assert "listen_addresses=127.0.0.1" in server["command"] and "port=6303" in server["command"]
-        [databases] = of_type(mocks, ":PostgresDatabases")
+        [databases] = mocks.of_type(":PostgresDatabases")
         assert databases.inputs["databases"] == ["mlflow", "mlflow_auth"] and databases.inputs["role"] == "mlflow"
         assert databases.inputs["password"] != databases.inputs["superuser_password"]
         tracking = programs["tracking"]
@@ -167,7 +149,7 @@ def test_mlflow_runs_on_the_envs_own_postgres(mocks, tmp_path):
         password = databases.inputs["password"]
         assert unwrap(tracking["environment"])["MLFLOW_BACKEND_STORE_URI"] == \
             f"postgresql://mlflow:{password}@127.0.0.1:6303/mlflow"
-        auth = next(r for r in of_type(mocks, ":LocalFile") if r.inputs["path"].endswith("mlflow-auth.ini"))
+        auth = next(r for r in mocks.of_type(":LocalFile") if r.inputs["path"].endswith("mlflow-auth.ini"))
         assert f"database_uri = postgresql://mlflow:{password}@127.0.0.1:6303/mlflow_auth" in unwrap(auth.inputs["content"])
         assert "stopsignal" not in programs["serving"]  # only postgres changes how it is stopped
 
@@ -181,8 +163,8 @@ def test_sqlite_envs_have_no_server(mocks):
     environment = create_environment(stack())
 
     def check(_):
-        assert not of_type(mocks, ":PostgresCluster") and not of_type(mocks, ":PostgresDatabases")
-        tracking = next(r.inputs for r in of_type(mocks, ":SupervisedProgram") if r.inputs["name"] == "tracking")
+        assert not mocks.of_type(":PostgresCluster") and not mocks.of_type(":PostgresDatabases")
+        tracking = next(r.inputs for r in mocks.of_type(":SupervisedProgram") if r.inputs["name"] == "tracking")
         assert "MLFLOW_BACKEND_STORE_URI" not in unwrap(tracking["environment"])
 
     return environment.tracking_uri.apply(check)

@@ -22,6 +22,7 @@ from core.contract import EnvironmentOutputs
 from infra import platforms
 from infra.config import ConfigError, parse
 from infra.environment import Environment
+from tests.infra.pulumi_mocks import Mocks
 
 ROOT = Path(__file__).resolve().parents[2]
 PERSONAS = {"data_scientist": {"role": "read"}, "ml_engineer": {"role": "write"}, "ci": {"role": "write"}}
@@ -45,21 +46,6 @@ class ThrowawayEnvironment(Environment):
                      serving_url=f"http://127.0.0.1:{cfg.ports.serving}", storage_uri=root,
                      storage=storage_layout(root).model_dump(), credentials=credentials_output(args.personas))
 '''
-
-
-class Mocks(pulumi.runtime.Mocks):
-    def __init__(self):
-        self.types: list[str] = []
-
-    def new_resource(self, args):
-        outputs = dict(args.inputs)
-        if args.typ.endswith(":RandomSecret"):
-            outputs["value"] = f"generated-{args.name}"
-        self.types.append(args.typ)
-        return f"{args.name}-id", outputs
-
-    def call(self, args):
-        return {}
 
 
 @pytest.fixture

@@ -4,26 +4,12 @@ modes after a `pulumi up` are asserted in tests/e2e/test_environments.py."""
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
-
-import pytest
 
 from conveyor import toolchain
 from infra.local import supervisor
 from infra.local.resources import _DirectoryTreeProvider, _FileProvider
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
-
-
-@pytest.fixture(autouse=True)
-def permissive_umask():
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
+from tests.modes import mode, permissive_umask  # noqa: F401 (autouse: every test here)
 
 
 def test_passphrase_and_pulumi_state_are_owner_only(tmp_path, monkeypatch):

@@ -11,23 +11,9 @@ import pytest
 
 from infra.config import parse
 from core.contract import EnvironmentOutputs
+from tests.infra.pulumi_mocks import Mocks
 
 PERSONAS = {"data_scientist": {"role": "read"}, "ml_engineer": {"role": "write"}, "ci": {"role": "write"}}
-
-
-class Mocks(pulumi.runtime.Mocks):
-    def __init__(self):
-        self.created: list[pulumi.runtime.MockResourceArgs] = []
-
-    def new_resource(self, args):
-        outputs = dict(args.inputs)
-        if args.typ.endswith(":RandomSecret"):
-            outputs["value"] = f"generated-{args.name}"
-        self.created.append(args)
-        return f"{args.name}-id", outputs
-
-    def call(self, args):
-        return {}
 
 
 @pytest.fixture
@@ -45,10 +31,6 @@ def build(env="prod"):
     return create_environment(cfg)
 
 
-def by_type(mocks, suffix):
-    return [r for r in mocks.created if r.typ.endswith(suffix)]
-
-
 @pulumi.runtime.test
 def test_environment_is_storage_tracking_access_serving(mocks):
     environment = build()
@@ -56,7 +38,7 @@ def test_environment_is_storage_tracking_access_serving(mocks):
     def check(_):
         components = {r.typ for r in mocks.created if r.typ.startswith("conveyor:local:")}
         assert {"conveyor:local:Storage", "conveyor:local:Tracking", "conveyor:local:Serving"} <= components
-        programs = {r.inputs["name"]: r.inputs for r in by_type(mocks, ":SupervisedProgram")}
+        programs = {r.inputs["name"]: r.inputs for r in mocks.of_type(":SupervisedProgram")}
         assert {"tracking", "serving"} <= set(programs)
         tracking = programs["tracking"]
         assert "--app-name" in tracking["command"] and "basic-auth" in tracking["command"]
@@ -103,15 +85,15 @@ def test_read_only_persona_and_anonymous_policy(mocks):
     environment = build()
 
     def check(_):
-        roles_file = next(r for r in by_type(mocks, ":LocalFile") if r.inputs["path"].endswith("mlflow-roles.json"))
+        roles_file = next(r for r in mocks.of_type(":LocalFile") if r.inputs["path"].endswith("mlflow-roles.json"))
         roles = json.loads(roles_file.inputs["content"])
         assert roles["data_scientist"] == "read"
         assert roles["ci"] == "write" and roles["ml_engineer"] == "write"
-        auth = next(r for r in by_type(mocks, ":LocalFile") if r.inputs["path"].endswith("mlflow-auth.ini"))
+        auth = next(r for r in mocks.of_type(":LocalFile") if r.inputs["path"].endswith("mlflow-auth.ini"))
         assert "authorization_function = infra.components.mlflow_auth:authenticate" in auth.inputs["content"]
         assert "default_permission = READ" in auth.inputs["content"]
         assert auth.inputs["mode"] == "600"
-        users = by_type(mocks, ":MlflowUsers")[0].inputs["users"]
+        users = mocks.of_type(":MlflowUsers")[0].inputs["users"]
         assert {"data_scientist", "ml_engineer", "ci"} <= set(users)
 
     return pulumi.Output.all(environment.tracking_uri, environment.serving_url).apply(check)
@@ -123,7 +105,7 @@ def test_env_state_lives_under_its_own_directory(mocks, tmp_path):
 
     def check(storage_uri):
         assert storage_uri == (tmp_path / "state" / "envs" / "prod" / "storage").as_uri()
-        for program in by_type(mocks, ":SupervisedProgram"):
+        for program in mocks.of_type(":SupervisedProgram"):
             assert program.inputs["run_dir"] == str(tmp_path / "state" / "envs" / "prod" / "run")
 
     return environment.storage_uri.apply(check)

@@ -56,7 +56,7 @@ def test_a_worse_regressor_is_refused_on_rmse(diabetes_env):
     env, first = diabetes_env
     data_version = env.task_values(first, "ingest")["data_version"]
     run_id = new_run_id()
-    weak = ["--use-case", "diabetes", "--set", "train.alpha=400", "--set", "model_validation.max_rmse=80",
+    weak = ["--use-case", "diabetes", "--set", "train.alpha=2000", "--set", "model_validation.max_rmse=80",
             "--set", "model_validation.max_mae=70", "--set", "model_validation.min_r2=0.0"]
     assert env.run_task(run_id, "train", "ml.training.train", "--data-version", data_version, *weak).returncode == 0
     check = env.run_task(run_id, "validate_model", "ml.validation.validate_model", *weak)

@@ -31,11 +31,11 @@ def test_direction_gates_and_relative_change():
 
 
 def test_improvement_and_meets_follow_the_metric_direction():
-    from ml.usecase.metrics import comparison, improvement, meets
+    from ml.usecase.metrics import bound_operator, improvement, meets
 
     assert improvement("regression", "rmse", 55.0, 60.0) == pytest.approx(5.0)   # rmse down: better
     assert improvement("regression", "r2", 0.40, 0.45) == pytest.approx(-0.05)
     assert improvement("binary_classification", "pr_auc", 0.42, 0.40) == pytest.approx(0.02)
     assert meets("regression", "rmse", 60.0, 65.0) and not meets("regression", "rmse", 70.0, 65.0)
     assert meets("regression", "r2", 0.4, 0.3) and not meets("regression", "r2", float("nan"), 0.3)
-    assert comparison("regression", "mae") == "<=" and comparison("binary_classification", "roc_auc") == ">="
+    assert bound_operator("regression", "mae") == "<=" and bound_operator("binary_classification", "roc_auc") == ">="
