@@ -12,6 +12,7 @@ import argparse
 import os
 import signal
 import threading
+import traceback
 from dataclasses import dataclass
 from datetime import datetime, timedelta, UTC
 from pathlib import Path
@@ -21,6 +22,7 @@ from croniter import croniter
 from bundles.envstore import DeploymentStore, all_deployments, bundle_root, now_iso, write_json
 from bundles.errors import BundleError
 from core import settings
+from core.errors import ConveyorError
 from core.contract import EnvironmentOutputs
 
 
@@ -60,8 +62,9 @@ def start_run(outputs: EnvironmentOutputs, due: Due, project_dir: Path, log=prin
             log(f"{now_iso()} {due.deployment}/{due.job}: run {record.run_id} {record.status}")
         except BundleError as exc:
             log(f"{now_iso()} {due.deployment}/{due.job}: not started: {exc}")
-        except Exception as exc:  # one broken job must not stop the scheduler
-            log(f"{now_iso()} {due.deployment}/{due.job}: crashed: {exc.__class__.__name__}: {exc}")
+        except Exception as exc:  # one broken job must not stop the scheduler; its traceback is a bug report
+            log(f"{now_iso()} {due.deployment}/{due.job}: crashed: {exc.__class__.__name__}: {exc}\n"
+                f"{traceback.format_exc().rstrip()}")
 
     thread = threading.Thread(target=target, name=f"run-{due.job}", daemon=False)
     thread.start()
@@ -108,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     while outputs is None:
         try:
             outputs = _load_outputs(args.env, args.outputs_file)
-        except Exception as exc:  # keep retrying: the env may still be coming up
+        except (ConveyorError, OSError, ValueError) as exc:  # keep retrying: the env may still be coming up
             log(f"{now_iso()} cannot read outputs of env {args.env!r}: {exc}; retrying")
             if args.once or stop.wait(max(args.interval, 5)):
                 return 1

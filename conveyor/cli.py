@@ -7,7 +7,7 @@ import typer
 from bundles.cli import app as bundle_app
 from conveyor.init import app as init_app
 from core.cli import guarded
-from infra.cli import app as env_app
+from conveyor.env_cli import app as env_app
 from ml.cli import app as model_app
 
 app = typer.Typer(

@@ -94,9 +94,11 @@ def champion_summary(out: dict, model_name: str) -> tuple[str, str]:
     cred = out["credentials"]["ci"]
     os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = cred["username"], cred["password"]
     client = MlflowClient(tracking_uri=out["tracking_uri"], registry_uri=out["tracking_uri"])
+    from mlflow.exceptions import MlflowException
+
     try:
         version = client.get_model_version_by_alias(model_name, "champion")
-    except Exception:
+    except MlflowException:  # no champion yet
         return "-", "-"
     metrics = client.get_run(version.run_id).data.metrics if version.run_id else {}
     shown = ", ".join(f"{k} {metrics[f'test_{k}']:.3f}" for k in ("roc_auc", "pr_auc", "f1") if f"test_{k}" in metrics)

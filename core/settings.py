@@ -1,8 +1,8 @@
 """Every `CONVEYOR_*` environment variable, declared once with its type and meaning.
 
 Read a setting with `settings.ENV.get()`; hand one to a child process with
-`{settings.ENV.name: value}`. Nothing else in the code base spells these names, so this
-file is the reference of what a process can be told through its environment.
+`{settings.ENV.name: value}`. No other module reads these variables, so this file is the
+reference of what a process can be told through its environment.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pulumi
 
+from core import settings
 from core.paths import project_dir, state_dir
 from core.contract import STORAGE_SUBPATHS, storage_layout
 from infra.environment import Environment, EnvironmentArgs, credentials_output
@@ -114,7 +115,7 @@ class LocalTracking(pulumi.ComponentResource):
         backend_uri = database.backend_uri if database else None
         environment = pulumi.Output.all(args.flask_secret, backend_uri).apply(lambda a: {
             "MLFLOW_AUTH_CONFIG_PATH": str(run_dir / "mlflow-auth.ini"),
-            "CONVEYOR_MLFLOW_ROLES_FILE": str(run_dir / "mlflow-roles.json"),
+            settings.MLFLOW_ROLES_FILE.name: str(run_dir / "mlflow-roles.json"),
             "MLFLOW_FLASK_SERVER_SECRET_KEY": a[0],
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no job runner processes: jobs are ours
             "PYTHONPATH": str(project_dir()),
@@ -151,11 +152,11 @@ class LocalServing(pulumi.ComponentResource):
         self.url = f"http://127.0.0.1:{cfg.ports.serving}"
         layout = storage_layout(storage.uri)
         environment = args.serving.password.apply(lambda pw: {
-            "CONVEYOR_ENV": cfg.env,
-            "CONVEYOR_ENDPOINT_DIR": str(storage.root / "endpoint"),
-            "CONVEYOR_INFERENCE_TABLE": str(storage.root / "tables" / "inference"),
-            "CONVEYOR_SERVING_TOKENS_FILE": str(run_dir / "serving-tokens.json"),
-            "CONVEYOR_STORAGE_URI": layout.root,
+            settings.ENV.name: cfg.env,
+            settings.ENDPOINT_DIR.name: str(storage.root / "endpoint"),
+            settings.INFERENCE_TABLE.name: str(storage.root / "tables" / "inference"),
+            settings.SERVING_TOKENS_FILE.name: str(run_dir / "serving-tokens.json"),
+            settings.STORAGE_URI.name: layout.root,
             "BENTOML_HOME": str(storage.root / "bentos"),
             "BENTOML_DO_NOT_TRACK": "true",
             "MLFLOW_TRACKING_URI": tracking.uri,
@@ -183,10 +184,10 @@ class LocalJobs(pulumi.ComponentResource):
         super().__init__("conveyor:local:Jobs", name, None, opts)
         cfg = args.config
         environment = {
-            "CONVEYOR_ENV": cfg.env,
-            "CONVEYOR_ENV_OUTPUTS": str(run_dir / "outputs.json"),
-            "CONVEYOR_PROJECT_DIR": str(project_dir()),
-            "CONVEYOR_HOME": str(state_dir()),
+            settings.ENV.name: cfg.env,
+            settings.ENV_OUTPUTS.name: str(run_dir / "outputs.json"),
+            settings.PROJECT_DIR.name: str(project_dir()),
+            settings.HOME.name: str(state_dir()),
             "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
             "PYTHONPATH": str(project_dir()),
         }

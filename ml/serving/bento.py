@@ -109,9 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bentoml-home", type=Path, default=None)
     ap.add_argument("--version", default=None)
     args = ap.parse_args(argv)
+    from bentoml.exceptions import BentoMLException
+
     try:
         print(build(args.bentoml_home, args.version))
-    except Exception as exc:
+    except (BentoMLException, OSError) as exc:
         print(f"error: cannot build the endpoint Bento: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -43,12 +43,13 @@ def materialize(name: str, version: str, endpoint_dir: Path) -> ServedModel:
 def _threshold(name: str, version: str) -> float:
     """The flagging threshold the model was trained with (run param `train.threshold`), else 0.5."""
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     try:
         client = MlflowClient()
         run_id = client.get_model_version(name, str(version)).run_id
         return float(client.get_run(run_id).data.params.get("train.threshold", 0.5)) if run_id else 0.5
-    except Exception:
+    except (MlflowException, ValueError):  # no run, or a threshold that is not a number
         return 0.5
 
 

@@ -16,6 +16,7 @@ from ruamel.yaml import YAML
 from bundles.loader import load_bundle
 from bundles.models import schema
 from tests.bundles.mutators.conftest import write as _write
+from tests.lines import line_of
 
 ROOT = """\
 bundle:
@@ -59,13 +60,6 @@ def _errors(root: Path, target: str | None = None, **kw) -> list[str]:
     return [d.render() for d in diags if d.severity == "error"]
 
 
-def _line_of(path: Path, needle: str) -> int:
-    for i, line in enumerate(path.read_text().splitlines(), 1):
-        if needle in line:
-            return i
-    raise AssertionError(f"{needle!r} not in {path}")
-
-
 def test_valid_bundle_has_no_errors(tmp_path):
     root = _write(tmp_path, {"bundle.yml": ROOT, "resources/jobs.yml": JOB})
     bundle, diags = load_bundle(root, user="tester")
@@ -98,7 +92,7 @@ def test_valid_bundle_has_no_errors(tmp_path):
 def test_each_error_kind_points_at_file_and_line(tmp_path, case, bad_text, needle, message):
     root = _write(tmp_path, {"bundle.yml": ROOT, "resources/jobs.yml": bad_text})
     errors = _errors(root)
-    line = _line_of(root / "resources/jobs.yml", needle)
+    line = line_of(root / "resources/jobs.yml", needle)
     expected = f"resources/jobs.yml:{line}: "
     assert any(e.startswith(expected) and message in e for e in errors), (case, errors)
 
@@ -267,7 +261,7 @@ def test_task_module_typo_is_an_error(tmp_path):
     jobs.write_text(jobs.read_text().replace("module: demo_tasks.step\n            parameters:\n              name: publish",
                                              "module: demo_tasks.stpe\n            parameters:\n              name: publish"))
     errors = _errors(root)
-    line = _line_of(jobs, "demo_tasks.stpe")
+    line = line_of(jobs, "demo_tasks.stpe")
     assert f"resources/jobs.yml:{line}: task 'publish': module 'demo_tasks.stpe' not found in the project (did you mean 'step'?)" in errors
     jobs.write_text(jobs.read_text().replace("demo_tasks.stpe", "some_library.entry"))
     bundle, diags = load_bundle(root, user="tester")

@@ -88,7 +88,7 @@ def test_a_generated_use_case_validates_and_trains(task, mlflow_server, tmp_path
     assert valid.returncode == 0, valid.stdout + valid.stderr
     assert "valid" in valid.stdout
 
-    env = MlEnv("dev", tmp_path / "env", mlflow_server.uri,
+    env = MlEnv("dev", tmp_path / "env", mlflow_server.uri, project=root,
                 extra_env={"CONVEYOR_PROJECT_DIR": str(root), "PYTHONPATH": str(root)})
     run_id, results = run_training_job(env, extra={t: ["--use-case", "churn"] for t, _ in TRAINING_TASKS})
     for name, proc in results.items():

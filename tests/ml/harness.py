@@ -71,6 +71,7 @@ class MlEnv:
     tracking_uri: str
     storage_uri: str | None = None  # default: a directory under root (the local platform's shape)
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. AWS_* for s3:// storage
+    project: Path = PROJECT  # where tasks run (a copy of the project runs its own code and use cases)
     outputs_file: Path = field(init=False)
     values_root: Path = field(init=False)
 
@@ -105,7 +106,7 @@ class MlEnv:
 
     def run_task(self, run_id: str, task: str, module: str, *args: str, job: str = "model_training_job",
                  timeout: int = 600) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", module, *args], cwd=PROJECT, env=self.task_env(run_id, task, job),
+        return subprocess.run([sys.executable, "-m", module, *args], cwd=self.project, env=self.task_env(run_id, task, job),
                               capture_output=True, text=True, timeout=timeout)
 
     def task_values(self, run_id: str, task: str) -> dict:

@@ -27,13 +27,6 @@ def read_doc(name: str) -> str:
     return (DOCS / name).read_text()
 
 
-def line_of(path: Path, needle: str) -> int:
-    for i, line in enumerate(path.read_text().splitlines(), 1):
-        if needle in line:
-            return i
-    raise AssertionError(f"{needle!r} not in {path}")
-
-
 @pytest.fixture
 def state_from(tmp_path):
     """`state_from(text, files={...}, **fields)`: bundle.yml written and parsed into `doc`,

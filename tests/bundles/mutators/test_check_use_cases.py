@@ -1,5 +1,6 @@
 from bundles.mutators import check_use_cases
-from tests.bundles.mutators.conftest import line_of, read_doc
+from tests.bundles.mutators.conftest import read_doc
+from tests.lines import line_of
 from tests.usecase.conftest import FEATURES, MODEL, PARAMS, ROWS, USECASE
 
 DOC = read_doc("check_use_cases.yml")

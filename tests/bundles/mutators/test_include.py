@@ -1,5 +1,5 @@
 from bundles.mutators import include
-from tests.bundles.mutators.conftest import line_of
+from tests.lines import line_of
 
 ROOT = """\
 bundle: {name: shop}

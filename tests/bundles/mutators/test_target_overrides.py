@@ -1,5 +1,6 @@
 from bundles.mutators import target_overrides
-from tests.bundles.mutators.conftest import line_of, read_doc
+from tests.bundles.mutators.conftest import read_doc
+from tests.lines import line_of
 
 DOC = read_doc("target_overrides.yml")
 

@@ -1,5 +1,6 @@
 from bundles.mutators import Variables, warn_unused_variables
-from tests.bundles.mutators.conftest import line_of, read_doc
+from tests.bundles.mutators.conftest import read_doc
+from tests.lines import line_of
 
 DOC = read_doc("warn_unused_variables.yml")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConveyorError
-from infra.cli import EnvCommandError
+from conveyor.env_cli import EnvCommandError
 from infra.config import ConfigError
 from infra.kubernetes.kubeapi import KubeError
 
@@ -25,7 +25,7 @@ def project(tmp_path: Path) -> Path:
 def test_an_unknown_env_is_one_line_and_exit_2(project, command):
     env = {"PATH": "/usr/bin:/bin", "CONVEYOR_PROJECT_DIR": str(project), "CONVEYOR_HOME": str(project / ".conveyor")}
     # the `conveyor env` group alone (`conveyor.cli` mounts it as is)
-    entry = "from infra.cli import app; app(prog_name='conveyor env')"
+    entry = "from conveyor.env_cli import app; app(prog_name='conveyor env')"
     proc = subprocess.run([sys.executable, "-c", entry, *command], cwd=project, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
