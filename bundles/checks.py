@@ -10,8 +10,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bundles.errors import Diagnostic, did_you_mean
-from bundles.source import Located
+from core.diagnostics import Diagnostic
+from core.errors import did_you_mean
+from core.source import Located
 
 KNOWN_PERSONAS = ("data_scientist", "ml_engineer", "ci")
 RUNTIME_REF_RE = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")

@@ -12,14 +12,14 @@ The `kubernetes` job backend (`bundles.backends.kubernetes`) is what calls it.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from bundles.errors import BundleError
 from core import settings
 from core.contract import EnvironmentOutputs
-from infra.kubernetes.manifests import ClusterTarget, k8s_name, render_cronjob, render_job
 from infra.kubernetes.kubeapi import KubeApi, KubeError
+from infra.kubernetes.manifests import ClusterTarget, k8s_name, render_cronjob, render_job
 
 DEPLOYMENT_LABEL = "conveyor.io/deployment"
 WORK_DIR = "/tmp/conveyor"  # the pod's writable emptyDir: run records and unpacked code

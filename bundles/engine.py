@@ -9,8 +9,8 @@ on resources, a deploy killed midway leaves a consistent env that the next deplo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from bundles import artifact as artifacts
 from bundles.backends import JobBackend, JobTarget, backend_for, storage_only

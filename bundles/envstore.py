@@ -26,7 +26,7 @@ import os
 import shutil
 import socket
 import uuid
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 

@@ -12,18 +12,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bundles.errors import Diagnostic, Loc
 from bundles.gitinfo import GitInfo
 from bundles.models import Resources, Target
-from bundles.mutators import LoadState, run
 from bundles.mutators import (
-    check_semantics, check_use_cases, define_builtins, include, interpolate, load_root, pause_schedules, prefix_names,
-    resolve_references, resolve_variables, select_target, target_overrides, validate_schema,
+    LoadState,
+    check_semantics,
+    check_use_cases,
+    define_builtins,
+    include,
+    interpolate,
+    load_root,
+    pause_schedules,
+    prefix_names,
+    resolve_references,
+    resolve_variables,
+    run,
+    select_target,
+    target_overrides,
+    validate_schema,
     warn_unused_variables,
 )
 from bundles.mutators.define_builtins import current_user
 from bundles.mutators.load_root import BUNDLE_FILE
 from bundles.mutators.prefix_names import NAMED_KINDS
+from core.diagnostics import Diagnostic, Loc
 
 __all__ = ["BUNDLE_FILE", "NAMED_KINDS", "STEPS", "ResolvedBundle", "current_user", "load_bundle"]
 

@@ -16,7 +16,15 @@ from pydantic import Field
 from bundles.resources import KINDS
 from bundles.resources.experiments import Experiment
 from bundles.resources.jobs import (
-    ConditionExpr, ConditionTask, Dependency, Job, PythonEntry, RunJobTask, Schedule, Task, cron_problem,
+    ConditionExpr,
+    ConditionTask,
+    Dependency,
+    Job,
+    PythonEntry,
+    RunJobTask,
+    Schedule,
+    Task,
+    cron_problem,
 )
 from bundles.resources.monitors import Monitor
 from bundles.resources.registered_models import RegisteredModel

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from filelock import FileLock
 
 from bundles.envstore import DeploymentStore, now_iso, write_json
-from bundles.errors import BundleError, did_you_mean
+from bundles.errors import BundleError
 from bundles.execution import RunExecution
 from bundles.models import Job
 from bundles.reporter import Reporter
 from bundles.runs import RunRecord, TaskState, list_runs, log_tail, new_run_id, sweep_credentials
 from core.contract import EnvironmentOutputs
+from core.errors import did_you_mean
 
 __all__ = ["JobRunner", "Reporter", "RunRecord", "TaskState", "check_params", "find_job", "list_runs",
            "log_tail", "new_run_id"]

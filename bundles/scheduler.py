@@ -14,7 +14,7 @@ import signal
 import threading
 import traceback
 from dataclasses import dataclass
-from datetime import datetime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from croniter import croniter
@@ -22,8 +22,8 @@ from croniter import croniter
 from bundles.envstore import DeploymentStore, all_deployments, bundle_root, now_iso, write_json
 from bundles.errors import BundleError
 from core import settings
-from core.errors import ConveyorError
 from core.contract import EnvironmentOutputs
+from core.errors import ConveyorError
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ reference of what a process can be told through its environment.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
-from collections.abc import Callable
 
 T = TypeVar("T")
 

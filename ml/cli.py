@@ -119,9 +119,9 @@ def promote(target: str = TargetOpt, endpoint: str | None = EndpointOpt,
             wait: float = typer.Option(60.0, help="seconds to wait for the endpoint to serve it")) -> None:
     """End an A/B, shadow or canary rollout early: the challenger becomes champion now."""
     from ml.serving import client
-    from ml.serving.errors import EndpointNotReady
     from ml.serving.endpoint_config import EndpointConfig, update_config
     from ml.serving.endpoint_config import promote as do_promote
+    from ml.serving.errors import EndpointNotReady
 
     outputs, endpoint_dir, named = _endpoint(target, endpoint)
 
@@ -149,9 +149,9 @@ def rollback(target: str = TargetOpt, endpoint: str | None = EndpointOpt,
     import time
 
     from ml.serving import client
-    from ml.serving.errors import EndpointNotReady
     from ml.serving.deploy import DeployError
     from ml.serving.deploy import rollback as do_rollback
+    from ml.serving.errors import EndpointNotReady
 
     outputs, endpoint_dir, named = _endpoint(target, endpoint)
     started = time.monotonic()

@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from core.errors import ConveyorError
 
-
 _GATE_RE = re.compile(r"^(min|max)_(slice_)?[a-z][a-z0-9_]*$")
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from ml.config import Params
-from ml.errors import TaskError
 from ml.data.versioning import read_version, workspace_for
+from ml.errors import TaskError
 from ml.training.estimator import split
 from ml.usecase import UseCase, load_use_case
 

@@ -10,10 +10,10 @@ backend an environment gets is decided once, from its `platform` output
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
-from collections.abc import Callable
 
 if TYPE_CHECKING:
     from bundles.loader import ResolvedBundle

@@ -7,8 +7,8 @@ what never touches jobs (a summary, a plan without jobs) never needs it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from bundles.backends.base import JobBackend, Run, RunResult
 from bundles.errors import BundleError

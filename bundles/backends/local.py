@@ -7,8 +7,8 @@ job's task DAG right here, in the foreground (`bundles.runner.JobRunner`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from bundles.backends.base import JobBackend, Run, RunResult, TaskFailure
 

@@ -9,7 +9,18 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from bundles.commands.common import AsOpt, OutputOpt, TargetOpt, VarOpt, err, handled, load, out, outputs_for, print_json
+from bundles.commands.common import (
+    AsOpt,
+    OutputOpt,
+    TargetOpt,
+    VarOpt,
+    err,
+    handled,
+    load,
+    out,
+    outputs_for,
+    print_json,
+)
 from bundles.errors import BundleError
 from bundles.loader import ResolvedBundle
 

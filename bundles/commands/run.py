@@ -9,7 +9,18 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from bundles.commands.common import OutputOpt, TargetOpt, VarOpt, err, handled, load, out, outputs_for, parse_pairs, print_json
+from bundles.commands.common import (
+    OutputOpt,
+    TargetOpt,
+    VarOpt,
+    err,
+    handled,
+    load,
+    out,
+    outputs_for,
+    parse_pairs,
+    print_json,
+)
 from bundles.errors import BundleError
 
 

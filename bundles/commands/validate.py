@@ -8,7 +8,17 @@ from pathlib import Path
 
 import typer
 
-from bundles.commands.common import OutputOpt, TargetOpt, VarOpt, bundle_root, err, handled, out, parse_pairs, print_json
+from bundles.commands.common import (
+    OutputOpt,
+    TargetOpt,
+    VarOpt,
+    bundle_root,
+    err,
+    handled,
+    out,
+    parse_pairs,
+    print_json,
+)
 from bundles.errors import BundleError
 from bundles.loader import load_bundle
 

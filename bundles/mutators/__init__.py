@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from bundles.errors import Diagnostic
 from bundles.mutators.state import LoadState, Variables
+from core.diagnostics import Diagnostic
 
 __all__ = ["LoadState", "Step", "Variables", "run"]
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bundles.errors import Diagnostic, did_you_mean
 from bundles.mutators.state import LoadState
+from core.diagnostics import Diagnostic
+from core.errors import did_you_mean
 
 REF_RE = re.compile(r"\$\{([^}]*)\}")
 MAX_DEPTH = 10  # variables built from variables: deeper than this is taken as a cycle

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bundles.source import Located
+from core.source import Located
 
 
 def graft(doc: Located, src: Located, src_path: tuple, dst_path: tuple) -> None:

@@ -7,8 +7,8 @@ resources and tasks, task modules on disk); changes nothing.
 from __future__ import annotations
 
 from bundles import checks
-from bundles.errors import Diagnostic
 from bundles.mutators.state import LoadState
+from core.diagnostics import Diagnostic
 
 
 def apply(state: LoadState) -> list[Diagnostic]:

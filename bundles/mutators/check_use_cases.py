@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bundles.errors import Diagnostic, did_you_mean
 from bundles.mutators.state import LoadState
+from core.diagnostics import Diagnostic
+from core.errors import did_you_mean
 
 KEYS = ("use_case", "use-case")
 

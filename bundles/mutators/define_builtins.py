@@ -10,10 +10,10 @@ from __future__ import annotations
 import getpass
 import re
 
-from bundles.errors import Diagnostic
 from bundles.gitinfo import git_info
 from bundles.mutators.state import LoadState
 from core import settings
+from core.diagnostics import Diagnostic
 
 
 def current_user() -> str:

@@ -11,10 +11,11 @@ import glob
 import os
 from pathlib import Path
 
-from bundles.errors import Diagnostic, Loc, did_you_mean
 from bundles.mutators._tree import graft
 from bundles.mutators.state import LoadState
-from bundles.source import Located, load_yaml
+from core.diagnostics import Diagnostic, Loc
+from core.errors import did_you_mean
+from core.source import Located, load_yaml
 
 
 def apply(state: LoadState) -> list[Diagnostic]:

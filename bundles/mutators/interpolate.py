@@ -7,9 +7,9 @@ Reads `state.vars` and `state.builtins`; rewrites `doc.data["resources"]` and
 
 from __future__ import annotations
 
-from bundles.errors import Diagnostic
 from bundles.mutators._references import References
 from bundles.mutators.state import LoadState
+from core.diagnostics import Diagnostic
 
 
 def apply(state: LoadState) -> list[Diagnostic]:

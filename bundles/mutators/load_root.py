@@ -6,9 +6,9 @@ YAML or is not a mapping, since no later step has anything to work on.
 
 from __future__ import annotations
 
-from bundles.errors import Diagnostic
 from bundles.mutators.state import LoadState
-from bundles.source import load_yaml
+from core.diagnostics import Diagnostic
+from core.source import load_yaml
 
 BUNDLE_FILE = "bundle.yml"
 

@@ -6,8 +6,8 @@ so a personal deployment never runs on its own.
 
 from __future__ import annotations
 
-from bundles.errors import Diagnostic
 from bundles.mutators.state import LoadState
+from core.diagnostics import Diagnostic
 
 
 def apply(state: LoadState) -> list[Diagnostic]:

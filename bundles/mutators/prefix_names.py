@@ -8,9 +8,9 @@ people's development deployments in one environment from colliding.
 
 from __future__ import annotations
 
-from bundles.errors import Diagnostic
 from bundles.mutators.state import LoadState
 from bundles.resources import NAMED_KINDS  # the resource kinds whose entries carry a `name`
+from core.diagnostics import Diagnostic
 
 
 def apply(state: LoadState) -> list[Diagnostic]:

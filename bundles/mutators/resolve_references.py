@@ -6,9 +6,9 @@ Reads `state.names` and the resources' scalar fields; rewrites `doc.data["resour
 
 from __future__ import annotations
 
-from bundles.errors import Diagnostic
 from bundles.mutators._references import References
 from bundles.mutators.state import LoadState
+from core.diagnostics import Diagnostic
 
 
 def apply(state: LoadState) -> list[Diagnostic]:

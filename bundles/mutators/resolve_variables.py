@@ -7,8 +7,9 @@ steps resolve them where they are used. Setting an undeclared variable is an err
 
 from __future__ import annotations
 
-from bundles.errors import Diagnostic, did_you_mean
 from bundles.mutators.state import LoadState, Variables
+from core.diagnostics import Diagnostic
+from core.errors import did_you_mean
 
 
 def apply(state: LoadState) -> list[Diagnostic]:

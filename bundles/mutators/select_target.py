@@ -7,8 +7,9 @@ chosen: every later step depends on it.
 
 from __future__ import annotations
 
-from bundles.errors import Diagnostic, did_you_mean
 from bundles.mutators.state import LoadState
+from core.diagnostics import Diagnostic
+from core.errors import did_you_mean
 
 
 def apply(state: LoadState) -> list[Diagnostic]:

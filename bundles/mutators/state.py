@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bundles.errors import Diagnostic
 from bundles.gitinfo import GitInfo
 from bundles.models import BundleFile
-from bundles.source import Located
+from core.diagnostics import Diagnostic
+from core.source import Located
 
 
 @dataclass

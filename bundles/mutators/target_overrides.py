@@ -7,9 +7,9 @@ name the line of the override.
 
 from __future__ import annotations
 
-from bundles.errors import Diagnostic
 from bundles.mutators._tree import deep_merge, graft
 from bundles.mutators.state import LoadState
+from core.diagnostics import Diagnostic
 
 
 def apply(state: LoadState) -> list[Diagnostic]:

@@ -13,10 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from bundles.errors import Diagnostic, did_you_mean
 from bundles.models import BundleFile
 from bundles.mutators.state import LoadState
-from bundles.source import Located
+from core.diagnostics import Diagnostic
+from core.errors import did_you_mean
+from core.source import Located
 
 
 def apply(state: LoadState) -> list[Diagnostic]:

@@ -5,8 +5,8 @@ Reads `state.vars` (marked by the interpolation steps, so it runs after them); c
 
 from __future__ import annotations
 
-from bundles.errors import Diagnostic
 from bundles.mutators.state import LoadState
+from core.diagnostics import Diagnostic
 
 
 def apply(state: LoadState) -> list[Diagnostic]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from core.endpoints import Binding, write_binding
+
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, model_validator
@@ -44,12 +46,10 @@ class ServingEndpoints(StoredKind):
 
     def put(self, ctx: DeployContext, action, old):
         """Write the deployed spec, then bind the endpoint in the env's endpoint storage, so the
-        env's serving process starts serving it (`ml.serving.endpoints`)."""
+        env's serving process starts serving it (`core.endpoints`)."""
         rec = super().put(ctx, action, old)
         use_case = action.spec.get("use_case")
         if use_case:
-            from ml.serving.endpoints import Binding, write_binding
-
             root = _endpoint_root(ctx)
             if root is not None:
                 write_binding(root, Binding(name=resource_key(action.key), use_case=use_case,

@@ -197,8 +197,8 @@ def workspace_for(ctx, use_case: str) -> tuple[Path, str | Path]:
     """(workspace dir, DVC remote) of use case `use_case` in the task's environment: the remote is
     a directory on the local platform, an s3:// URL on the kubernetes platform (the workspace is
     local either way)."""
-    from core.storage import is_local
     from core.contract import local_path
+    from core.storage import is_local
 
     remote = ctx.outputs.storage.dvc_remote
     return ctx.storage_path("root") / WORKSPACES / use_case, local_path(remote) if is_local(remote) else remote

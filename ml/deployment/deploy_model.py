@@ -136,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deploy_model: v{version} is champion — {why}")
         if args.no_package:
             return 0
-        from ml.deployment.package import package
         import mlflow.sklearn
+
+        from ml.deployment.package import package
 
         packaged = package(
             mlflow.sklearn.load_model(f"models:/{name}/{version}"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 
 import pandas as pd
 

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICE = "ml.serving.service:ConveyorEndpoint"
 # The service, the use-case contract its schemas are derived from (and what that imports), the use cases.
 INCLUDE = ["core/*.py", "ml/__init__.py", "ml/config.py", "ml/usecase/*.py", "ml/serving/*.py",
-           "ml/serving/rollouts/*.py", "bundles/__init__.py", "bundles/errors.py", "bundles/source.py",
+           "ml/serving/rollouts/*.py",
            "usecases/__init__.py", "usecases/*/*.py", "usecases/*/*.yml", "usecases/*/*.yaml"]
 PACKAGES = ("bentoml", "mlflow", "scikit-learn", "pandas", "numpy", "pydantic", "filelock", "threadpoolctl", "httpx",
             "fastapi", "pyyaml")

@@ -62,7 +62,7 @@ def settings_from_resource(key: str, resource: dict[str, Any]) -> EndpointSettin
 def _pick(endpoints: dict, key: str | None) -> str:
     if key is not None:
         if key not in endpoints:
-            from bundles.errors import did_you_mean
+            from core.errors import did_you_mean
 
             raise EndpointSettingsError(f"no serving endpoint {key!r} declared{did_you_mean(key, endpoints)} "
                                         f"(declared: {', '.join(endpoints)})")

@@ -18,72 +18,17 @@ The serving process watches these files, so a bundle deploy decides what it serv
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator
-
 from core import settings
-from core.files import atomic_write
+from core.endpoints import (  # noqa: F401 - the binding contract, re-exported for the serving side
+    BINDING_FILE, RESERVED, Binding, InvalidEndpointName, check_name, config_dir, read_binding, table_dir, write_binding,
+)
 from ml.serving.errors import ServingError
-
-BINDING_FILE = "serving.json"
-NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-# first path segments the process itself uses; an endpoint cannot be named after one
-RESERVED = frozenset({"models", "predict", "candidate", "status", "livez", "readyz", "healthz", "metrics", "docs",
-                      "docs.json", "schema.json", "openapi.json", "static", "assets"})
 
 
 class UnknownEndpoint(ServingError):
     """No endpoint of that name is bound in the environment."""
-
-
-class Binding(BaseModel):
-    """What one endpoint serves: a use case's requests, scored by versions of one registered model."""
-
-    name: str = Field(description="the endpoint's name: its routes' first path segment")
-    use_case: str = Field(description="the use case whose declaration gives the request/response schema")
-    model: str | None = Field(None, description="the registered model whose versions it serves")
-    default: bool = Field(False, description="served at /predict (one per environment)")
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, name: str) -> str:
-        check_name(name)
-        return name
-
-
-def check_name(name: str) -> str:
-    if not NAME_RE.match(name) or name in RESERVED:
-        raise ServingError(f"invalid endpoint name {name!r}: lowercase letters, digits, '_' or '-', "
-                           f"not one of {', '.join(sorted(RESERVED))}")
-    return name
-
-
-def config_dir(endpoint_root: Path, name: str | None = None) -> Path:
-    """Where endpoint `name` keeps `endpoint.json` (None: the default endpoint)."""
-    return Path(endpoint_root) if name is None else Path(endpoint_root) / check_name(name)
-
-
-def table_dir(inference_root: Path, name: str | None = None) -> Path:
-    """Where endpoint `name` writes its inference table (None: the default endpoint)."""
-    return Path(inference_root) if name is None else Path(inference_root) / check_name(name)
-
-
-def read_binding(directory: Path) -> Binding | None:
-    path = Path(directory) / BINDING_FILE
-    if not path.is_file():
-        return None
-    return Binding.model_validate_json(path.read_text())
-
-
-def write_binding(endpoint_root: Path, binding: Binding) -> Path:
-    """Bind an endpoint (idempotent: an unchanged binding leaves the file, and its watchers, alone)."""
-    directory = Path(endpoint_root) if binding.default else config_dir(endpoint_root, binding.name)
-    directory.mkdir(parents=True, exist_ok=True)
-    if read_binding(directory) != binding:
-        atomic_write(directory / BINDING_FILE, binding.model_dump_json(indent=2))
-    return directory
 
 
 def default_binding(endpoint_root: Path | None) -> Binding:
@@ -103,7 +48,7 @@ def named_bindings(endpoint_root: Path | None) -> dict[str, Binding]:
     for path in sorted(Path(endpoint_root).glob(f"*/{BINDING_FILE}")):
         try:
             binding = Binding.model_validate(json.loads(path.read_text()))
-        except (ValueError, ServingError):
+        except (ValueError, ServingError, InvalidEndpointName):
             continue  # half-written or foreign file: the next poll sees the finished one
         if binding.name == path.parent.name and not binding.default:
             out[binding.name] = binding
@@ -117,7 +62,7 @@ def resolve(endpoint_root: Path, name: str | None) -> tuple[Binding, Path]:
         return default, Path(endpoint_root)
     named = named_bindings(endpoint_root)
     if name not in named:
-        from bundles.errors import did_you_mean
+        from core.errors import did_you_mean
 
         known = [default.name, *named]
         raise UnknownEndpoint(f"no serving endpoint {name!r} in this environment{did_you_mean(name, known)} "

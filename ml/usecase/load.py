@@ -15,10 +15,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from bundles.errors import Diagnostic, did_you_mean
-from bundles.source import Located, load_yaml
 from core import settings
+from core.diagnostics import Diagnostic
+from core.errors import did_you_mean
 from core.paths import project_dir
+from core.source import Located, load_yaml
 from ml.usecase.contract import TASKS, UseCaseSpec
 from ml.usecase.metrics import TASK_METRICS
 from ml.usecase.usecase import UseCase, UseCaseError

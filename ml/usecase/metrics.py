@@ -46,7 +46,14 @@ def higher_is_better(task: str, metric: str) -> bool:
 
 
 def classification_scores(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
-    from sklearn.metrics import average_precision_score, f1_score, log_loss, precision_score, recall_score, roc_auc_score
+    from sklearn.metrics import (
+        average_precision_score,
+        f1_score,
+        log_loss,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+    )
 
     pred = (proba >= threshold).astype(int)
     both = len(np.unique(y)) == 2

@@ -26,7 +26,6 @@ def validate_frames(frames: dict[str, tuple[pd.DataFrame, list]], docs_root: Pat
     Returns per-suite results and the Data Docs site directory (static HTML).
     """
     import great_expectations as gx
-
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="file", project_root_dir=str(docs_root))

@@ -12,14 +12,14 @@ Anything else it meets raises, so a workflow cannot silently outgrow it.
 from __future__ import annotations
 
 import os
-import shutil
 import re
+import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 import yaml
 

@@ -21,6 +21,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from local_runner import JobRun, project_copy, run_job
+
 from tests.e2e.envs import relax_latency_gates
 from tests.ports import free_port
 

@@ -16,8 +16,8 @@ import httpx
 import pytest
 import yaml
 
-from infra.local import postgres, supervisor
 from infra.config import ConfigError
+from infra.local import postgres, supervisor
 from tests.e2e.envs import make_project, not_owner_only, pulumi_cmd, run
 from tests.ports import free_port
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ConveyorError
 from conveyor.env_cli import EnvCommandError
+from core.errors import ConveyorError
 from infra.config import ConfigError
 from infra.kubernetes.kubeapi import KubeError
 

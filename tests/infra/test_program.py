@@ -9,8 +9,8 @@ import json
 import pulumi
 import pytest
 
-from infra.config import parse
 from core.contract import EnvironmentOutputs
+from infra.config import parse
 from tests.infra.pulumi_mocks import Mocks
 
 PERSONAS = {"data_scientist": {"role": "read"}, "ml_engineer": {"role": "write"}, "ci": {"role": "write"}}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from core.contract import EnvironmentOutputs
-
 from infra.kubernetes.config import KubernetesConfig, parse_kubernetes_config
 from infra.kubernetes.jobs import deploy_manifest
 from infra.kubernetes.manifests import ClusterTarget, k8s_name, render_cronjob, render_task_job

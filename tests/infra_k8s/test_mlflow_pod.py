@@ -18,8 +18,7 @@ import httpx
 import pytest
 
 from infra.kubernetes import bootstrap
-from tests.infra_k8s.harness import ROOT
-from tests.infra_k8s.harness import find
+from tests.infra_k8s.harness import ROOT, find
 from tests.ports import free_port
 
 pytestmark = pytest.mark.slow

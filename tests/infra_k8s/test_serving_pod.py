@@ -16,8 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.infra_k8s.harness import ROOT
-from tests.infra_k8s.harness import find, outputs
+from tests.infra_k8s.harness import ROOT, find, outputs
 from tests.ports import free_port
 
 pytestmark = pytest.mark.slow

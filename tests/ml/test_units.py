@@ -7,9 +7,9 @@ import pytest
 from ml.config import ConfigError, load_params
 from ml.data.generate import CATEGORY_NAMES, RAW_COLUMNS, generate_transactions
 from ml.deployment.deploy_model import decide
-from usecases.fraud.features import build_features, compute_distance
 from ml.training.estimator import split as split_for
 from ml.usecase import load_use_case
+from usecases.fraud.features import build_features, compute_distance
 
 FEATURES = load_use_case("fraud").feature_names
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
 from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,9 +29,9 @@ def _train(path: Path, *, seed: int, kind: str = "good") -> Path:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
-    from usecases.fraud.generate import generate_transactions
-    from usecases.fraud.features import build_features
     from ml.usecase import load_use_case
+    from usecases.fraud.features import build_features
+    from usecases.fraud.generate import generate_transactions
 
     FEATURES, LABEL = load_use_case("fraud").feature_names, load_use_case("fraud").label
 

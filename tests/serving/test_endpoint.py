@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.serving.serving_helpers import served
 from ml.serving import client
 from ml.serving.endpoint_config import promote, update_config
+from tests.serving.serving_helpers import served
 
 pytestmark = pytest.mark.slow
 
@@ -72,9 +72,10 @@ def test_malformed_bodies_are_4xx(deployed):
 
 
 def test_on_demand_distance_is_logged_with_each_request(deployed, rows):
-    from usecases.fraud.features import compute_distance
-    from ml.serving.inference_log import read_table
     import time
+
+    from ml.serving.inference_log import read_table
+    from usecases.fraud.features import compute_distance
 
     row = dict(rows[5], transaction_id="distance-check")
     assert deployed.post([row]).status_code == 200

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from ml.usecase import load_use_case
-from usecases.fraud.features import build_features
-from usecases.fraud.generate import generate_transactions
 from ml.monitoring import drift, tables
 from ml.monitoring.job import run
 from ml.monitoring.retrain_condition import decide
@@ -14,7 +11,10 @@ from ml.monitoring.settings import MonitorConfig, MonitorSettings
 from ml.serving.client import sample_rows
 from ml.serving.endpoint_config import Rollout, promote, update_config
 from ml.serving.engine import Engine
+from ml.usecase import load_use_case
 from tests.serving.serving_helpers import served
+from usecases.fraud.features import build_features
+from usecases.fraud.generate import generate_transactions
 
 FEATURES = load_use_case("fraud").feature_names
 

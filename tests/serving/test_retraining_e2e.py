@@ -27,9 +27,9 @@ import pytest
 import yaml
 
 from core.contract import local_path
-from usecases.fraud.generate import generate_transactions
 from ml.serving.inference_log import read_table
 from tests.e2e.envs import relax_latency_gates
+from usecases.fraud.generate import generate_transactions
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ci"))
 from local_runner import project_copy

@@ -13,9 +13,17 @@ import pytest
 from pydantic import ValidationError
 
 from core.errors import ConveyorError
-from ml.serving import client, deploy as deploy_mod, loadtest, rollouts
+from ml.serving import client, loadtest, rollouts
+from ml.serving import deploy as deploy_mod
 from ml.serving.endpoint_config import (
-    CanaryStage, EndpointConfig, Rollout, ServedModel, history, promote, read_config, update_config,
+    CanaryStage,
+    EndpointConfig,
+    Rollout,
+    ServedModel,
+    history,
+    promote,
+    read_config,
+    update_config,
 )
 from ml.serving.endpoint_settings import settings_from_resource
 from ml.serving.engine import Engine

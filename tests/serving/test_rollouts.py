@@ -9,7 +9,16 @@ import pytest
 
 from ml.serving import client, loadtest
 from ml.serving.deploy import DeployError, deploy, rollback
-from ml.serving.endpoint_config import SLA, CanaryGuard, CanaryStage, EndpointConfig, Rollout, promote, read_config, update_config
+from ml.serving.endpoint_config import (
+    SLA,
+    CanaryGuard,
+    CanaryStage,
+    EndpointConfig,
+    Rollout,
+    promote,
+    read_config,
+    update_config,
+)
 from ml.serving.inference_log import read_table
 from ml.serving.rollouts.canary import watch_canary
 from tests.serving.serving_helpers import TOKEN, served

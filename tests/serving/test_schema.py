@@ -109,5 +109,5 @@ def test_bindings_name_the_endpoints_of_an_env(tmp_path, monkeypatch):
     assert endpoints.resolve(tmp_path, None)[1] == tmp_path
     with pytest.raises(endpoints.UnknownEndpoint, match="did you mean 'diabetes_endpoint'"):
         endpoints.resolve(tmp_path, "diabetes_endpont")
-    with pytest.raises(endpoints.ServingError, match="invalid endpoint name"):
+    with pytest.raises(endpoints.InvalidEndpointName, match="invalid endpoint name"):
         endpoints.Binding(name="models", use_case="fraud")

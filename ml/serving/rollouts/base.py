@@ -20,9 +20,9 @@ settings live in `endpoint_config.Rollout`, which every method receives.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
-from collections.abc import Callable
 
 from ml.serving.endpoint_config import CanaryGuard, EndpointConfig, Rollout, ServedModel
 

@@ -10,11 +10,19 @@ stages, then promotes — unless the guard got there first.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
-from ml.serving.endpoint_config import CanaryGuard, EndpointConfig, Rollout, ServedModel, promote, read_config, update_config
+from ml.serving.endpoint_config import (
+    CanaryGuard,
+    EndpointConfig,
+    Rollout,
+    ServedModel,
+    promote,
+    read_config,
+    update_config,
+)
 from ml.serving.errors import DeployError
 from ml.serving.rollouts.base import RolloutStrategy
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bundles.mutators import LoadState
-from bundles.source import load_yaml
+from core.source import load_yaml
 
 
 def write(root: Path, files: dict[str, str]) -> Path:

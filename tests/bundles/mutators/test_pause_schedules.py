@@ -1,5 +1,4 @@
 from bundles.mutators import pause_schedules
-
 from tests.bundles.mutators.conftest import read_doc
 
 DOC = read_doc("pause_schedules.yml")

@@ -1,8 +1,8 @@
 """The pipeline itself: `run` collects diagnostics in step order and honours `stopped`."""
 
 from bundles import loader
-from bundles.errors import Diagnostic
 from bundles.mutators import LoadState, run
+from core.diagnostics import Diagnostic
 
 
 class _Step:

@@ -8,14 +8,13 @@ values plus a map from each value's path (tuple of keys / indexes) to its `Loc`.
 from __future__ import annotations
 
 import datetime
-
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bundles.errors import Diagnostic, Loc
+from core.diagnostics import Diagnostic, Loc
 
 Path_ = tuple
 
