@@ -72,7 +72,7 @@ def outputs(env: str) -> dict:
 def sample_requests(out: dict, frauds: int = 4, legit: int = 4) -> list[tuple[dict, bool]]:
     """Score a few fresh synthetic transactions (some known frauds) through the env's endpoint,
     as a client would; returns each prediction with the transaction's true label."""
-    from ml.data.generate import generate_transactions
+    from usecases.fraud.generate import generate_transactions
 
     data = generate_transactions(2000, seed=7, days=7)
     fraud = data.is_fraud.astype(bool)

@@ -61,7 +61,7 @@ RUN_ID = _declare("RUN_ID", str, "", "the job run id")
 TASK = _declare("TASK", str, "", "the task key within the job")
 GIT_SHA = _declare("GIT_SHA", str, "unknown", "git sha of the deployed code")
 TASK_VALUES_DIR = _declare("TASK_VALUES_DIR", Path, None, "one <task>.json of published values per task of this run")
-USE_CASE = _declare("USE_CASE", str, None, "the use case an ML task works on without --use-case (default: the project's only one)")
+USE_CASE = _declare("USE_CASE", str, None, "the use case an ML task works on without --use-case (default: usecases/defaults.yml, else the only one)")
 TRIGGER = _declare("TRIGGER", str, "cluster", "what started a cluster run (manual, schedule, …)")
 
 # --- identity and diagnostics --------------------------------------------------------------

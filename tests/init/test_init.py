@@ -81,7 +81,8 @@ def test_flags_answer_the_template(bare):
 @pytest.mark.parametrize("task", ["binary_classification", "regression"])
 def test_a_generated_use_case_validates_and_trains(task, mlflow_server, tmp_path):
     root = copy_project(tmp_path / "project")
-    made = conveyor(root, "init", "use-case", "churn", "--task", task, "--entity-key", "customer_id",
+    name = "churn" if task == "binary_classification" else "spend"  # one registered model each on the shared server
+    made = conveyor(root, "init", "use-case", name, "--task", task, "--entity-key", "customer_id",
                     "--label", "churned", "--defaults")
     assert made.returncode == 0, made.stderr
     valid = conveyor(root, "bundle", "validate", "-t", "dev")
@@ -90,10 +91,10 @@ def test_a_generated_use_case_validates_and_trains(task, mlflow_server, tmp_path
 
     env = MlEnv("dev", tmp_path / "env", mlflow_server.uri, project=root,
                 extra_env={"CONVEYOR_PROJECT_DIR": str(root), "PYTHONPATH": str(root)})
-    run_id, results = run_training_job(env, extra={t: ["--use-case", "churn"] for t, _ in TRAINING_TASKS})
-    for name, proc in results.items():
-        assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    run_id, results = run_training_job(env, extra={t: ["--use-case", name] for t, _ in TRAINING_TASKS})
+    for step, proc in results.items():
+        assert proc.returncode == 0, f"{step} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     assert list(results) == [t for t, _ in TRAINING_TASKS]
     assert env.task_values(run_id, "ingest")["data_rows"] == 600
-    assert env.task_values(run_id, "train")["model_uri"] == "models:/churn-dev/1"
+    assert env.task_values(run_id, "train")["model_uri"] == f"models:/{name}-dev/1"
     assert env.task_values(run_id, "deploy_model")["promoted"] is True

@@ -15,7 +15,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from ml.data.generate import generate_transactions
+from usecases.fraud.generate import generate_transactions
 from ml.serving.client import request_rows
 from tests.ml.conftest import run_training_job
 from tests.ml.harness import PROJECT, MlEnv, free_port, new_run_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ml.config import ConfigError, load_params
-from ml.data.generate import CATEGORY_NAMES, RAW_COLUMNS, generate_transactions
+from usecases.fraud.generate import CATEGORY_NAMES, RAW_COLUMNS, generate_transactions
 from ml.deployment.deploy_model import decide
 from ml.training.estimator import split as split_for
 from ml.usecase import load_use_case
