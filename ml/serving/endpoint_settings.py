@@ -82,6 +82,7 @@ def load_endpoint_settings(path: Path, target: str | None = None, bundle_file: P
         if key is not None:
             raise EndpointSettingsError(f"no serving endpoint {key!r}: {path} declares none")
         return EndpointSettings()
+    named = key is not None
     key = _pick(endpoints, key)
     resource = endpoints[key]
     if target and Path(bundle_file).is_file():
@@ -91,6 +92,9 @@ def load_endpoint_settings(path: Path, target: str | None = None, bundle_file: P
         if isinstance(over, dict):
             resource = _deep_merge(resource, over)
     found = settings_from_resource(key, resource)
-    if len(endpoints) == 1 or _pick(endpoints, None) == key:
+    # An endpoint asked for by key is the default one only if it says so (`default: true`, as bundle
+    # deploy binds it): a use case's own file declaring just its endpoint must not take over /predict.
+    # Without a key the file's default (else only, else first) endpoint is meant.
+    if not named:
         found.default = True
     return found

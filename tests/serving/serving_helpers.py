@@ -95,9 +95,12 @@ class Endpoint:
         return self.proc.returncode
 
 
-def start_endpoint(base: Path, env: str = "test") -> Endpoint:
+def start_endpoint(base: Path, env: str = "test", *, endpoint_dir: Path | None = None,
+                   table_dir: Path | None = None) -> Endpoint:
+    """`bentoml serve` of the env's one serving process; state under `base` unless the dirs are given
+    (an env's `storage.endpoint` and `storage.inference_table`)."""
     port = free_port()
-    ep, table = base / "endpoint", base / "inference"
+    ep, table = endpoint_dir or base / "endpoint", table_dir or base / "inference"
     ep.mkdir(parents=True, exist_ok=True)
     tokens = base / "tokens.json"
     tokens.write_text(json.dumps([hashlib.sha256(TOKEN.encode()).hexdigest()]))

@@ -25,7 +25,7 @@ from ml.serving.endpoint_config import (
     read_config,
     update_config,
 )
-from ml.serving.endpoint_settings import settings_from_resource
+from ml.serving.endpoint_settings import load_endpoint_settings, settings_from_resource
 from ml.serving.engine import Engine
 from ml.serving.errors import EndpointSettingsError
 from ml.serving.models import LoadedModel
@@ -175,3 +175,12 @@ def test_first_model_goes_live_with_the_default_strategy(everyone, no_server, tm
     assert cfg.champion.version == "1" and cfg.challenger is None and everyone.waited_for == []
     assert cfg.reason.startswith("direct rollout") and cfg.updated_at >= started
 
+
+def test_an_endpoint_named_by_key_is_the_default_only_if_it_says_so(tmp_path):
+    one = tmp_path / "diabetes.yml"
+    one.write_text("resources:\n  serving_endpoints:\n    diabetes_endpoint: {use_case: diabetes}\n")
+    assert load_endpoint_settings(one, key="diabetes_endpoint").default is False  # served at /diabetes_endpoint/
+    assert load_endpoint_settings(one).default is True  # no key: the file's endpoint is the env's default
+    marked = tmp_path / "endpoint.yml"
+    marked.write_text("resources:\n  serving_endpoints:\n    fraud_endpoint: {use_case: fraud, default: true}\n")
+    assert load_endpoint_settings(marked, key="fraud_endpoint").default is True
