@@ -8,21 +8,18 @@ and the real Pulumi program (`infra/__main__.py`, under mocks) builds it.
 from __future__ import annotations
 
 import json
-import runpy
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
-import pulumi
 import pytest
-from pulumi.runtime.settings import get_root_resource
 
 from core.contract import EnvironmentOutputs
 from infra import platforms
 from infra.config import ConfigError, parse
 from infra.environment import Environment
-from tests.infra.pulumi_mocks import Mocks
 
 ROOT = Path(__file__).resolve().parents[2]
 PERSONAS = {"data_scientist": {"role": "read"}, "ml_engineer": {"role": "write"}, "ci": {"role": "write"}}
@@ -58,41 +55,52 @@ def throwaway(tmp_path, monkeypatch):
     sys.modules.pop("throwaway_platform", None)
 
 
-@pytest.fixture
-def program(tmp_path, monkeypatch):
-    """Run `infra/__main__.py` for stack `scratch` with the given `conveyor:*` config, under mocks."""
-    monkeypatch.setenv("CONVEYOR_HOME", str(tmp_path / "state"))
-    mocks = Mocks()
-
-    def run(config: dict) -> Mocks:
-        monkeypatch.setenv("PULUMI_CONFIG", json.dumps(
-            {f"conveyor:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}))
-        pulumi.runtime.set_mocks(mocks, project="conveyor", stack="scratch", preview=False)
-        runpy.run_path(str(ROOT / "infra" / "__main__.py"), run_name="__main__")
-        return mocks
-
-    return run
-
-
 def stack_config(platform: str) -> dict:
     return {"platform": platform, "ports": {"tracking": 6901, "serving": 6902}, "access": {"personas": PERSONAS}}
 
 
+# In a fresh interpreter: the Pulumi runtime's settings are process-global, and earlier
+# in-process programs of the suite would otherwise share them with this one.
+CHECKLIST_RUN = """
+import json, runpy, sys
+import pulumi
+from pulumi.runtime.settings import get_root_resource
+from infra import platforms
+from tests.infra.pulumi_mocks import Mocks
+
+sys.path.insert(0, sys.argv[1])
+platforms.PLATFORMS["throwaway"] = "throwaway_platform:ThrowawayEnvironment"   # the registry line
+mocks = Mocks()
+
 @pulumi.runtime.test
-def test_a_new_platform_is_one_module_and_one_registry_line(throwaway, program):
-    mocks = program(stack_config("throwaway"))
+def build():
+    pulumi.runtime.set_mocks(mocks, project="conveyor", stack="scratch", preview=False)
+    runpy.run_path(sys.argv[2], run_name="__main__")
     outputs = get_root_resource().outputs
+    keys = sorted(outputs)
+    return pulumi.Output.all(*[outputs[k] for k in keys]).apply(
+        lambda values: print(json.dumps({"types": mocks.types, "outputs": dict(zip(keys, values))})))
 
-    def check(values):
-        assert "conveyor:throwaway:Environment" in mocks.types
-        assert not [t for t in mocks.types if t.startswith(("conveyor:local:", "conveyor:kubernetes:"))]
-        parsed = EnvironmentOutputs.model_validate(dict(zip(keys, values)))
-        assert parsed.env == "scratch" and parsed.platform == "throwaway"
-        assert parsed.tracking_uri == "http://127.0.0.1:6901"
-        assert set(parsed.credentials) == set(PERSONAS)
+build()
+"""
 
-    keys = sorted(EnvironmentOutputs.model_fields)
-    return pulumi.Output.all(*[outputs[k] for k in keys]).apply(check)
+
+def test_a_new_platform_is_one_module_and_one_registry_line(tmp_path):
+    (tmp_path / "throwaway_platform.py").write_text(textwrap.dedent(THROWAWAY))  # the platform module
+    env = {**os.environ, "CONVEYOR_HOME": str(tmp_path / "state"), "PYTHONPATH": str(ROOT),
+           "PULUMI_CONFIG": json.dumps({f"conveyor:{k}": v if isinstance(v, str) else json.dumps(v)
+                                        for k, v in stack_config("throwaway").items()})}
+    proc = subprocess.run([sys.executable, "-c", CHECKLIST_RUN, str(tmp_path), str(ROOT / "infra" / "__main__.py")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    assert "conveyor:throwaway:Environment" in result["types"]
+    assert not [t for t in result["types"] if t.startswith(("conveyor:local:", "conveyor:kubernetes:"))]
+    parsed = EnvironmentOutputs.model_validate(result["outputs"])
+    assert parsed.env == "scratch" and parsed.platform == "throwaway"
+    assert parsed.tracking_uri == "http://127.0.0.1:6901"
+    assert set(parsed.credentials) == set(PERSONAS)
 
 
 def test_an_unregistered_platform_names_the_key_and_the_known_ones():
