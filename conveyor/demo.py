@@ -105,12 +105,14 @@ def champion_summary(out: dict, model_name: str) -> tuple[str, str]:
     return version.version, shown or "-"
 
 
+DEMO_MODEL = "fraud_detector"  # the registered model the demo trains and promotes
+
+
 def registered_model_name(target: str) -> str:
+    """The demo model's final name in `target` (dev-mode prefixed), from the bundle summary."""
     out = step(f"summary of {target}", conveyor("bundle", "summary", "-t", target, "-o", "json"), quiet=True)
-    data = json.loads(out)
-    for model in data.get("resources", {}).get("registered_models", {}).values():
-        return model.get("name", "fraud_detector")
-    return "fraud_detector"
+    models = json.loads(out).get("resources", {}).get("registered_models", {})
+    return models.get(DEMO_MODEL, {}).get("name", DEMO_MODEL)
 
 
 def run_demo() -> None:
