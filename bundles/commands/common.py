@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +28,9 @@ OutputOpt = typer.Option("text", "-o", "--output", help="text or json")
 AsOpt = typer.Option(None, "--as", help="persona whose credentials to use (default: the target's run_as)")
 
 
-def handled(fn: Callable) -> Callable:
-    """`core.cli.guarded` for a bundle command: a user error is its details (an invalid
-    bundle's diagnostics) plus one `error:` line, exit 1; Ctrl-C exits 130; a bug keeps
-    its traceback. Every layer's user errors (stack, storage, cluster API) are ConveyorErrors."""
-    return guarded(fn)
+# Every bundle command runs under the one CLI wrapper: a user error is its details (an invalid
+# bundle's diagnostics) plus one `error:` line, exit 1; Ctrl-C exits 130; a bug keeps its traceback.
+handled = guarded
 
 
 def bundle_root() -> Path:

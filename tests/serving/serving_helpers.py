@@ -83,16 +83,19 @@ class Endpoint:
     def status(self) -> dict:
         return httpx.get(self.url + "/status", timeout=5).json()
 
-    def stop(self) -> int:
-        """Graceful shutdown (SIGTERM), as the supervisor does on restart."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        return self.proc.returncode
+    def stop(self) -> bool:
+        """Graceful shutdown (SIGTERM), as the supervisor does on restart. True when the process
+        exited within the grace period on its own; False when it had to be killed (or was gone)."""
+        if self.proc.poll() is not None:
+            return False
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+            return True
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+            return False
 
 
 def start_endpoint(base: Path, env: str = "test", *, endpoint_dir: Path | None = None,

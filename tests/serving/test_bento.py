@@ -60,7 +60,7 @@ def test_built_bento_serves_the_configured_model(tmp_path, models, rows):
         client.wait_for_revision(ep.url, cfg.revision, timeout_s=60, confirmations=1)
         assert ep.post(rows[:2]).json()[1]["model_version"] == "1"
     finally:
-        assert ep.stop() is not None
+        assert ep.stop(), "the Bento shuts down on SIGTERM within the grace period"
 
 
 def test_pinned_bento_of_a_champion_serves_it_with_the_endpoint_schema(tmp_path, models, rows):
@@ -93,4 +93,4 @@ def test_pinned_bento_of_a_champion_serves_it_with_the_endpoint_schema(tmp_path,
         assert [(p["model_version"], p["served_by"]) for p in answer.json()] == [("1", "champion")] * 3
         assert ep.status()["models"]["champion"]["name"] == "fraud-detector-test"
     finally:
-        assert ep.stop() is not None
+        assert ep.stop(), "the Bento shuts down on SIGTERM within the grace period"
