@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
         os.environ.pop(settings.ENV_OUTPUTS.name, None)
         start = time.perf_counter()
-        record = JobRunner(outputs, engine.store, root).run("chain")
+        record = JobRunner(outputs, engine.store).run("chain")
         took = time.perf_counter() - start
         assert record.status == "success"
         rows.append((f"run of {args.run_tasks} sequential no-op tasks", f"{took:.2f} s ({took / args.run_tasks * 1000:.0f} ms/task)"))

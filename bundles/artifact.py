@@ -4,6 +4,12 @@ We write the wheel ourselves instead of calling a build backend: it takes
 milliseconds, carries every file of the packages (data files included), and the
 same sources always give the same bytes — so "re-deploying the same code changes
 nothing" is a hash comparison.
+
+Besides the packages, the wheel carries the project files a run needs at its root
+(`RUNTIME_FILES`: `dvc.yaml`, whose stages the ingest task runs), because a run reads
+nothing of the checkout it was deployed from: its tasks start in the unpacked wheel.
+`FORMAT` says what a runner may expect of a deployed artifact; a runner refuses the
+artifact of another format (`check_format`) instead of running it half-right.
 """
 
 from __future__ import annotations
@@ -21,6 +27,10 @@ from core.files import atomic_write
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _SKIP_SUFFIXES = (".pyc", ".pyo")
+RUNTIME_FILES = ("dvc.yaml",)  # project files (not packages) that tasks read at run time, shipped at the wheel root
+# 1: packages only (tasks ran in the checkout); 2: + RUNTIME_FILES, tasks run in the unpacked wheel and read
+# params, resource settings and dvc.yaml from the deployment. Bump when a runner needs something new of it.
+FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,7 @@ def describe(root: Path, bundle: str, packages: list[str] | None) -> CodeArtifac
     files = _listed_files(root, packages)
     if not files:
         raise BundleError(f"no source files found for packages {', '.join(packages)}")
+    files += [name for name in RUNTIME_FILES if (root / name).is_file()]
     digest = hashlib.sha256()
     for name in files:
         digest.update(name.encode() + b"\0")
@@ -78,6 +89,21 @@ def describe(root: Path, bundle: str, packages: list[str] | None) -> CodeArtifac
     content_hash = digest.hexdigest()
     wheel = f"{_dist_name(bundle)}-0+{content_hash[:12]}-py3-none-any.whl"
     return CodeArtifact(hash=content_hash, files=files, wheel_name=wheel)
+
+
+def check_format(found: int | None, deployment: str, target: str) -> None:
+    """A runner runs only artifacts of its own `FORMAT`; BundleError naming the deployment and the fix."""
+    found = found or 1  # deployments from before the format was recorded
+    if found < FORMAT:
+        raise BundleError(
+            f"deployment {deployment} is older than this runner's code: its code artifact has format {found}, "
+            f"which ran tasks in the checkout (this runner needs format {FORMAT}: params, resource settings and "
+            f"dvc.yaml from the deployment); redeploy it with `conveyor bundle deploy -t {target}`")
+    if found > FORMAT:
+        raise BundleError(
+            f"deployment {deployment} is newer than this runner's code: its code artifact has format {found}, "
+            f"this runner knows format {FORMAT}; run it with the Conveyor version that deployed it (update "
+            f"the checkout this runner or the env's scheduler runs from, and restart the scheduler)")
 
 
 def _record_hash(data: bytes) -> str:

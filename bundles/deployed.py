@@ -1,15 +1,20 @@
 """Read what bundles deployed into an environment — for the serving layer, monitors and tasks.
 
 Serving endpoints and monitors are declared in `resources/*.yml` and resolved per target
-at deploy time (names prefixed, variables applied); code that acts on them should read
-these deployed specs rather than the raw YAML.
+at deploy time (names prefixed, `${...}` interpolated, target overrides applied, checked
+against the kind's model); code that acts on them reads these deployed specs, never the
+raw YAML of a checkout. Inside a job run, `task_specs` / `task_spec` read the specs of the
+run's own deployment ($CONVEYOR_DEPLOYMENT, set by the runner), so a task acts on exactly
+what was deployed with the code it runs.
 """
 
 from __future__ import annotations
 
 from bundles.envstore import DeploymentStore, all_deployments
+from bundles.errors import BundleError
 from core import settings
 from core.contract import EnvironmentOutputs
+from core.errors import did_you_mean
 
 
 def deployed_specs(outputs: EnvironmentOutputs, kind: str, deployment: str | None = None) -> dict[str, dict]:
@@ -29,15 +34,43 @@ def deployed_specs(outputs: EnvironmentOutputs, kind: str, deployment: str | Non
     return out
 
 
-def task_spec(kind: str, key: str) -> dict:
-    """Inside a job task: the deployed, resolved spec of one resource of this deployment
-    (e.g. `task_spec("serving_endpoints", "fraud_endpoint")`)."""
+def _redeploy(deployment: str) -> str:
+    parts = deployment.split(".")
+    return f"`conveyor bundle deploy -t {parts[1] if len(parts) > 1 else deployment}`"
+
+
+def task_specs(kind: str) -> dict[str, dict]:
+    """Inside a job run: `{key: spec}` of one kind as deployed with the run's deployment.
+
+    BundleError (one line saying what to do) outside a bundle run — there is no deployment to
+    read then — and when the deployment is no longer in the env."""
     from core import runtime
 
-    ctx = runtime.context()
     deployment = settings.DEPLOYMENT.get()
-    specs = deployed_specs(ctx.outputs, kind, deployment)
+    if not deployment:
+        raise BundleError(f"not inside a bundle run ({settings.DEPLOYMENT.name} is not set): there is no deployment "
+                          f"to read {kind} from; run the job with `conveyor bundle run`")
+    ctx = runtime.context()
+    store = DeploymentStore(ctx.outputs, deployment)
+    if not store.exists():
+        raise BundleError(f"deployment {deployment} is no longer in env {ctx.env!r}; redeploy with {_redeploy(deployment)}")
+    return {key: doc["spec"] for key, doc in store.objects(kind).items() if "spec" in doc}
+
+
+def task_spec(kind: str, key: str) -> dict:
+    """Inside a job task: the deployed, resolved spec of one resource of this deployment
+    (e.g. `task_spec("serving_endpoints", "fraud_endpoint")`); without a deployment
+    (a task started by hand), of any deployment in the env."""
+    from core import runtime
+
+    deployment = settings.DEPLOYMENT.get()
+    if deployment:
+        specs, where = task_specs(kind), f"deployment {deployment}"
+    else:
+        ctx = runtime.context()
+        specs, where = deployed_specs(ctx.outputs, kind), f"env {ctx.env}"
     if key not in specs:
-        where = f"deployment {deployment}" if deployment else f"env {ctx.env}"
-        raise KeyError(f"no deployed {kind} {key!r} in {where} (deployed: {', '.join(specs) or 'none'})")
+        fix = f"; declare it and redeploy with {_redeploy(deployment)}" if deployment else ""
+        raise BundleError(f"no deployed {kind} {key!r} in {where}{did_you_mean(key, specs)} "
+                          f"(deployed: {', '.join(specs) or 'none'}){fix}")
     return specs[key]

@@ -115,13 +115,21 @@ class Engine:
             plan = self.plan()
             state = self.state()
             changes = 0
+            shipped = False
             for action in plan.actions:
                 if action.action == "unchanged":
                     continue
                 self.on_action(action)
+                before = state.resources.get(action.key)
                 self._apply(action, state)
                 self.store.record_action(state, action.key)  # a kill leaves a true record
                 changes += 1
+                if action.kind == "artifact" and action.action != "delete":
+                    # new code reaches the endpoint before anything that uses it changes
+                    self._ship_serving_code(state, before)
+                    shipped = True
+            if not shipped:  # same code: still make sure the endpoint runs it (a retry after a failure)
+                self._ship_serving_code(state, None)
             if changes:
                 state.sequence += 1
                 info = DeploymentInfo(
@@ -136,6 +144,22 @@ class Engine:
             took = lock.took_over
         return DeployResult(plan=plan, state=state,
                             took_over_lock=f"{took.user} (pid {took.pid}) since {took.since}" if took else None)
+
+    def _ship_serving_code(self, state: DeploymentState, before) -> None:
+        """Roll the env's endpoint onto the deployed code (`bundles.serving_code`). When the new
+        code does not start, the deployment goes back to its previous artifact, so jobs and the
+        endpoint keep running the same code, and the deploy fails with the launcher's reason."""
+        from bundles.serving_code import ship
+
+        try:
+            ship(self.bundle, self.outputs, state)
+        except BundleError:
+            if before is not None:
+                state.resources["artifact"] = before
+                KINDS.get("artifact").record(state, before)
+                self.store.record_action(state, "artifact")
+                self.store.save_state(state)
+            raise
 
     def destroy(self, force_lock: bool = False) -> list[Action]:
         if not self.store.exists():

@@ -1,7 +1,10 @@
 """Executing one run: its task DAG, each task a subprocess per `core.runtime`'s contract.
 
-Tasks run the *deployed* code: the unpacked wheel goes first on `sys.path` (`LAUNCHER`),
-the working directory is the project dir. References (`{{job.parameters.x}}`,
+Tasks run the *deployed* code and nothing of a checkout: the unpacked wheel goes first on
+`sys.path` (`LAUNCHER`) and is the task's working directory and project dir
+($CONVEYOR_PROJECT_DIR), so the use cases' params, `dvc.yaml` and every relative path a task
+opens are the deployment's; resource settings come from the deployed specs
+(`bundles.deployed`). References (`{{job.parameters.x}}`,
 `{{tasks.<task>.values.<key>}}`) are resolved when a task starts; a task's retries, its
 timeout, the job's timeout and a cancel (Ctrl-C, SIGTERM) are handled here.
 """
@@ -24,6 +27,7 @@ from bundles.errors import BundleError
 from bundles.models import Job, Task
 from bundles.runs import RunRecord
 from core import settings
+from core.paths import state_dir
 
 if TYPE_CHECKING:
     from bundles.runner import JobRunner
@@ -31,7 +35,7 @@ if TYPE_CHECKING:
 REF_RE = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
 DONE_OK = ("success", "excluded")
 
-# `python -m <module>` semantics, but with the deployed code ahead of the checkout on sys.path.
+# `python -m <module>` semantics, with the deployed code first on sys.path (ahead of an installed copy).
 LAUNCHER = (
     "import runpy, sys\n"
     "code, mod = sys.argv[1], sys.argv[2]\n"
@@ -232,7 +236,8 @@ class RunExecution:
             settings.TASK.name: name,
             settings.GIT_SHA.name: self.record.git_sha,
             settings.TASK_VALUES_DIR.name: str(self.run_dir / "values"),
-            settings.PROJECT_DIR.name: str(self.runner.project_dir),
+            settings.PROJECT_DIR.name: str(self.code_dir),  # the deployed code is the task's project
+            settings.HOME.name: str(state_dir()),  # local state stays where the runner keeps it, not in the code
             settings.DEPLOYMENT.name: self.record.deployment,
             "MLFLOW_TRACKING_URI": self.runner.outputs.tracking_uri,
             "MLFLOW_TRACKING_USERNAME": cred.username,
@@ -258,7 +263,7 @@ class RunExecution:
         cmd = [sys.executable, "-c", LAUNCHER, str(self.code_dir), entry.module, *argv]
         fh.write(f"$ python -m {entry.module} {' '.join(argv)}\n")
         fh.flush()
-        proc = subprocess.Popen(cmd, cwd=self.runner.project_dir, env=self._env(name), stdout=fh,
+        proc = subprocess.Popen(cmd, cwd=self.code_dir, env=self._env(name), stdout=fh,
                                 stderr=subprocess.STDOUT, start_new_session=True, umask=0o077)  # owner-only files
         limit = time.monotonic() + task.timeout_seconds if task.timeout_seconds else None
         while True:

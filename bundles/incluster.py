@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         params[key] = value
     outputs = EnvironmentOutputs.model_validate_json(Path(path).read_text())
     try:
-        runner = JobRunner(outputs, DeploymentStore(outputs, args.deployment), Path.cwd(),
-                           trigger=settings.TRIGGER.get(), reporter=Reporter(title=""))
+        runner = JobRunner(outputs, DeploymentStore(outputs, args.deployment), trigger=settings.TRIGGER.get(),
+                           reporter=Reporter(title=""))
         # the Job's run id (the CLI printed it; a CronJob's Job is named by Kubernetes)
         record = runner.run(args.job, params=params, run_id=settings.RUN_ID.get() or None)
     except (BundleError, StorageError) as exc:

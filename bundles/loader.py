@@ -16,6 +16,7 @@ from bundles.gitinfo import GitInfo
 from bundles.models import Resources, Target
 from bundles.mutators import (
     LoadState,
+    check_default_endpoint,
     check_semantics,
     check_use_cases,
     define_builtins,
@@ -52,6 +53,7 @@ STEPS = (
     pause_schedules,        # mode -> development job schedules PAUSED
     validate_schema,        # doc -> parsed (typed models), or a diagnostic per bad value
     check_semantics,        # doc, target, root -> task graph and cross-reference diagnostics
+    check_default_endpoint,  # serving_endpoints' `default` -> an error per default after the first
     check_use_cases,        # jobs' use_case parameters, root/usecases -> each use case's diagnostics
     warn_unused_variables,  # vars.declared - vars.used -> warnings
 )

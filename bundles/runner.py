@@ -4,6 +4,12 @@ A run is admitted under a file lock (max_concurrent_runs counts live records), g
 env's credentials of the job's `run_as` persona only, and keeps its record, per-task logs
 and task values in the env's storage (`bundles.runs`). Executing the DAG is
 `bundles.execution`; showing progress is `bundles.reporter`.
+
+A run belongs to its deployment and to nothing else: the job spec, the code (the deployed
+wheel, unpacked) and, through them, every parameter and resource setting its tasks read.
+No checkout takes part, so a scheduled run, a manual `conveyor bundle run` and a Job's pod on
+a kubernetes env run the same thing. A deployment this runner cannot run as deployed (never
+deployed, or deployed by a Conveyor whose artifact format differs) is refused with the fix.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from bundles import artifact as artifacts
 from bundles.envstore import DeploymentStore, now_iso, write_json
 from bundles.errors import BundleError
 from bundles.execution import RunExecution
@@ -24,8 +31,14 @@ from bundles.runs import RunRecord, TaskState, list_runs, log_tail, new_run_id, 
 from core.contract import EnvironmentOutputs
 from core.errors import did_you_mean
 
-__all__ = ["JobRunner", "Reporter", "RunRecord", "TaskState", "check_params", "find_job", "list_runs",
-           "log_tail", "new_run_id"]
+__all__ = ["JobRunner", "Reporter", "RunRecord", "TaskState", "check_deployed", "check_params", "find_job",
+           "list_runs", "log_tail", "new_run_id"]
+
+
+def _target(deployment: str) -> str:
+    """The bundle target of deployment id `<bundle>.<target>[.<user>]`."""
+    parts = deployment.split(".")
+    return parts[1] if len(parts) > 1 else deployment
 
 
 def find_job(jobs: dict[str, dict], key: str, deployment: str) -> str:
@@ -38,7 +51,20 @@ def find_job(jobs: dict[str, dict], key: str, deployment: str) -> str:
     hint = did_you_mean(key, list(jobs)) if jobs else ""
     known = f" (deployed: {', '.join(jobs)})" if jobs else ""
     raise BundleError(f"job {key!r} is not deployed in {deployment}{hint}{known}; "
-                      f"deploy first with `conveyor bundle deploy`")
+                      f"deploy first with `conveyor bundle deploy -t {_target(deployment)}`")
+
+
+def check_deployed(store: DeploymentStore, state: dict) -> str:
+    """The content hash of the code deployed as `store`'s deployment (`state`: its raw state),
+    once this runner can run it; BundleError naming the deployment and what to do otherwise."""
+    dep, target = store.deployment_id, _target(store.deployment_id)
+    artifact = state.get("artifact")
+    if not artifact:
+        what = "has no code deployed" if state else f"was never deployed to env {store.outputs.env!r}"
+        raise BundleError(f"deployment {dep} {what}; deploy it with `conveyor bundle deploy -t {target}`")
+    record = (state.get("resources") or {}).get("artifact") or {}
+    artifacts.check_format((record.get("spec") or {}).get("format"), dep, target)
+    return artifact
 
 
 def check_params(job_key: str, declared: dict, params: dict) -> None:
@@ -52,12 +78,10 @@ def check_params(job_key: str, declared: dict, params: dict) -> None:
 
 
 class JobRunner:
-    def __init__(self, outputs: EnvironmentOutputs, store: DeploymentStore, project_dir: Path,
-                 reporter: Reporter | None = None, trigger: str = "manual", parent_run: str | None = None,
-                 cancel: threading.Event | None = None):
+    def __init__(self, outputs: EnvironmentOutputs, store: DeploymentStore, reporter: Reporter | None = None,
+                 trigger: str = "manual", parent_run: str | None = None, cancel: threading.Event | None = None):
         self.outputs = outputs
         self.store = store
-        self.project_dir = Path(project_dir)
         self.reporter = reporter
         self.trigger = trigger
         self.parent_run = parent_run
@@ -67,7 +91,7 @@ class JobRunner:
 
     def child(self, parent_run: str) -> JobRunner:
         """The runner of a job that a `run_job` task triggers: same env, cancelled with this one."""
-        return JobRunner(self.outputs, self.store, self.project_dir, reporter=None, trigger="run_job",
+        return JobRunner(self.outputs, self.store, reporter=None, trigger="run_job",
                          parent_run=parent_run, cancel=self._cancel)
 
     def cancel(self, reason: str) -> None:
@@ -98,16 +122,17 @@ class JobRunner:
     def run(self, job_key: str, only: list[str] | None = None, params: dict[str, str] | None = None,
             run_id: str | None = None) -> RunRecord:
         """Run a deployed job; `run_id` is given when someone else named the run (a cluster Job)."""
+        state = self.store.raw_state()
+        artifact = check_deployed(self.store, state)
         doc, job = self._job(job_key)
         job_key = doc["key"]
         run_as = doc["spec"].get("run_as", "ci")
         if run_as not in self.outputs.credentials:
             raise BundleError(f"job {job_key!r} runs as {run_as!r}, which has no credentials in env {self.outputs.env!r}")
-        state = self.store.raw_state()
-        artifact = state.get("artifact")
-        code_dir = self.store.ensure_code(artifact) if artifact else None
+        code_dir = self.store.ensure_code(artifact)
         if code_dir is None:
-            raise BundleError(f"the code of {self.store.deployment_id} is not deployed; run `conveyor bundle deploy` first")
+            raise BundleError(f"the code of {self.store.deployment_id} ({artifact[:12]}) is missing from env storage; "
+                              f"redeploy it with `conveyor bundle deploy -t {_target(self.store.deployment_id)}`")
         params = dict(params or {})
         check_params(job_key, job.parameters, params)
         only_set = set(only or [])

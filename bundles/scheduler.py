@@ -4,6 +4,10 @@
 It reads what is deployed from env storage on every tick, so deploys and destroys
 take effect without a restart; with nothing deployed it simply idles. Schedules of
 development-mode deployments are paused at deploy time and never fire here.
+
+A scheduled run is the same as `conveyor bundle run`: the deployed job spec and code
+(`bundles.runner`), nothing of the checkout the scheduler was started from. A deployment
+it cannot run as deployed is logged as `not started:` with the reason and the fix.
 """
 
 from __future__ import annotations
@@ -51,12 +55,12 @@ def due_jobs(outputs: EnvironmentOutputs, since: datetime, now: datetime) -> lis
     return out
 
 
-def start_run(outputs: EnvironmentOutputs, due: Due, project_dir: Path, log=print) -> threading.Thread:
+def start_run(outputs: EnvironmentOutputs, due: Due, log=print) -> threading.Thread:
     """Run the job in a background thread (tasks are subprocesses; the loop keeps ticking)."""
     from bundles.runner import JobRunner
 
     def target() -> None:
-        runner = JobRunner(outputs, DeploymentStore(outputs, due.deployment), project_dir, trigger="schedule")
+        runner = JobRunner(outputs, DeploymentStore(outputs, due.deployment), trigger="schedule")
         try:
             record = runner.run(due.job)
             log(f"{now_iso()} {due.deployment}/{due.job}: run {record.run_id} {record.status}")
@@ -71,11 +75,11 @@ def start_run(outputs: EnvironmentOutputs, due: Due, project_dir: Path, log=prin
     return thread
 
 
-def tick(outputs: EnvironmentOutputs, since: datetime, now: datetime, project_dir: Path, log=print) -> list[threading.Thread]:
+def tick(outputs: EnvironmentOutputs, since: datetime, now: datetime, log=print) -> list[threading.Thread]:
     threads = []
     for due in due_jobs(outputs, since, now):
         log(f"{now_iso()} {due.deployment}/{due.job}: cron {due.cron!r} fired at {due.fire_time:%H:%M:%S}")
-        threads.append(start_run(outputs, due, project_dir, log=log))
+        threads.append(start_run(outputs, due, log=log))
     return threads
 
 
@@ -93,13 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", required=True, help="environment (Pulumi stack) whose deployed jobs to schedule")
     parser.add_argument("--interval", type=float, default=15.0, help="seconds between checks")
     parser.add_argument("--outputs-file", help="EnvironmentOutputs JSON instead of reading the stack")
-    parser.add_argument("--project-dir", help="working directory of job tasks (default: the project)")
     parser.add_argument("--once", action="store_true", help="check once for jobs due in the last interval, then exit")
     args = parser.parse_args(argv)
 
-    from core.paths import project_dir
-
-    workdir = Path(args.project_dir).resolve() if args.project_dir else project_dir()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     while True:
         now = datetime.now(UTC)
         threads = [t for t in threads if t.is_alive()]
-        threads += tick(outputs, since, now, workdir, log=log)
+        threads += tick(outputs, since, now, log=log)
         since = now
         write_json(status_path, {"pid": os.getpid(), "env": args.env, "last_tick": now.isoformat(timespec="seconds"),
                                  "active_runs": len(threads)})

@@ -37,6 +37,12 @@ class Setting(Generic[T]):
         return os.environ.get(self.name) not in (None, "")
 
 
+def _choice(raw: str, choices: tuple[str, ...]) -> str:
+    if raw not in choices:
+        raise ValueError(f"{raw!r} is not one of {', '.join(choices)}")
+    return raw
+
+
 def _declare(name: str, parse: Callable[[str], T], default: T | None, doc: str) -> Setting[T]:
     return Setting(f"CONVEYOR_{name}", parse, default, doc)
 
@@ -45,6 +51,8 @@ def _declare(name: str, parse: Callable[[str], T], default: T | None, doc: str) 
 PROJECT_DIR = _declare("PROJECT_DIR", Path, None, "the project root (default: nearest parent holding Pulumi.yaml)")
 HOME = _declare("HOME", Path, None, "local state: Pulumi state, env storage, process state (default: <project>/.conveyor)")
 TOOLS_DIR = _declare("TOOLS_DIR", Path, None, "cached toolchain builds (default: ~/.cache/conveyor/tools)")
+TEMPLATES_DIR = _declare("TEMPLATES_DIR", Path, None,
+                         "git repositories of the `conveyor init` templates, read by `copier update` (default: ~/.cache/conveyor/templates)")
 PULUMI_BIN = _declare("PULUMI_BIN", str, None, "a pulumi CLI to use instead of the cached build")
 OUTPUTS_DIR = _declare("OUTPUTS_DIR", Path, None, "a folder of <stack>.json environment outputs (CI runners, job pods)")
 STATE_DIR = _declare("STATE_DIR", Path, None, "an env's state volume; object-storage paths map under it")
@@ -74,6 +82,10 @@ INFERENCE_TABLE = _declare("INFERENCE_TABLE", Path, None, "where the endpoint wr
 SERVING_TOKENS_FILE = _declare("SERVING_TOKENS_FILE", Path, None, "bearer tokens the endpoint accepts (re-read on change)")
 BATCH_MAX_LATENCY_MS = _declare("BATCH_MAX_LATENCY_MS", int, 1000, "the adaptive batcher's latency budget")
 SERVING_USE_CASE = _declare("SERVING_USE_CASE", str, "fraud", "the use case of the default endpoint when its config dir binds none")
+ONLINE_STORE_POLICY = _declare("ONLINE_STORE_POLICY", lambda v: _choice(v, ("defaults", "reject")), "defaults",
+                               "an unreadable online feature store: serve the declared defaults (counted), or reject with 503")
+ONLINE_STORE_ROOT = _declare("ONLINE_STORE_ROOT", Path, None, "where the serving process finds feature-store/online/ (default: the env's storage root)")
+SERVING_CODE = _declare("SERVING_CODE", str, None, "the deployed code version a serving backend runs (set by the launcher)")
 
 # --- tracking server and platform bootstrap ----------------------------------------------------
 AUTH_DB_URI = _declare("AUTH_DB_URI", str, None, "SQLAlchemy URI of MLflow's basic-auth user database")

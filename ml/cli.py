@@ -57,6 +57,11 @@ def _fail(msg: str) -> None:
     raise ConveyorError(msg)
 
 
+def _serving_token(outputs) -> str | None:
+    """A serving token of the env (`/status` is behind it), from whichever persona the outputs carry."""
+    return next((c.token for c in outputs.credentials.values()), None)
+
+
 @app.command()
 @guarded
 def status(target: str = TargetOpt, endpoint: str | None = EndpointOpt,
@@ -70,7 +75,7 @@ def status(target: str = TargetOpt, endpoint: str | None = EndpointOpt,
     outputs, endpoint_dir, named = _endpoint(target, endpoint)
     cfg = read_config(endpoint_dir)
     try:
-        live = client.status(outputs.serving_url, endpoint=named)
+        live = client.status(outputs.serving_url, endpoint=named, token=_serving_token(outputs))
     except httpx.HTTPError as exc:  # endpoint down is information, not a crash
         live = {"error": f"endpoint not reachable at {outputs.serving_url}: {exc}"}
     if as_json:
@@ -133,7 +138,8 @@ def promote(target: str = TargetOpt, endpoint: str | None = EndpointOpt,
     cfg = update_config(endpoint_dir, change, by=f"conveyor model promote ({persona})", reason="challenger promoted by hand")
     model = cfg.champion
     try:
-        client.wait_for_revision(outputs.serving_url, cfg.revision, timeout_s=wait, confirmations=1, endpoint=named)
+        client.wait_for_revision(outputs.serving_url, cfg.revision, timeout_s=wait, confirmations=1, endpoint=named,
+                                 token=_serving_token(outputs))
         console.print(f"[green]serving {model.name} v{model.version}[/] as champion")
     except EndpointNotReady as exc:
         err.print(f"[yellow]warning:[/] endpoint has not confirmed yet: {exc}")
@@ -162,7 +168,8 @@ def rollback(target: str = TargetOpt, endpoint: str | None = EndpointOpt,
     model = cfg.champion
     console.print(f"endpoint config revision {cfg.revision}: champion → {model.name} v{model.version}")
     try:
-        client.wait_for_revision(outputs.serving_url, cfg.revision, timeout_s=wait, confirmations=1, endpoint=named)
+        client.wait_for_revision(outputs.serving_url, cfg.revision, timeout_s=wait, confirmations=1, endpoint=named,
+                                 token=_serving_token(outputs))
         console.print(f"[green]serving {model.name} v{model.version}[/] after {time.monotonic() - started:.1f}s")
     except EndpointNotReady as exc:
         err.print(f"[yellow]warning:[/] endpoint has not confirmed yet: {exc}")

@@ -3,7 +3,9 @@
 Every knob a data scientist may turn lives in `usecases/<name>/params.yaml` (DVC tracks the
 `data` section as stage params); tasks accept `--set section.key=value` overrides so a job
 run can change one value without editing the file. These models hold the generic knobs; a
-use case types its own (`ml.usecase.UseCase.load_params`).
+use case types its own (`ml.usecase.UseCase.load_params`). In a job run the file read is the
+deployed code's copy (the use case folder of the imported `usecases` package): editing a
+checkout changes an environment's runs only once it is deployed.
 """
 
 from __future__ import annotations

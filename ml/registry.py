@@ -13,6 +13,19 @@ from ml.usecase import UseCase, load_use_case
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 VALIDATION_TAG = "model_validation_status"
+POINTER = "champion.json"
+
+
+def champion_pointer(models_dir, registered_model: str):
+    """Where `deploy_model` writes the champion pointer of one registered model:
+    `<storage.models>/<registered model>/champion.json` — one per use case (registered model)
+    per env, so two use cases in one env never overwrite each other's. The one place this
+    path is computed; readers call it too."""
+    from pathlib import Path
+
+    if not registered_model or "/" in registered_model or "\\" in registered_model or registered_model in (".", ".."):
+        raise TaskError(f"registered model name {registered_model!r} cannot name a directory")
+    return Path(models_dir) / registered_model / POINTER
 
 
 def parse_uri(uri: str) -> tuple[str, str]:

@@ -25,12 +25,11 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep t
 from core import runtime, settings
 from core.cli import guarded
 from core.errors import ConveyorError
-from core.paths import project_dir
 from ml.config import Params
 from ml.errors import CheckFailed, TaskError, tracking_refusal
 from ml.usecase import UseCase, load_use_case
 
-__all__ = ["CheckFailed", "Params", "TaskError", "experiment", "parser", "project_dir", "publish", "run_task",
+__all__ = ["CheckFailed", "Params", "TaskError", "experiment", "parser", "publish", "run_task",
            "start_job_run", "upstream", "use_case_from"]
 
 
@@ -38,7 +37,8 @@ def parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=f"python -m {prog}", description=(doc or "").strip().splitlines()[0] if doc else None)
     ap.add_argument("--use-case", default=None,
                     help=f"the use case under usecases/ (default: ${settings.USE_CASE.name}, else the project's only one)")
-    ap.add_argument("--params", default=None, help="params file (default: the use case's params.yaml)")
+    ap.add_argument("--params", default=None,
+                    help="params file (default: the use case's params.yaml in the code that runs: in a job run, the deployed one)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a param, e.g. train.max_iter=50")
     ap.add_argument("--experiment", default=None, help="MLflow experiment name (default: the use case's)")
     ap.add_argument("--model-name", default=None, help="registered model name (default <use case's registered name>-<env>)")
@@ -53,7 +53,10 @@ def use_case_from(args: argparse.Namespace) -> UseCase:
 
 
 def params_from(args: argparse.Namespace) -> Params:
-    """The use case's params (`--params` instead of its params.yaml) with the `--set` overrides."""
+    """The use case's params (`--params` instead of its params.yaml) with the `--set` overrides.
+
+    The use case is found in the `usecases` package this task imports (`ml.usecase.load.folder`):
+    in a job run, the deployed code, so its params.yaml is the deployed one, never a checkout's."""
     return use_case_from(args).load_params(args.set, Path(args.params) if args.params else None)
 
 

@@ -29,7 +29,7 @@ class JobTarget:
     deployment: str  # <bundle>.<target>[.<user>]
     bundle_target: str
     stack: str  # the env's Pulumi stack (its `Pulumi.<stack>.yaml` holds platform settings)
-    project: Path  # the bundle root: task working directory, stack file location
+    project: Path  # the bundle root: where the env's stack file is (runs never read it: they run the deployment)
     git_sha: str = "unknown"
 
     @classmethod

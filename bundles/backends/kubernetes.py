@@ -1,5 +1,6 @@
 """The `kubernetes` platform's jobs: a schedule is a CronJob, a run is a Job in the env's
-namespace (`bundles.cluster.ClusterJobs`); the pod runs the same runner as a local run.
+namespace (`bundles.cluster.ClusterJobs`); the pod runs the same runner as a local run
+(`bundles.incluster`): the deployed job spec and code from env storage, no checkout.
 
 The cluster connection is made at first use, from the env's `Pulumi.<stack>.yaml`, so
 what never touches jobs (a summary, a plan without jobs) never needs it.
@@ -46,12 +47,14 @@ class KubernetesJobs(JobBackend):
     def start(self, job: str, params: dict[str, str] | None = None, only: list[str] | None = None,
               reporter: Reporter | None = None) -> Run:
         from bundles.envstore import DeploymentStore
-        from bundles.runner import check_params, find_job, new_run_id
+        from bundles.runner import check_deployed, check_params, find_job, new_run_id
 
         if only:
             raise BundleError("--only is not supported on a kubernetes env yet: a cluster run runs the whole job")
         t = self.target
-        jobs = DeploymentStore(t.outputs, t.deployment).objects("jobs")
+        store = DeploymentStore(t.outputs, t.deployment)
+        check_deployed(store, store.raw_state())  # refused here, not in a pod: the pod's runner would refuse it too
+        jobs = store.objects("jobs")
         key = find_job(jobs, job, t.deployment)
         spec = jobs[key]["spec"]
         params = params or {}

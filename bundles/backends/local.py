@@ -2,7 +2,8 @@
 from env storage by the env's scheduler process (`bundles.scheduler`).
 
 So deploy has nothing to do beyond registering the job in storage, and `start` runs the
-job's task DAG right here, in the foreground (`bundles.runner.JobRunner`).
+job's task DAG right here, in the foreground (`bundles.runner.JobRunner`): the deployed job
+and code, as the env's scheduler would, whatever the checkout it is started from holds.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class LocalJobs(JobBackend):
         from bundles.runner import JobRunner
 
         t = self.target
-        return JobRunner(t.outputs, DeploymentStore(t.outputs, t.deployment), t.project, reporter=reporter)
+        return JobRunner(t.outputs, DeploymentStore(t.outputs, t.deployment), reporter=reporter)
 
     def active_runs(self, key: str) -> list[str]:
         return [r["run_id"] for r in self.runner().active_runs(key)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from bundles.resources.artifact import Artifact
 from bundles.resources.base import DeployContext, Registry, ResourceKind
 from bundles.resources.experiments import Experiments
+from bundles.resources.feature_tables import FeatureTables
 from bundles.resources.jobs import Jobs
 from bundles.resources.monitors import Monitors
 from bundles.resources.registered_models import RegisteredModels
@@ -21,6 +22,7 @@ KINDS = Registry([
     Experiments(),       # MLflow objects next: jobs log to them
     RegisteredModels(),
     Jobs(),
+    FeatureTables(),     # after the jobs that refresh them; before the endpoints that look them up
     ServingEndpoints(),  # serve models the jobs register
     Monitors(),          # watch endpoints, trigger jobs
 ])

@@ -22,7 +22,8 @@ class Artifact(ResourceKind):
     name = "artifact"
 
     def desired(self, bundle: ResolvedBundle, artifact_hash: str) -> Desired:
-        return {"artifact": (None, {"hash": artifact_hash})}
+        # `format`: what a runner may expect of this artifact (bundles.artifact.FORMAT, checked at each run)
+        return {"artifact": (None, {"hash": artifact_hash, "format": artifacts.FORMAT})}
 
     def exists(self, ctx: DeployContext, rec: ResourceRecord) -> bool:
         return ctx.store.has_code(rec.spec.get("hash", ""))

@@ -29,7 +29,9 @@ from infra.local.users import MlflowUsers
 
 # Every contract location, plus the tracking server's database (local platform only).
 STORAGE_SUBDIRS = [*STORAGE_SUBPATHS.values(), "tracking"]
-SERVING_SERVICE = "ml.serving.service:ConveyorEndpoint"
+SERVING_LAUNCHER = "ml.serving.launcher"
+# What the launcher process imports: a change restarts it (the code it serves ships with bundle deploy).
+LAUNCHER_SOURCES = ("ml/serving/launcher.py", "ml/serving/gate.py", "core")
 AUTH_PLUGIN = "infra.components.mlflow_auth:authenticate"
 
 
@@ -138,7 +140,11 @@ class LocalTracking(pulumi.ComponentResource):
 
 
 class LocalServing(pulumi.ComponentResource):
-    """The env's BentoML endpoint process; what it serves comes from the endpoint config."""
+    """The env's endpoint process: the launcher (`ml.serving.launcher`) on the serving port.
+
+    Pulumi owns the process; the code it serves is the bundle's (`conveyor bundle deploy` ships
+    it, the launcher rolls onto it with no failed request), and the models come from the
+    endpoint configs and the env's BentoML model store (`storage.bentos`)."""
 
     def __init__(self, name: str, args: EnvironmentArgs, storage: LocalStorage, tracking: LocalTracking,
                  run_dir: Path, opts: pulumi.ResourceOptions | None = None):
@@ -164,13 +170,13 @@ class LocalServing(pulumi.ComponentResource):
             "MLFLOW_TRACKING_PASSWORD": pw,
             "PYTHONPATH": str(project_dir()),
         })
-        command = [_bin("bentoml"), "serve", SERVING_SERVICE, "--host", "127.0.0.1",
-                   "--port", str(cfg.ports.serving), "--working-dir", str(project_dir())]
+        command = [sys.executable, "-m", SERVING_LAUNCHER, "--host", "127.0.0.1",
+                   "--port", str(cfg.ports.serving), "--state-dir", str(run_dir / "serving")]
         self.server = SupervisedProgram(
             f"{name}-server", env=cfg.env, run_dir=str(run_dir), program="serving", command=command,
             directory=str(project_dir()), environment=environment, health_url=f"{self.url}/livez",
             triggers=digests.apply(
-                lambda d: hashlib.sha256((d + code_digest("ml", "core", "usecases")).encode()).hexdigest()),
+                lambda d: hashlib.sha256((d + code_digest(*LAUNCHER_SOURCES)).encode()).hexdigest()),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[tokens_file, tracking.users]),
         )
         self.register_outputs({"serving_url": self.url})

@@ -17,8 +17,9 @@ import pandas as pd
 
 from core.cli import guarded
 from core.errors import ConveyorError
-from core.paths import project_dir
+from ml.code import code_root
 from ml.config import ConfigError, DataParams
+from ml.features.lookups import join_pinned
 from ml.usecase import UseCase, load_use_case
 
 DATA_DIR = Path("data")
@@ -56,7 +57,7 @@ def bronze(uc: UseCase, p: DataParams, root: Path | None = None) -> pd.DataFrame
             if p.rows is not None:  # asked for rows × subset already
                 return df
         else:
-            files = uc.source_files(root or project_dir())
+            files = uc.source_files(root or code_root())  # the running (in a job run: deployed) code's files
             if not files:
                 raise SourceDataError(f"use case {uc.name!r}: source.path {uc.spec.source.path!r} holds no parquet/csv file")
             df = _read_files(files)
@@ -106,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.stage == "silver":
             silver(uc, pd.read_parquet(BRONZE)).to_parquet(SILVER, index=False)
         else:
-            gold(uc, pd.read_parquet(SILVER)).to_parquet(GOLD, index=False)
+            silver_rows = join_pinned(uc, pd.read_parquet(SILVER), Path(args.params))  # feature tables, as of each row
+            gold(uc, silver_rows).to_parquet(GOLD, index=False)
     except ConveyorError as exc:
         raise StageFailed(f"{args.stage} stage: {exc}") from exc
     return 0

@@ -6,9 +6,12 @@ and prod overwrite each other's `dvc.lock` and cache. Why one per use case too: 
 of `dvc.yaml` write the same `data/*.parquet` for whichever use case `params.yaml` names, so
 two use cases sharing a workspace would rerun (and overwrite) each other's stages. Each
 (env, use case) gets `<storage.root>/dvc-workspaces/<use case>`: its own git repo + DVC
-cache, `ml/` and `usecases/` linked to the project's code, the project's `dvc.yaml`, and the
-use case's `params.yaml` as used for that run. The env's remote is shared: DVC addresses
-content by hash, so use cases cannot collide there.
+cache, `ml/` and `usecases/` linked to the code that is running, its `dvc.yaml`, and the
+use case's `params.yaml` as used for that run. In a job run that code is the deployment's
+(`ml.code`): the stages run the deployed medallion and feature code with the deployed
+params, whatever a checkout holds; a run of another deployment relinks the workspace
+under its lock, so each `dvc repro` sees one deployment's code. The env's remote is shared:
+DVC addresses content by hash, so use cases cannot collide there.
 Its default remote is the env's `storage.dvc_remote`, so pushed data lives in the
 env's storage. The data version is the DVC md5 of `data/gold.parquet` (what training
 reads); bronze/silver md5s and the workspace commit are recorded too.
@@ -29,9 +32,10 @@ from filelock import FileLock
 from pydantic import BaseModel
 
 from core.errors import ConveyorError
-from core.paths import project_dir
+from ml.code import PIPELINE, code_root, package_dir
 
 OUTPUTS = {"bronze": "data/bronze.parquet", "silver": "data/silver.parquet", "gold": "data/gold.parquet"}
+LINKED = ("ml", "usecases")  # the packages the stages import, linked into the workspace
 
 
 class DataVersionError(ConveyorError, RuntimeError):
@@ -55,10 +59,10 @@ def _tool(name: str) -> str:
     return str(local) if local.exists() else (shutil.which(name) or name)
 
 
-def _env(project: Path) -> dict[str, str]:
+def _env(code: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONPATH"] = f"{project}{os.pathsep}{env['PYTHONPATH']}" if env.get("PYTHONPATH") else str(project)
+    env["PYTHONPATH"] = f"{code}{os.pathsep}{env['PYTHONPATH']}" if env.get("PYTHONPATH") else str(code)
     env["DVC_NO_ANALYTICS"] = "1"
     env.setdefault("GIT_AUTHOR_NAME", "conveyor")
     env.setdefault("GIT_AUTHOR_EMAIL", "conveyor@localhost")
@@ -67,8 +71,8 @@ def _env(project: Path) -> dict[str, str]:
     return env
 
 
-def _run(args: list[str], cwd: Path, project: Path, what: str) -> str:
-    proc = subprocess.run(args, cwd=cwd, env=_env(project), capture_output=True, text=True)
+def _run(args: list[str], cwd: Path, code: Path, what: str) -> str:
+    proc = subprocess.run(args, cwd=cwd, env=_env(code), capture_output=True, text=True)
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-12:])
         raise DataVersionError(f"{what} failed in {cwd}:\n{tail}")
@@ -79,26 +83,35 @@ def _is_url(remote: str | Path) -> bool:
     return "://" in str(remote)
 
 
-def ensure_workspace(ws: Path, remote: str | Path, project: Path | None = None) -> None:
+def _sources(code: Path | None) -> tuple[Path, dict[str, Path]]:
+    """(the root of the code the stages run, {linked package: its directory}): `code`'s when
+    given, else the running code's (in a job run: the deployment's)."""
+    if code is not None:
+        return code, {package: code / package for package in LINKED}
+    return code_root(), {package: package_dir(package) for package in LINKED}
+
+
+def ensure_workspace(ws: Path, remote: str | Path, code: Path | None = None) -> None:
     """Create (idempotently) the env's git+DVC workspace pointing at `remote` (a directory or
-    an s3:// URL; S3 settings from the AWS_* variables, as DVC's S3 remote reads them)."""
-    project = project or project_dir()
+    an s3:// URL; S3 settings from the AWS_* variables, as DVC's S3 remote reads them), its
+    `ml/` and `usecases/` linked to the running code (or `code`'s)."""
+    root, packages = _sources(code)
     ws.mkdir(parents=True, exist_ok=True)
     if not _is_url(remote):
         Path(remote).mkdir(parents=True, exist_ok=True)
     if not (ws / ".git").exists():
-        _run(["git", "init", "-q", "-b", "main"], ws, project, "git init")
+        _run(["git", "init", "-q", "-b", "main"], ws, root, "git init")
         (ws / ".gitignore").write_text("/ml\n/usecases\n/data/\n/restored/\n/.conveyor-*\n")
     if not (ws / ".dvc").exists():
-        _run([_tool("dvc"), "init", "-q"], ws, project, "dvc init")
-        _run([_tool("dvc"), "config", "core.analytics", "false"], ws, project, "dvc config")
-    _run([_tool("dvc"), "remote", "add", "-f", "-d", "env", str(remote)], ws, project, "dvc remote add")
-    for package in ("ml", "usecases"):
+        _run([_tool("dvc"), "init", "-q"], ws, root, "dvc init")
+        _run([_tool("dvc"), "config", "core.analytics", "false"], ws, root, "dvc config")
+    _run([_tool("dvc"), "remote", "add", "-f", "-d", "env", str(remote)], ws, root, "dvc remote add")
+    for package, target in packages.items():
         link = ws / package
-        if link.is_symlink() and Path(os.readlink(link)) != project / package:
+        if link.is_symlink() and Path(os.readlink(link)) != target:
             link.unlink()
         if not link.exists():
-            link.symlink_to(project / package, target_is_directory=True)
+            link.symlink_to(target, target_is_directory=True)
     ignore = ws / ".dvcignore"
     if "__pycache__" not in (ignore.read_text() if ignore.exists() else ""):
         with ignore.open("a") as fh:  # byte code is not a dependency of a stage
@@ -115,14 +128,21 @@ def _lock_md5s(ws: Path) -> dict[str, str]:
     return found
 
 
-def reproduce(ws: Path, remote: str | Path, params: dict, source_file: Path | None = None, project: Path | None = None) -> DataVersion:
-    """`dvc repro` + `dvc push` in the workspace with `params`; returns the data version.
+def reproduce(ws: Path, remote: str | Path, params: dict, source_file: Path | None = None, code: Path | None = None) -> DataVersion:
+    """`dvc repro` + `dvc push` in the workspace with `params` and the running code's (or `code`'s)
+    stages and packages; returns the data version.
 
-    Holds a lock on the workspace so concurrent job runs in one env don't interleave.
+    Holds a lock on the workspace so concurrent job runs in one env (of one deployment or of
+    several: each links its own code) don't interleave.
     """
-    project = project or project_dir()
-    ensure_workspace(ws, remote, project)
+    root, _ = _sources(code)
+    pipeline = root / PIPELINE
+    if not pipeline.is_file():
+        raise DataVersionError(f"no {PIPELINE} in the code at {root}: a deployment ships it in its code wheel; "
+                               f"redeploy with `conveyor bundle deploy`")
+    ws.mkdir(parents=True, exist_ok=True)
     with FileLock(str(ws / ".conveyor-ingest.lock"), timeout=600):
+        ensure_workspace(ws, remote, code)
         params = json.loads(json.dumps(params))  # deep copy
         landing = ws / "data" / "landing"
         for old in landing.iterdir():
@@ -133,15 +153,15 @@ def reproduce(ws: Path, remote: str | Path, params: dict, source_file: Path | No
             params.setdefault("data", {})["source"] = str(target.relative_to(ws))
         else:
             params.setdefault("data", {})["source"] = "generate"
-        shutil.copyfile(project / "dvc.yaml", ws / "dvc.yaml")
+        shutil.copyfile(pipeline, ws / PIPELINE)
         (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        _run([_tool("dvc"), "repro", "-q"], ws, project, "dvc repro")
-        _run([_tool("dvc"), "push", "-q", "-r", "env"], ws, project, "dvc push")
-        _run(["git", "add", "dvc.yaml", "dvc.lock", "params.yaml", ".gitignore", ".dvcignore", ".dvc/config"], ws, project, "git add")
-        staged = subprocess.run(["git", "diff", "--cached", "--quiet"], cwd=ws, env=_env(project))
+        _run([_tool("dvc"), "repro", "-q"], ws, root, "dvc repro")
+        _run([_tool("dvc"), "push", "-q", "-r", "env"], ws, root, "dvc push")
+        _run(["git", "add", "dvc.yaml", "dvc.lock", "params.yaml", ".gitignore", ".dvcignore", ".dvc/config"], ws, root, "git add")
+        staged = subprocess.run(["git", "diff", "--cached", "--quiet"], cwd=ws, env=_env(root))
         if staged.returncode != 0 or not (ws / ".git" / "refs" / "heads" / "main").exists():
-            _run(["git", "commit", "-q", "-m", "ingest"], ws, project, "git commit")
-        commit = _run(["git", "rev-parse", "HEAD"], ws, project, "git rev-parse").strip()
+            _run(["git", "commit", "-q", "-m", "ingest"], ws, root, "git commit")
+        commit = _run(["git", "rev-parse", "HEAD"], ws, root, "git rev-parse").strip()
         md5 = _lock_md5s(ws)
         return DataVersion(gold_md5=md5[OUTPUTS["gold"]], silver_md5=md5[OUTPUTS["silver"]], bronze_md5=md5[OUTPUTS["bronze"]], commit=commit)
 
@@ -151,13 +171,13 @@ def cache_file(ws: Path, md5: str) -> Path:
     return ws / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
 
 
-def restore(remote: str | Path, md5: str, out: Path, project: Path | None = None) -> Path:
+def restore(remote: str | Path, md5: str, out: Path) -> Path:
     """Materialise the file with DVC hash `md5` from `remote` into `out` via `dvc pull`.
 
     Builds a throw-away DVC repo holding only a `.dvc` pointer to that hash, so it
     needs nothing but the env's remote — the same thing a person does by hand.
     """
-    project = project or project_dir()
+    root = code_root()
     key = f"files/md5/{md5[:2]}/{md5[2:]}"
     if _is_url(remote):
         from core.storage import Blobs, StorageError
@@ -173,11 +193,11 @@ def restore(remote: str | Path, md5: str, out: Path, project: Path | None = None
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="conveyor-restore-") as tmp:
         repo = Path(tmp)
-        _run(["git", "init", "-q"], repo, project, "git init")
-        _run([_tool("dvc"), "init", "-q"], repo, project, "dvc init")
-        _run([_tool("dvc"), "remote", "add", "-d", "env", str(remote)], repo, project, "dvc remote add")
+        _run(["git", "init", "-q"], repo, root, "git init")
+        _run([_tool("dvc"), "init", "-q"], repo, root, "dvc init")
+        _run([_tool("dvc"), "remote", "add", "-d", "env", str(remote)], repo, root, "dvc remote add")
         (repo / "data.parquet.dvc").write_text(yaml.safe_dump({"outs": [{"md5": md5, "path": "data.parquet", "hash": "md5"}]}))
-        _run([_tool("dvc"), "pull", "-q", "data.parquet.dvc"], repo, project, "dvc pull")
+        _run([_tool("dvc"), "pull", "-q", "data.parquet.dvc"], repo, root, "dvc pull")
         shutil.copyfile(repo / "data.parquet", out)
     return out
 

@@ -2,9 +2,10 @@
 
 The first model (no champion yet) must beat the configured baseline
 (`deployment.baseline`). The comparison (metrics side by side, a plot, the decision)
-is logged to the challenger's MLflow run. When the champion changes (or has no Bento
-yet) it is packaged: imported into the env's BentoML model store and built into a
-Bento; `storage.models/champion.json` then says what serves (see docs/model-handoff.md).
+is logged to the challenger's MLflow run. A new champion is packaged: imported into the env's
+BentoML model store (`ml.deployment.package`, labelled with registered model, version, data
+version and git sha), from which the endpoint loads it by tag once `update_endpoint` rolls it
+out; `storage.models/<registered model>/champion.json` says what was promoted (see docs/model-handoff.md).
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ import json
 from core import runtime
 from core.files import atomic_write
 from ml import task
-from ml.registry import CHALLENGER, CHAMPION, VALIDATION_TAG, alias_version, held_out, load_model, parse_uri
+from ml.registry import (CHALLENGER, CHAMPION, VALIDATION_TAG, alias_version, champion_pointer, held_out, load_model,
+                         parse_uri)
 from ml.training.estimator import evaluate
-from ml.usecase.metrics import bound_operator, improvement, meets
-
-POINTER = "champion.json"
+from ml.usecase.metrics import beats, bound_operator, improvement, meets
 
 
 def decide(primary: str, min_improvement: float, challenger: dict, champion: dict | None, baseline: dict,
@@ -34,9 +34,10 @@ def decide(primary: str, min_improvement: float, challenger: dict, champion: dic
             return False, "first model below baseline: " + "; ".join(short)
         return True, "first model; meets baseline " + ", ".join(f"{m}{bound_operator(task, m)}{v}" for m, v in baseline.items())
     gain = improvement(task, primary, challenger[primary], champion[primary])
-    if gain >= min_improvement:
+    if beats(task, primary, challenger[primary], champion[primary], min_improvement):  # a tie is no improvement
         return True, f"{primary} {challenger[primary]:.4f} vs champion {champion[primary]:.4f} ({gain:+.4f} >= {min_improvement})"
-    return False, f"{primary} {challenger[primary]:.4f} vs champion {champion[primary]:.4f} ({gain:+.4f} < {min_improvement})"
+    return False, (f"{primary} {challenger[primary]:.4f} vs champion {champion[primary]:.4f} ({gain:+.4f}: "
+                   f"not better by > 0 and >= {min_improvement})")
 
 
 def _comparison_plot(challenger: dict, champion: dict | None, baseline: dict, labels: tuple[str, str],
@@ -65,7 +66,7 @@ def _comparison_plot(challenger: dict, champion: dict | None, baseline: dict, la
 def main(argv: list[str] | None = None) -> int:
     ap = task.parser("ml.deployment.deploy_model", __doc__)
     ap.add_argument("--model-uri", default=None, help="challenger models:/<name>/<version> (default: from train, else the challenger alias)")
-    ap.add_argument("--no-package", action="store_true", help="decide only; skip the BentoML packaging")
+    ap.add_argument("--no-package", action="store_true", help="decide only; skip the import into the BentoML model store")
     args = ap.parse_args(argv)
 
     def body() -> int:
@@ -138,22 +139,21 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         import mlflow.sklearn
 
-        from ml.deployment.package import package
+        from ml.deployment.package import import_model
 
-        packaged = package(
-            mlflow.sklearn.load_model(f"models:/{name}/{version}"),
-            bentoml_home=ctx.storage_path("bentos"), registered_model=name, version=version,
-            data_version=data_version, git_sha=mv.tags.get("git_sha", ctx.git_sha), service=dp.bento_service,
-            threshold=threshold, use_case=uc.name, description=uc.spec.description,
+        home = ctx.storage_path("bentos")
+        bentoml_model = import_model(
+            name, version, bentoml_home=home, data_version=data_version,
+            git_sha=mv.tags.get("git_sha", ctx.git_sha), threshold=threshold, use_case=uc.name,
+            sk_model=mlflow.sklearn.load_model(f"models:/{name}/{version}"),
         )
         pointer = {"registered_model": name, "version": version, "model_uri": f"models:/{name}/{version}",
                    "data_version": data_version, "git_sha": mv.tags.get("git_sha", ctx.git_sha), "metrics": chall_metrics,
-                   "promoted_at": comparison["decided_at"], **packaged}
-        atomic_write(ctx.storage_path("models") / POINTER, json.dumps(pointer, indent=2))
-        client.set_model_version_tag(name, version, "bento", packaged["bento"])
-        for key in ("bento", "bentoml_model"):
-            task.publish(key, packaged[key])
-        print(f"deploy_model: packaged {packaged['bentoml_model']} as Bento {packaged['bento']} (BENTOML_HOME={packaged['bentoml_home']})")
+                   "promoted_at": comparison["decided_at"], "bentoml_model": bentoml_model, "bentoml_home": str(home)}
+        atomic_write(champion_pointer(ctx.storage_path("models"), name), json.dumps(pointer, indent=2))
+        client.set_model_version_tag(name, version, "bentoml_model", bentoml_model)
+        task.publish("bentoml_model", bentoml_model)
+        print(f"deploy_model: imported {bentoml_model} into the env's BentoML model store (BENTOML_HOME={home})")
         return 0
 
     return task.run_task("deploy_model", body)

@@ -36,19 +36,41 @@ def assign_windows(traffic: pd.DataFrame, settings: MonitorSettings) -> pd.DataF
     return traffic[traffic["window"].isin(keep)]
 
 
-def _quality(y: pd.Series, p: pd.Series) -> dict[str, float]:
-    from sklearn.metrics import average_precision_score, roc_auc_score
+# the quality metrics monitored per task type (ml.usecase.metrics computes them as training does)
+QUALITY = {"binary_classification": ("roc_auc", "pr_auc"), "regression": ("rmse", "mae")}
 
-    if y.nunique() < 2:
+
+def score_column(task: str) -> str:
+    """The inference table's column a model's quality is judged on: the probability, or the predicted value."""
+    return "probability" if task == "binary_classification" else "prediction"
+
+
+def _quality(task: str, y: pd.Series, p: pd.Series) -> dict[str, float]:
+    from ml.usecase.metrics import scores
+
+    if task == "binary_classification" and y.astype(int).nunique() < 2:
         return {}
-    return {"roc_auc": float(roc_auc_score(y, p)), "pr_auc": float(average_precision_score(y, p))}
+    y = y.astype(int) if task == "binary_classification" else y.astype(float)
+    found = scores(task, y.to_numpy(), p.astype(float).to_numpy(), 0.5)
+    return {m: found[m] for m in QUALITY[task]}
+
+
+def _quality_violation(metric: str, value: float, th) -> float | None:
+    """The threshold `value` crosses, or None."""
+    if metric == "roc_auc" and value < th.min_roc_auc:
+        return th.min_roc_auc
+    if metric == "rmse" and th.max_rmse is not None and value > th.max_rmse:
+        return th.max_rmse
+    return None
 
 
 def compute(table: pd.DataFrame, reference: pd.DataFrame, settings: MonitorSettings,
-            reference_predictions: pd.Series | None = None, labels: pd.DataFrame | None = None
-            ) -> tuple[pd.DataFrame, pd.DataFrame]:
+            reference_predictions: pd.Series | None = None, labels: pd.DataFrame | None = None,
+            task: str = "binary_classification") -> tuple[pd.DataFrame, pd.DataFrame]:
     """(metrics, windows) for the inference `table` against `reference` features (its columns are
-    the features monitored: the use case's feature columns)."""
+    the features monitored: the use case's feature columns). `labels` (request_id, label), joined by
+    request id, give each window's quality per model (`QUALITY[task]`)."""
+    score = score_column(task)
     th = settings.thresholds
     features = list(reference.columns)
     rows: list[dict] = []
@@ -78,8 +100,8 @@ def compute(table: pd.DataFrame, reference: pd.DataFrame, settings: MonitorSetti
         if len(drifted) >= th.min_drifted_features:
             reasons.append("feature drift: " + "; ".join(drifted))
         if reference_predictions is not None and len(reference_predictions):
-            v = drift.psi(reference_predictions, win["probability"])
-            rows.append({**base, "metric": "prediction_psi", "feature": "probability", "served_by": "all",
+            v = drift.psi(reference_predictions, win[score].astype(float))
+            rows.append({**base, "metric": "prediction_psi", "feature": score, "served_by": "all",
                          "value": v, "threshold": th.prediction_psi, "violated": v > th.prediction_psi})
             if v > th.prediction_psi:
                 reasons.append(f"prediction drift: psi={v:.2f}")
@@ -90,19 +112,23 @@ def compute(table: pd.DataFrame, reference: pd.DataFrame, settings: MonitorSetti
         if len(sh):
             groups["shadow"] = sh
         for role, g in groups.items():
-            stats = {"requests": len(g), "mean_probability": g["probability"].mean(),
-                     "positive_rate": g["prediction"].mean(), "latency_p95_ms": g["latency_ms"].quantile(0.95)}
+            stats = {"requests": len(g), "latency_p95_ms": g["latency_ms"].quantile(0.95)}
+            if task == "binary_classification":
+                stats.update(mean_probability=g["probability"].mean(), positive_rate=g["prediction"].mean())
+            else:
+                stats["mean_prediction"] = g["prediction"].astype(float).mean()
             if "label" in g.columns:
                 labeled = g.dropna(subset=["label"])
                 stats["labeled"] = len(labeled)
                 if len(labeled) >= settings.config.min_labels:
-                    stats.update(_quality(labeled["label"].astype(int), labeled["probability"]))
+                    stats.update(_quality(task, labeled["label"], labeled[score]))
             for m, v in stats.items():
-                violated = m == "roc_auc" and role != "shadow" and v < th.min_roc_auc
+                bound = _quality_violation(m, v, th) if role != "shadow" else None
+                limit = {"roc_auc": th.min_roc_auc, "rmse": th.max_rmse}.get(m)
                 rows.append({**base, "metric": m, "feature": "", "served_by": role, "value": float(v),
-                             "threshold": th.min_roc_auc if m == "roc_auc" else np.nan, "violated": violated})
-                if violated:
-                    reasons.append(f"{role} quality: roc_auc={v:.3f} < {th.min_roc_auc}")
+                             "threshold": np.nan if limit is None else limit, "violated": bound is not None})
+                if bound is not None:
+                    reasons.append(f"{role} quality: {m}={v:.3f} {'<' if m == 'roc_auc' else '>'} {bound}")
         versions = ",".join(sorted(win["model_version"].astype(str).unique()))
         windows.append({**base, "model_versions": versions, "violated": bool(reasons), "reasons": " | ".join(reasons)})
     return pd.DataFrame(rows), pd.DataFrame(windows)

@@ -58,14 +58,36 @@ def _distributions(reference: pd.DataFrame, latest: pd.DataFrame) -> str:
     return _png(fig)
 
 
+def _quality_over_windows(metrics: pd.DataFrame, metric: str) -> str | None:
+    """Quality from joined labels per window and model (None when no window had enough labels)."""
+    import matplotlib.pyplot as plt
+
+    sub = metrics[(metrics["metric"] == metric) & (metrics["served_by"] != "all")]
+    if sub.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3))
+    for role, g in sub.groupby("served_by"):
+        ax.plot(g["window"], g["value"], marker="o", label=role)
+    threshold = sub["threshold"].dropna()
+    if len(threshold):
+        ax.axhline(float(threshold.iloc[-1]), color="red", linestyle="--", label="threshold")
+    ax.set_xlabel("window")
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
 def render(env: str, metrics: pd.DataFrame, windows: pd.DataFrame, reference: pd.DataFrame,
-           latest_features: pd.DataFrame | None, thresholds) -> str:
+           latest_features: pd.DataFrame | None, thresholds, reference_from: str = "", labelled: int = 0) -> str:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [f"<html><head><meta charset='utf-8'><title>Monitoring — {html.escape(env)}</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}.bad{background:#fdd}</style></head><body>",
              f"<h1>Model monitoring — {html.escape(env)}</h1><p>generated {now}; "
-             f"{len(windows)} windows, {int(windows['violated'].sum()) if len(windows) else 0} violating</p>"]
+             f"{len(windows)} windows, {int(windows['violated'].sum()) if len(windows) else 0} violating; "
+             f"{labelled} labelled requests</p>"]
+    if reference_from:
+        parts.append(f"<p>reference: {html.escape(reference_from)}</p>")
     if windows.empty:
         parts.append("<p>No inference traffic yet.</p></body></html>")
         return "".join(parts)
@@ -77,6 +99,10 @@ def render(env: str, metrics: pd.DataFrame, windows: pd.DataFrame, reference: pd
     parts.append("</table>")
     for metric in ("psi", "js", "ks"):
         parts.append(f"<h2>{metric.upper()} per feature</h2><img src='{_drift_over_windows(metrics, metric, getattr(thresholds, metric))}'>")
+    for metric in ("roc_auc", "pr_auc", "rmse", "mae"):
+        img = _quality_over_windows(metrics, metric)
+        if img:
+            parts.append(f"<h2>{metric} from labels, per model</h2><img src='{img}'>")
     if latest_features is not None and len(latest_features):
         parts.append(f"<h2>Reference vs latest window</h2><img src='{_distributions(reference, latest_features)}'>")
     cmp = metrics[(metrics["served_by"] != "all")]

@@ -4,7 +4,10 @@ Reads the newest monitoring run's window summaries from the metric table and set
 `outcome` (true → the `run_job` task triggers `model_training_job`). One noisy window alone
 does not retrain; a sustained shift does.
 
-Usage: python -m ml.monitoring.retrain_condition [--monitor-file resources/monitoring.yml]
+N and M are the run's deployed monitor's (`--monitor KEY`, default: the default endpoint's monitor);
+started by hand outside a bundle run, `--monitor-file` names a resource file, else the defaults hold.
+
+Usage: python -m ml.monitoring.retrain_condition [--monitor KEY] [--metric-table DIR]
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 from core import settings as env_settings
 from core.cli import guarded
 from ml.monitoring import tables
-from ml.monitoring.settings import load_monitor_settings
+from ml.monitoring.settings import monitor_settings
 
 
 def decide(metric_dir: Path, n: int, m: int) -> tuple[bool, str]:
@@ -35,10 +38,13 @@ def decide(metric_dir: Path, n: int, m: int) -> tuple[bool, str]:
 @guarded
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ml.monitoring.retrain_condition")
-    ap.add_argument("--monitor-file", default="resources/monitoring.yml")
+    ap.add_argument("--monitor", default=None, help="the monitors resource (default: the default endpoint's)")
+    ap.add_argument("--endpoint", default=None, help="the serving endpoint whose monitor decides (default: the default one)")
+    ap.add_argument("--monitor-file", default=None, type=Path,
+                    help="outside a bundle run only: a resource file declaring the monitor (a run reads the deployed one)")
     ap.add_argument("--metric-table", help="default: the env's storage.metric_table")
     args = ap.parse_args(argv)
-    settings = load_monitor_settings(Path(args.monitor_file))
+    settings = monitor_settings(args.monitor, args.endpoint, args.monitor_file)
     if args.metric_table:
         metric_dir = Path(args.metric_table)
     else:

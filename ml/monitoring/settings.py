@@ -1,4 +1,10 @@
-"""Monitor settings: thresholds and windowing, read from the bundle's `monitors` resource."""
+"""Monitor settings: thresholds and windowing, the bundle's `monitors` resource.
+
+In a job run they are the run's deployment's (`deployed_monitor_settings`): the monitor spec
+`bundle deploy` resolved and stored in the env, so editing a checkout's resources changes
+nothing until it is deployed. Started by hand outside any deployment, a task reads a resource
+file as written (`load_monitor_settings`), else the defaults below.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +27,8 @@ class Thresholds(BaseModel):
     js: float = Field(0.2, description="per-feature Jensen-Shannon distance above this is drift")
     ks: float = Field(0.2, description="per-feature KS statistic above this is drift (statistic, not p-value: windows are large)")
     prediction_psi: float = Field(0.2, description="PSI of predicted probabilities vs the reference scored by the champion")
-    min_roc_auc: float = Field(0.7, description="quality floor once labels arrive")
+    min_roc_auc: float = Field(0.7, description="quality floor once labels arrive (classification)")
+    max_rmse: float | None = Field(None, gt=0, description="quality ceiling once labels arrive (regression)")
     min_drifted_features: int = Field(1, ge=1, description="features that must drift for a window to count as drifted")
 
 
@@ -43,7 +50,18 @@ class MonitorSettings(BaseModel):
     retrain_job: str | None = "model_training_job"
 
 
+def _from_resource(key: str, res: dict, where: str) -> MonitorSettings:
+    try:
+        return MonitorSettings(key=key, thresholds=Thresholds.model_validate(res.get("thresholds") or {}),
+                               config=MonitorConfig.model_validate(res.get("config") or {}),
+                               retrain_job=res.get("retrain_job"))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise MonitorError(f"{where}: monitors.{key}.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+
+
 def load_monitor_settings(path: Path) -> MonitorSettings:
+    """Outside any deployment: the first monitor of resource file `path`, as written."""
     if not Path(path).is_file():
         raise MonitorError(f"monitor settings file not found: {path}")
     doc = yaml.safe_load(Path(path).read_text()) or {}
@@ -51,10 +69,49 @@ def load_monitor_settings(path: Path) -> MonitorSettings:
     if not monitors:
         return MonitorSettings()
     key, res = next(iter(monitors.items()))
-    try:
-        return MonitorSettings(key=key, thresholds=Thresholds.model_validate(res.get("thresholds") or {}),
-                               config=MonitorConfig.model_validate(res.get("config") or {}),
-                               retrain_job=res.get("retrain_job"))
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise MonitorError(f"{path}: monitors.{key}.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    return _from_resource(key, res, str(path))
+
+
+def deployed_monitor_settings(key: str | None = None, endpoint: str | None = None) -> MonitorSettings:
+    """Inside a job run: monitor `key` of the run's deployment as deployed; without a key, the
+    monitor of serving endpoint `endpoint` (default: the deployment's default endpoint), or the
+    deployment's only monitor. A ConveyorError saying what to declare when there is none."""
+    from bundles.deployed import task_specs
+    from core import settings
+    from core.errors import did_you_mean
+
+    where = f"deployment {settings.DEPLOYMENT.get()}"
+    monitors = task_specs("monitors")
+    redeploy = "and redeploy with `conveyor bundle deploy`"
+    if key is not None:
+        if key not in monitors:
+            raise MonitorError(f"no monitor {key!r} in {where}{did_you_mean(key, monitors)} "
+                               f"(deployed: {', '.join(monitors) or 'none'}); declare it under resources.monitors {redeploy}")
+        return _from_resource(key, monitors[key], where)
+    if endpoint is None and len(monitors) == 1:
+        key = next(iter(monitors))
+        return _from_resource(key, monitors[key], where)
+    if endpoint is None:
+        endpoints = task_specs("serving_endpoints")
+        endpoint = next((k for k, spec in endpoints.items() if spec.get("default")), None)
+    watching = [k for k, spec in monitors.items() if endpoint is not None and spec.get("endpoint") == endpoint]
+    if len(watching) != 1:
+        what = f"endpoint {endpoint!r}" if endpoint else "the default endpoint (none is `default: true`)"
+        problem = "no monitor" if not watching else f"monitors {', '.join(watching)}"
+        raise MonitorError(f"{where} has {problem} of {what} (monitors: {', '.join(monitors) or 'none'}); "
+                           + ("pass --monitor" if watching else f"declare one under resources.monitors {redeploy}"))
+    return _from_resource(watching[0], monitors[watching[0]], where)
+
+
+def monitor_settings(key: str | None = None, endpoint: str | None = None, path: Path | None = None) -> MonitorSettings:
+    """What a monitoring task acts on: in a job run the deployed monitor, never a file (it would be
+    a checkout's); outside one, resource file `path`, else the defaults."""
+    from core import settings
+
+    deployment = settings.DEPLOYMENT.get()
+    if deployment:
+        if path is not None:
+            raise MonitorError(f"--monitor-file {path}: a run of deployment {deployment} reads the monitor it deployed, "
+                               f"not a file; drop monitor-file from the job's task and redeploy")
+        return deployed_monitor_settings(key, endpoint)
+    return load_monitor_settings(path) if path is not None else MonitorSettings()

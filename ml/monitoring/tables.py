@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.files import atomic_write
+from ml.monitoring.settings import MonitorError
 
 
 def append_metrics(metric_dir: Path, frame: pd.DataFrame, name: str = "drift") -> Path:
@@ -41,17 +42,22 @@ def _default_names() -> tuple[str | None, str | None]:
 
 
 def read_labels(path: Path, id_column: str | None = None, label: str | None = None) -> pd.DataFrame:
-    """The labels table as `request_id, label`; files may name them as the use case does
-    (`id_column`, `label`; default: the project's default use case)."""
-    files = sorted(Path(path).glob("*.parquet")) + sorted(Path(path).glob("*.csv")) + sorted(Path(path).glob("*.jsonl"))
+    """The labels feed as `request_id, label` (+ the entity and time columns when it is keyed by those);
+    files may name the columns as the use case does (`id_column`, `label`; default: the project's
+    default use case). Parquet, CSV and JSON-lines partitions, read as one table."""
+    path = Path(path)
+    files = sorted(path.glob("*.parquet")) + sorted(path.glob("*.csv")) + sorted(path.glob("*.jsonl"))
     frames = []
     for f in files:
-        if f.suffix == ".parquet":
-            frames.append(pd.read_parquet(f))
-        elif f.suffix == ".csv":
-            frames.append(pd.read_csv(f))
-        else:
-            frames.append(pd.read_json(f, lines=True))
+        try:
+            if f.suffix == ".parquet":
+                frames.append(pd.read_parquet(f))
+            elif f.suffix == ".csv":
+                frames.append(pd.read_csv(f))
+            else:
+                frames.append(pd.read_json(f, lines=True))
+        except (ValueError, OSError) as exc:  # not the format its name says, or unreadable
+            raise LabelsError(f"labels feed {f}: cannot read it: {exc}") from None
     if not frames:
         return pd.DataFrame(columns=["request_id", "label"])
     df = pd.concat(frames, ignore_index=True)
@@ -61,4 +67,51 @@ def read_labels(path: Path, id_column: str | None = None, label: str | None = No
         df = df.rename(columns={id_column: "request_id"})
     if "label" not in df.columns and label in df.columns:
         df = df.rename(columns={label: "label"})
-    return df[["request_id", "label"]].drop_duplicates("request_id", keep="last")
+    if "label" not in df.columns:
+        raise LabelsError(f"labels feed {path}: no label column (want `label` or {label!r}); columns: {list(df.columns)}")
+    return df
+
+
+class LabelsError(MonitorError):
+    """A labels feed that cannot be joined: unreadable, unknown request ids, duplicates (exit 2)."""
+
+
+def join_keys(labels: pd.DataFrame, table: pd.DataFrame, entity: str | None, timestamp: str | None) -> pd.DataFrame:
+    """`labels` keyed by request id. A feed without `request_id` is keyed by entity + event time (the
+    use case's `entity_key` and `timestamp`), matched exactly to the logged requests' raw fields."""
+    if "request_id" in labels.columns:
+        return labels[["request_id", "label"]]
+    if not entity or not timestamp or not {entity, timestamp} <= set(labels.columns):
+        raise LabelsError(f"labels feed has neither a request id column nor the entity + time columns "
+                          f"({entity}, {timestamp}); columns: {list(labels.columns)}")
+    logged_time = f"txn_{timestamp}" if f"txn_{timestamp}" in table.columns else timestamp
+    requests = table[table["served_by"] != "shadow"][["request_id", entity, logged_time]].copy()
+    requests["_t"] = pd.to_datetime(requests[logged_time], utc=True)
+    keyed = labels.assign(_t=pd.to_datetime(labels[timestamp], utc=True))
+    merged = keyed.merge(requests[["request_id", entity, "_t"]], on=[entity, "_t"], how="left")
+    missing = merged["request_id"].isna()
+    if missing.any():
+        sample = ", ".join(f"{e}@{t}" for e, t in merged.loc[missing, [entity, timestamp]].head(3).itertuples(index=False))
+        raise LabelsError(f"labels feed: {int(missing.sum())} of {len(labels)} labels match no logged request by "
+                          f"({entity}, {timestamp}) (e.g. {sample})")
+    return merged[["request_id", "label"]]
+
+
+def check_labels(labels: pd.DataFrame, table: pd.DataFrame, where: Path | str = "labels feed") -> pd.DataFrame:
+    """`labels` (request_id, label) if every request id is logged once in `table` and labelled once;
+    else one `LabelsError` saying how many are wrong and which (a few of them)."""
+    if labels.empty:
+        return labels
+    ids = labels["request_id"].astype(str)
+    repeated = ids[ids.duplicated(keep=False)].unique()
+    if len(repeated):
+        raise LabelsError(f"{where}: {len(repeated)} request ids are labelled more than once "
+                          f"(e.g. {', '.join(repeated[:3])}); a feed holds one label per request")
+    known = set(table["request_id"].astype(str)) if len(table) else set()
+    unknown = ids[~ids.isin(known)]
+    if len(unknown):
+        raise LabelsError(f"{where}: {len(unknown)} of {len(ids)} request ids are not in the inference table "
+                          f"(e.g. {', '.join(unknown.head(3))})")
+    if labels["label"].isna().any():
+        raise LabelsError(f"{where}: {int(labels['label'].isna().sum())} labels are empty")
+    return labels.assign(request_id=ids)

@@ -1,13 +1,15 @@
-"""Build the endpoint's service (`ml.serving.service:ConveyorEndpoint`) into a Bento.
+"""Build the endpoint's service (`ml.serving.service:ConveyorEndpoint`) into a Bento: the env endpoint.
 
-Two kinds, one service and one request schema:
+One service, one request schema, one kind of Bento: the code of the endpoint, built from the
+sources this module sits in. The env's launcher (`ml.serving.launcher`) builds it from the
+*deployed* code wheel (`python -m ml.serving.bento` run inside the unpacked wheel) and serves
+it with `bentoml serve <tag>`; the models it serves come from the endpoint configs, by their
+tag in the env's BentoML model store (`deploy_model` imports each champion there).
 
-- the env endpoint's Bento (`build`): code only, models come from the endpoint config.
-  `python -m ml.serving.bento [--bentoml-home DIR] [--version V]` prints its tag; serve it with
-  `BENTOML_HOME=DIR bentoml serve <tag>` and the same CONVEYOR_* env vars as the source form.
-  Rebuilt only when code changes: the version is the content hash of the included sources.
-- a pinned Bento (`build_pinned`): the same code plus one BentoML model it always serves
-  (`ml.serving.pinned`); `deploy_model` packages each new champion this way.
+`python -m ml.serving.bento [--bentoml-home DIR] [--version V] [--label k=v ...]` prints its tag;
+serve it with `BENTOML_HOME=DIR bentoml serve <tag>` and the same CONVEYOR_* env vars as the
+env's endpoint, and it gives the same answers. The version defaults to the content hash of the
+included sources (the launcher passes the code artifact's), so the same code is built once.
 """
 
 from __future__ import annotations
@@ -15,16 +17,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import shutil
 import sys
-import tempfile
 from importlib.metadata import version as pkg_version
 from pathlib import Path
 
-from ml.serving.pinned import PIN_FILE, pin_document
-
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE = "ml.serving.service:ConveyorEndpoint"
+NAME = "conveyor_endpoint"
 # The service, the use-case contract its schemas are derived from (and what that imports), the use cases.
 INCLUDE = ["core/*.py", "ml/__init__.py", "ml/config.py", "ml/usecase/*.py", "ml/serving/*.py",
            "ml/serving/rollouts/*.py",
@@ -56,63 +55,44 @@ def use_home(bentoml_home: Path | None) -> None:
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 
 
-def build(bentoml_home: Path | None = None, version: str | None = None) -> str:
-    """Build (or reuse) the endpoint Bento; returns its tag."""
+def build(bentoml_home: Path | None = None, version: str | None = None, labels: dict[str, str] | None = None) -> str:
+    """Build (or reuse) the endpoint Bento of these sources; returns its tag."""
     use_home(bentoml_home)
     import bentoml
     from bentoml.exceptions import NotFound
 
     version = version or source_hash()
-    tag = f"conveyor_endpoint:{version}"
+    tag = f"{NAME}:{version}"
     try:
         return str(bentoml.bentos.get(tag).tag)
     except NotFound:
         pass
     bento = bentoml.bentos.build(
-        SERVICE, name="conveyor_endpoint", version=version,
-        description="Conveyor environment endpoint (models from the endpoint config)",
+        SERVICE, name=NAME, version=version, labels=labels or {},
+        description="Conveyor environment endpoint: serves the models its endpoint configs name, "
+                    "from the env's BentoML model store",
         include=INCLUDE, python=_python(), build_ctx=str(ROOT),
     )
     return str(bento.tag)
 
 
-def build_pinned(tag: str, *, bentoml_model: str, name: str, version: str, threshold: float,
-                 labels: dict[str, str], description: str, bentoml_home: Path | None = None,
-                 use_case: str | None = None) -> str:
-    """Build (or reuse) Bento `tag` serving BentoML model `bentoml_model` as registered `name` v`version`."""
-    use_home(bentoml_home)
-    import bentoml
-    from bentoml.exceptions import NotFound
-
-    try:
-        return str(bentoml.bentos.get(tag).tag)
-    except NotFound:
-        pass
-    bento_name, bento_version = tag.split(":", 1)
-    with tempfile.TemporaryDirectory(prefix="conveyor-bento-") as tmp:
-        ctx = Path(tmp)
-        for path in _sources():
-            dest = ctx / path.relative_to(ROOT)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, dest)
-        (ctx / PIN_FILE).write_text(pin_document(bentoml_model=bentoml_model, name=name, version=version,
-                                                 threshold=threshold, use_case=use_case))
-        bento = bentoml.bentos.build(
-            SERVICE, name=bento_name, version=bento_version, labels=labels, description=description,
-            include=[*INCLUDE, PIN_FILE], models=[bentoml_model], python=_python(), build_ctx=str(ctx),
-        )
-    return str(bento.tag)
+def _label(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--label wants key=value, got {text!r}")
+    return key, value
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ml.serving.bento", description=__doc__.splitlines()[0])
     ap.add_argument("--bentoml-home", type=Path, default=None)
     ap.add_argument("--version", default=None)
+    ap.add_argument("--label", type=_label, action="append", default=[], help="key=value (repeatable)")
     args = ap.parse_args(argv)
     from bentoml.exceptions import BentoMLException
 
     try:
-        print(build(args.bentoml_home, args.version))
+        print(build(args.bentoml_home, args.version, dict(args.label)))
     except (BentoMLException, OSError) as exc:
         print(f"error: cannot build the endpoint Bento: {exc}", file=sys.stderr)
         return 1

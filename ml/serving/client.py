@@ -46,9 +46,9 @@ def sample_rows(n: int = 200, seed: int = 7, use_case=None, **knobs) -> list[dic
     if source.kind == "generator":
         raw = resolve(source.function, f"use case {uc.name!r}: source.function")(rows=n, seed=seed, **knobs)
     else:
-        from core.paths import project_dir
+        from ml.code import code_root
 
-        files = uc.source_files(project_dir())
+        files = uc.source_files(code_root())  # the running code's use case files (a job run: the deployed ones)
         if not files:
             raise EndpointNotReady(f"use case {uc.name!r}: no source file at {source.path} to sample requests from")
         raw = pd.concat([pd.read_csv(f) if f.suffix == ".csv" else pd.read_parquet(f) for f in files], ignore_index=True)
@@ -56,22 +56,23 @@ def sample_rows(n: int = 200, seed: int = 7, use_case=None, **knobs) -> list[dic
     return request_rows(raw, uc)
 
 
-def status(serving_url: str, timeout_s: float = 5.0, endpoint: str | None = None) -> dict:
-    """`/status` of the default endpoint, or `/<endpoint>/status` of a named one."""
+def status(serving_url: str, timeout_s: float = 5.0, endpoint: str | None = None, token: str | None = None) -> dict:
+    """`/status` of the default endpoint, or `/<endpoint>/status` of a named one (behind the serving token)."""
     path = f"/{endpoint}/status" if endpoint else "/status"
-    resp = httpx.get(f"{serving_url.rstrip('/')}{path}", timeout=timeout_s)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    resp = httpx.get(f"{serving_url.rstrip('/')}{path}", timeout=timeout_s, headers=headers)
     resp.raise_for_status()
     return resp.json()
 
 
 def wait_for_revision(serving_url: str, revision: int, timeout_s: float = 120.0, confirmations: int = 3,
-                      endpoint: str | None = None) -> dict:
+                      endpoint: str | None = None, token: str | None = None) -> dict:
     """Poll `/status` until the endpoint serves `revision` (a few times in a row: every worker)."""
     deadline = time.monotonic() + timeout_s
     seen, last = 0, {}
     while time.monotonic() < deadline:
         try:
-            last = status(serving_url, endpoint=endpoint)
+            last = status(serving_url, endpoint=endpoint, token=token)
         except httpx.HTTPError as exc:
             last = {"error": str(exc)}
         if last.get("revision", -1) >= revision:

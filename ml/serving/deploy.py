@@ -1,6 +1,8 @@
 """Move a model version onto an environment's endpoint (the library behind `update_endpoint`).
 
-1. copy the model version locally into the endpoint dir (the service loads from disk, fast);
+1. put the model version into the env's BentoML model store (`deploy_model` already imported a
+   champion; any other version, e.g. an older one rolled out by hand, is imported now): the
+   endpoint loads it by tag from that store;
 2. stage it as `candidate` (loaded, no traffic) and wait until the endpoint has it;
 3. readiness + a short load test on `/candidate/predict` against the SLA in config; failing
    leaves the current champion serving and raises `DeployError` with the figures;
@@ -23,21 +25,23 @@ from ml.serving.errors import DeployError, EndpointNotReady
 __all__ = ["DeployError", "check_sla", "deploy", "materialize", "resolve_alias", "rollback"]
 
 
-def materialize(name: str, version: str, endpoint_dir: Path) -> ServedModel:
-    """Download `models:/name/version` under `<endpoint dir>/models/` (needs MLFLOW_* env)."""
-    import mlflow
+def materialize(name: str, version: str, endpoint_dir: Path, bentoml_home: Path | None = None) -> ServedModel:
+    """`models:/name/version` as the endpoint serves it: by tag from the env's BentoML model store
+    (`bentoml_home`, default: the running task's `storage.bentos`), imported first if it is not
+    there yet (needs MLFLOW_* env). `endpoint_dir` is the endpoint the model is for."""
+    from ml.deployment.package import import_model
+    from ml.serving.models import bentoml_uri
 
-    dest = Path(endpoint_dir) / "models" / name / str(version)
-    uri = f"models:/{name}/{version}"
-    if not (dest / "MLmodel").exists():
-        dest.mkdir(parents=True, exist_ok=True)
-        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest))
-        if not (dest / "MLmodel").exists():  # some stores nest the model dir
-            nested = next(dest.rglob("MLmodel"), None)
-            if nested is None:
-                raise DeployError(f"{uri} has no MLmodel file")
-            dest = nested.parent
-    return ServedModel(name=name, version=str(version), uri=uri, path=str(dest), threshold=_threshold(name, version))
+    if bentoml_home is None:
+        from core import runtime
+
+        bentoml_home = runtime.context().storage_path("bentos")
+    threshold = _threshold(name, version)
+    try:
+        tag = import_model(name, str(version), bentoml_home=Path(bentoml_home), threshold=threshold)
+    except OSError as exc:
+        raise DeployError(f"cannot put models:/{name}/{version} into the BentoML store at {bentoml_home}: {exc}") from None
+    return ServedModel(name=name, version=str(version), uri=bentoml_uri(tag), threshold=threshold)
 
 
 def _threshold(name: str, version: str) -> float:
@@ -80,7 +84,8 @@ def deploy(model: ServedModel, *, endpoint_dir: Path, serving_url: str, token: s
     base = f"{serving_url.rstrip('/')}/{endpoint}" if endpoint else serving_url.rstrip("/")
 
     def wait(revision: int):
-        return client.wait_for_revision(serving_url, revision, timeout_s=wait_timeout_s, endpoint=endpoint)
+        return client.wait_for_revision(serving_url, revision, timeout_s=wait_timeout_s, endpoint=endpoint,
+                                        token=token)
 
     sla = sla or read_config(endpoint_dir).sla
 

@@ -35,8 +35,12 @@ class ServedModel(BaseModel):
 
 
 class CanaryStage(BaseModel):
+    """One canary stage: `percent` of traffic for at least `seconds` and at least `min_requests`
+    challenger requests (default: the guard's `min_requests`), whichever comes last."""
+
     percent: float = Field(gt=0, le=100)
     seconds: float = Field(gt=0)
+    min_requests: int | None = Field(default=None, ge=1, description="challenger requests before the stage may advance")
 
 
 class CanaryGuard(BaseModel):
@@ -47,6 +51,18 @@ class CanaryGuard(BaseModel):
     min_requests: int = Field(default=20, ge=1)
 
 
+class ABDecision(BaseModel):
+    """When an A/B test ends and who wins: both arms need `min_samples` labelled requests; the
+    challenger wins if it is better on `metric` by more than `margin` and a permutation test puts
+    the difference's p-value below `alpha`; otherwise the champion stays."""
+
+    metric: str = Field(default="roc_auc", description="a metric of the use case's task type (ml/usecase/metrics)")
+    min_samples: int = Field(default=200, ge=10, description="labelled requests per arm before deciding")
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="significance level of the difference")
+    margin: float = Field(default=0.0, ge=0, description="the challenger must be better by more than this")
+    max_wait_s: float = Field(default=3600.0, gt=0, description="without enough samples by then: champion stays")
+
+
 class Rollout(BaseModel):
     """How a challenger shares the endpoint: the strategy's name and the settings strategies read."""
 
@@ -55,7 +71,14 @@ class Rollout(BaseModel):
     sticky_key: str | None = Field(default="customer_id", description="ab/canary: request field hashed for stickiness")
     stages: list[CanaryStage] = Field(default_factory=list)
     guard: CanaryGuard = Field(default_factory=CanaryGuard)
+    max_stage_wait_s: float = Field(default=600.0, gt=0, description="canary: a stage without its minimum "
+                                    "challenger requests after this long fails with 'no traffic'")
+    decision: ABDecision | None = Field(default=None, description="ab: the rule that ends the test (else: by hand)")
     started_at: float | None = None
+    stage: int = Field(default=0, ge=0, description="canary: the stage serving now (advanced on evidence)")
+    stage_started_at: float | None = None
+    evidence_table: str | None = Field(default=None, description="the inference table the rollout's evidence is "
+                                       "counted in (set by update_endpoint)")
 
     @field_validator("strategy")
     @classmethod
@@ -67,13 +90,16 @@ class Rollout(BaseModel):
 
 
 class SLA(BaseModel):
-    """Pre-traffic gate: a short load test must meet these figures."""
+    """Pre-traffic gate: a short load test must meet these figures; and the request limits the
+    endpoint enforces (413 naming the limit), set with the same `sla:` mapping of the bundle."""
 
     p95_ms: float = Field(default=200.0, gt=0)
     max_error_rate: float = Field(default=0.0, ge=0, le=1)
     min_qps: float = Field(default=20.0, ge=0)
     duration_s: float = Field(default=3.0, gt=0)
     concurrency: int = Field(default=4, ge=1)
+    max_rows_per_request: int = Field(default=1000, ge=1, le=100_000, description="rows in one request body")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576, description="bytes of one request body")
 
 
 class EndpointConfig(BaseModel):

@@ -1,10 +1,17 @@
-"""Rollout and SLA settings of an endpoint, read from the bundle's `serving_endpoints` resource.
+"""Rollout and SLA settings of an endpoint: the bundle's `serving_endpoints` resource.
 
-A file may declare several endpoints (one per use case); `default: true` marks the one served
-at `/predict` (else the first). `use_case` says whose request schema it serves.
-The bundle engine validates the resource's shape; its `rollout` mapping is ours:
-`strategy`, `challenger_percent`, `sticky_key`, `stages`, `guard`, `sla`. A resource that
-names no strategy gets the one its `served`/`shadow` shape implies (`rollouts.implied_by`).
+In a job run they are the run's deployment's (`deployed_endpoint_settings`): the spec as
+`bundle deploy` resolved it (variables, `${...}` references and `targets.<t>.resources`
+overrides applied, checked against the kind's model) and stored in the env, so editing a
+checkout changes nothing until it is deployed. Resolving is the bundle loader's alone; this
+module only reads a resolved resource. `load_endpoint_settings(file)` reads one resource file
+as written, for a task started by hand outside any deployment (and tests).
+
+A deployment may declare several endpoints (one per use case); `default: true` marks the one
+served at `/predict`. `use_case` says whose request schema it serves. The bundle engine
+validates the resource's shape; its `rollout` mapping is ours: `strategy`,
+`challenger_percent`, `sticky_key`, `stages`, `guard`, `sla`. A resource that names no
+strategy gets the one its `served`/`shadow` shape implies (`rollouts.implied_by`).
 """
 
 from __future__ import annotations
@@ -27,13 +34,6 @@ class EndpointSettings(BaseModel):
     default: bool = True
     rollout: Rollout = Rollout()
     sla: SLA = SLA()
-
-
-def _deep_merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def _problem(err: dict) -> str:
@@ -59,21 +59,54 @@ def settings_from_resource(key: str, resource: dict[str, Any]) -> EndpointSettin
         raise EndpointSettingsError(f"serving endpoint {key!r}: rollout.{where}: {_problem(err)}") from None
 
 
-def _pick(endpoints: dict, key: str | None) -> str:
+def _pick(endpoints: dict, key: str | None, where: str) -> str:
     if key is not None:
         if key not in endpoints:
             from core.errors import did_you_mean
 
-            raise EndpointSettingsError(f"no serving endpoint {key!r} declared{did_you_mean(key, endpoints)} "
+            raise EndpointSettingsError(f"no serving endpoint {key!r} in {where}{did_you_mean(key, endpoints)} "
                                         f"(declared: {', '.join(endpoints)})")
         return key
     return next((k for k, r in endpoints.items() if isinstance(r, dict) and r.get("default")), next(iter(endpoints)))
 
 
-def load_endpoint_settings(path: Path, target: str | None = None, bundle_file: Path = Path("bundle.yml"),
-                           key: str | None = None) -> EndpointSettings:
-    """Serving endpoint `key` of `path` (default: the one marked `default: true`, else the first),
-    with `targets.<target>.resources` overrides from bundle.yml."""
+def _settings(endpoints: dict, key: str | None, where: str) -> EndpointSettings:
+    """Endpoint `key` of `endpoints`, or (no key) the one marked `default: true`, else the first.
+
+    An endpoint asked for by key is the default one only if it says so (`default: true`, as bundle
+    deploy binds it): a use case's own endpoint must not take over /predict. Without a key the
+    default (else only, else first) endpoint is meant."""
+    named = key is not None
+    key = _pick(endpoints, key, where)
+    found = settings_from_resource(key, endpoints[key])
+    if not named:
+        found.default = True
+    return found
+
+
+def deployed_endpoint_settings(key: str | None = None) -> EndpointSettings:
+    """Inside a job run: endpoint `key` (default: the deployment's default one) as deployed with
+    the run's deployment. A ConveyorError saying what to do outside a bundle run, or when the
+    deployment declares no such endpoint."""
+    from bundles.deployed import task_specs
+    from core import settings
+
+    deployment = settings.DEPLOYMENT.get()
+    endpoints = task_specs("serving_endpoints")
+    where = f"deployment {deployment}"
+    if not endpoints:
+        raise EndpointSettingsError(f"{where} has no serving endpoint{f' {key!r}' if key else ''}: declare it under "
+                                    f"resources.serving_endpoints and redeploy with `conveyor bundle deploy`")
+    if key is None and not any(r.get("default") for r in endpoints.values()) and len(endpoints) > 1:
+        raise EndpointSettingsError(f"{where} has serving endpoints {', '.join(endpoints)} and none is `default: true`: "
+                                    f"pass --endpoint")
+    return _settings(endpoints, key, where)
+
+
+def load_endpoint_settings(path: Path, key: str | None = None) -> EndpointSettings:
+    """Outside any deployment (a task started by hand, tests): serving endpoint `key` of resource
+    file `path` as written (default: the one marked `default: true`, else the first). Nothing is
+    resolved: variables and target overrides exist only in a deployment."""
     if not Path(path).is_file():
         raise EndpointSettingsError(f"endpoint settings file not found: {path}")
     doc = yaml.safe_load(Path(path).read_text()) or {}
@@ -82,19 +115,21 @@ def load_endpoint_settings(path: Path, target: str | None = None, bundle_file: P
         if key is not None:
             raise EndpointSettingsError(f"no serving endpoint {key!r}: {path} declares none")
         return EndpointSettings()
-    named = key is not None
-    key = _pick(endpoints, key)
-    resource = endpoints[key]
-    if target and Path(bundle_file).is_file():
-        bundle = yaml.safe_load(Path(bundle_file).read_text()) or {}
-        over = ((((bundle.get("targets") or {}).get(target) or {}).get("resources") or {})
-                .get("serving_endpoints") or {}).get(key)
-        if isinstance(over, dict):
-            resource = _deep_merge(resource, over)
-    found = settings_from_resource(key, resource)
-    # An endpoint asked for by key is the default one only if it says so (`default: true`, as bundle
-    # deploy binds it): a use case's own file declaring just its endpoint must not take over /predict.
-    # Without a key the file's default (else only, else first) endpoint is meant.
-    if not named:
-        found.default = True
-    return found
+    return _settings(endpoints, key, str(path))
+
+
+def endpoint_settings(key: str | None = None, path: Path | None = None) -> EndpointSettings:
+    """What a task acts on: in a job run the deployed endpoint, never a file (a file would be a
+    checkout's, unreviewed and undeployed); outside one, resource file `path`."""
+    from core import settings
+
+    deployment = settings.DEPLOYMENT.get()
+    if deployment:
+        if path is not None:
+            raise EndpointSettingsError(f"--endpoint-file {path}: a run of deployment {deployment} reads the endpoint "
+                                        f"it deployed, not a file; drop endpoint-file from the job's task and redeploy")
+        return deployed_endpoint_settings(key)
+    if path is None:
+        raise EndpointSettingsError("not inside a bundle run: pass --endpoint-file (a resource file) or run the job "
+                                    "with `conveyor bundle run`")
+    return load_endpoint_settings(path, key)

@@ -32,7 +32,7 @@ from typing import Any
 import pandas as pd
 
 from core import settings
-from ml.serving import pinned, rollouts, routing
+from ml.serving import rollouts, routing
 from ml.serving.endpoint_config import EndpointConfig, Rollout, read_config, update_config
 from ml.serving.errors import NoModelDeployed
 from ml.serving.guard import LiveGuard
@@ -145,12 +145,6 @@ class Engine:
         self.load_error = self.load_error_revision = None
         return models
 
-    def serve_fixed(self, cfg: EndpointConfig) -> None:
-        """Serve `cfg` for good (a pinned Bento): its models are loaded now; no config is followed."""
-        if self.endpoint_dir is not None:
-            raise ValueError("an engine that follows an endpoint config cannot serve a fixed one")
-        self._swap(cfg)
-
     # ---- scoring -----------------------------------------------------------------------
     def score(self, rows: list[dict], target: str = "traffic") -> list[dict]:
         started = time.perf_counter()
@@ -163,7 +157,9 @@ class Engine:
         for r in rows:
             if not r.get(rid):
                 r[rid] = uuid.uuid4().hex
-        raw = pd.DataFrame(rows)
+        from ml.features import online as feature_tables  # looked-up features by entity key; rows note what happened
+
+        raw = feature_tables.augment(self.schema.use_case, rows)
         frame = self.schema.use_case.build_features(raw)  # on-demand features too: the code training used
         cfg = snap.config
         roles = ["candidate" if target == "candidate" else "champion"] * len(rows)
@@ -347,20 +343,14 @@ def get_engine(metrics: Any = None) -> Engine:
     """The worker's engine, configured from the env vars infra sets for the serving process.
 
     It is the default endpoint's (`ml.serving.endpoints`; named ones are `router.EndpointSet`'s).
-    In a pinned Bento (`ml.serving.pinned`) it serves the pinned model and ignores
-    CONVEYOR_ENDPOINT_DIR: that Bento is the artifact of one model version.
     """
     global _ENGINE
     with _ENGINE_LOCK:
         if _ENGINE is None:
             from ml.serving.endpoints import default_binding
 
-            pin = pinned.read_pin()
-            root = None if pin else settings.ENDPOINT_DIR.get()
-            use_case = pinned.read_pin_use_case() if pin else None
+            root = settings.ENDPOINT_DIR.get()
             _ENGINE = Engine(root, settings.INFERENCE_TABLE.get(), env=settings.ENV.get() or "local",
                              metrics=metrics.of(None) if metrics is not None else None,
-                             schema=for_use_case(use_case or default_binding(root).use_case))
-            if pin:
-                _ENGINE.serve_fixed(pin)
+                             schema=for_use_case(default_binding(root).use_case))
         return _ENGINE

@@ -33,3 +33,19 @@ class UnknownRolloutStrategy(ServingError, ValueError):
 
     Also a `ValueError`, so a pydantic field validator reports it as a field error.
     """
+
+
+class Overloaded(ServingError):
+    """The endpoint is past its capacity: the request is shed at once (503 + Retry-After)."""
+
+    def __init__(self, message: str, retry_after_s: int = 1):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RequestTooLarge(ServingError):
+    """A request over the endpoint's body-size or rows-per-request limit (413 naming the limit)."""
+
+    def __init__(self, message: str, limit: str, value: int):
+        super().__init__(message)
+        self.limit, self.value = limit, value

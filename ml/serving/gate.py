@@ -1,10 +1,15 @@
-"""ASGI middleware in front of the BentoML app: auth, clear errors, `/status`.
+"""ASGI middleware in front of the BentoML app: auth, the predict routes, `/status`, the docs.
 
-- POST without a valid bearer token → 401 (tokens are sha256 digests in the JSON file at
-  $CONVEYOR_SERVING_TOKENS_FILE, re-read when it changes);
-- `/predict` before any model is deployed → 503 with a message saying so;
-- BentoML's schema-validation 400 is rewritten so the message names each bad field;
-- `GET /status` → what this worker serves (revision, versions, rollout state).
+- every route but health (`/livez`, `/readyz`, `/healthz`) and the docs (`/`, `/docs.json`,
+  `/openapi.json`, `/<name>/openapi.json`) needs a valid bearer token → else 401 (tokens are
+  sha256 digests in the JSON file at $CONVEYOR_SERVING_TOKENS_FILE, re-read when it
+  changes). That includes `/status`, `/<name>/status` and `/metrics`: they name the served
+  versions and traffic;
+- a predict route with any method but POST → 405; before any model is deployed → 503
+  saying so (with Retry-After); otherwise the endpoint's `PredictRoute` answers it
+  (`predict.py`: limits → 413, schema → 422, batching, shedding → 503);
+- `GET /status` → what this worker serves (revision, versions, rollout state);
+- `GET /docs.json`, `/openapi.json` → the default endpoint's OpenAPI (`openapi.py`).
 
 The same for each named endpoint (`ml.serving.endpoints`) under `/<name>/`: `/<name>/predict`,
 `/<name>/candidate/predict`, `GET /<name>/status`, and `GET /<name>/openapi.json` (its own schema).
@@ -17,8 +22,10 @@ import json
 from pathlib import Path
 
 from core import settings
+from ml.serving.predict import PredictRoute, answer
 
-OPEN_PATHS = {"/livez", "/readyz", "/healthz", "/metrics", "/status", "/", "/docs.json", "/schema.json"}
+OPEN_PATHS = {"/livez", "/readyz", "/healthz", "/"}
+DOC_PATHS = {"/docs.json", "/openapi.json"}
 PREDICT_PATHS = {"/predict": "traffic", "/candidate/predict": "candidate"}
 NAMED_PATHS = {"predict": "traffic", "candidate/predict": "candidate"}
 
@@ -45,46 +52,13 @@ class TokenSet:
         return hashlib.sha256(token.encode()).hexdigest() in self.digests()
 
 
-def _field_path(loc) -> str:
-    parts = [p for p in loc if p not in ("body",)]
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or "body"
-
-
-def explain_validation(body: bytes) -> dict | None:
-    """BentoML's pydantic error → {"error": "rows[0].amount: Input should be …", "fields": [...]}."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    detail = data.get("detail") if isinstance(data, dict) else None
-    if not isinstance(detail, list) or not detail:
-        return None
-    fields = []
-    for d in detail:
-        msg = d.get("msg", "invalid")
-        if d.get("type") == "extra_forbidden":
-            msg = "unknown field (not in the schema)"
-        fields.append({"field": _field_path(d.get("loc", [])), "problem": msg})
-    return {"error": "; ".join(f"{f['field']}: {f['problem']}" for f in fields), "fields": fields}
-
-
-async def _json(send, status: int, payload: dict, headers: list | None = None) -> None:
-    body = json.dumps(payload).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *(headers or [])]})
-    await send({"type": "http.response.body", "body": body})
-
-
 class GateMiddleware:
     def __init__(self, app, engine_factory=None, endpoints_factory=None):
         self.app = app
         self.tokens = TokenSet(settings.SERVING_TOKENS_FILE.get())
         self.engine_factory = engine_factory
         self.endpoints_factory = endpoints_factory
+        self._default: PredictRoute | None = None
 
     def _engine(self):
         from ml.serving.engine import get_engine
@@ -100,33 +74,56 @@ class GateMiddleware:
 
         return (self.endpoints_factory or get_endpoint_set)().get(name), rest
 
+    def _default_route(self) -> PredictRoute:
+        if self._default is None:
+            engine = self._engine()
+            self._default = PredictRoute(engine, engine.schema, settings.BATCH_MAX_LATENCY_MS.get())
+        return self._default
+
+    def _default_doc(self) -> dict:
+        from ml.serving.openapi import document
+
+        engine = self._engine()
+        cfg = engine.snapshot.config
+        return document(engine.schema, title=f"Conveyor endpoint ({engine.env}, {engine.schema.use_case.name})",
+                        version=str(cfg.revision), sla=cfg.sla, default=True)
+
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        path = scope.get("path", "")
-        if path == "/status" and scope["method"] == "GET":
-            return await _json(send, 200, self._engine().status())
-        if path in OPEN_PATHS and scope["method"] == "GET":
+        path, method = scope.get("path", ""), scope["method"]
+        if path in OPEN_PATHS and method in ("GET", "HEAD"):
             return await self.app(scope, receive, send)
+        if path in DOC_PATHS and method == "GET":
+            return await answer(send, 200, self._default_doc())
         named, rest = self._named(path) if path not in PREDICT_PATHS else (None, "")
-        if named is not None and scope["method"] == "GET" and rest in ("status", "openapi.json"):
-            return await _json(send, 200, named.engine.status() if rest == "status" else named.openapi())
-        auth = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        if named is not None and rest == "openapi.json" and method == "GET":
+            return await answer(send, 200, named.openapi())
+        target = PREDICT_PATHS.get(path) if named is None else NAMED_PATHS.get(rest)
+        if target is not None and method != "POST":
+            return await answer(send, 405, {"error": f"{method} is not allowed on {path}: use POST"},
+                                [(b"allow", b"POST")])
+        auth = next((v for k, v in scope.get("headers") or [] if k == b"authorization"), b"").decode("latin-1")
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            return await _json(send, 401, {"error": "missing bearer token: send 'Authorization: Bearer <serving token>'"},
-                               [(b"www-authenticate", b"Bearer")])
+            return await answer(send, 401, {"error": "missing bearer token: send 'Authorization: Bearer <serving token>'"},
+                                [(b"www-authenticate", b"Bearer")])
         if not self.tokens.allows(token.strip()):
-            return await _json(send, 401, {"error": "invalid serving token for this environment"},
-                               [(b"www-authenticate", b"Bearer")])
-        target = PREDICT_PATHS.get(path) if named is None else NAMED_PATHS.get(rest)
+            return await answer(send, 401, {"error": "invalid serving token for this environment"},
+                                [(b"www-authenticate", b"Bearer")])
+        if path == "/status" or (named is not None and rest == "status"):
+            if method != "GET":
+                return await answer(send, 405, {"error": f"{method} is not allowed on {path}: use GET"},
+                                    [(b"allow", b"GET")])
+            return await answer(send, 200, (named.engine if named is not None else self._engine()).status())
         if target is None:
             return await self.app(scope, receive, send)
         engine = self._engine() if named is None else named.engine
         role = "candidate" if target == "candidate" else "champion"
         if engine.snapshot.get(role) is None:
-            return await _json(send, 503, self._unavailable(engine, role), [(b"retry-after", b"2")])
-        return await self.app(scope, receive, self._rewrite_400(send))
+            return await answer(send, 503, self._unavailable(engine, role), [(b"retry-after", b"2")])
+        route = self._default_route() if named is None else named.route
+        return await route(scope, receive, send, target)
 
     @staticmethod
     def _unavailable(engine, role: str) -> dict:
@@ -146,28 +143,3 @@ class GateMiddleware:
             msg = (f"no model is deployed on {where} yet "
                    "(a training job's update_endpoint task deploys the champion)")
         return {"error": msg, "revision": engine.snapshot.config.revision}
-
-    @staticmethod
-    def _rewrite_400(send):
-        held: dict = {}
-
-        async def wrapped(message):
-            if message["type"] == "http.response.start" and message["status"] in (400, 422):
-                held["start"] = message
-                held["body"] = b""
-                return
-            if "start" in held and message["type"] == "http.response.body":
-                held["body"] += message.get("body", b"")
-                if message.get("more_body"):
-                    return
-                start = held.pop("start")
-                nicer = explain_validation(held["body"])
-                if nicer is None:
-                    await send(start)
-                    await send({"type": "http.response.body", "body": held["body"]})
-                    return
-                await _json(send, 422, nicer)
-                return
-            await send(message)
-
-        return wrapped

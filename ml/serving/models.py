@@ -1,12 +1,16 @@
 """Loading a served model version and scoring a feature frame with it.
 
-A version is an MLflow model (a local copy, else its `models:/` URI) or, in a pinned Bento,
-a BentoML model (`bentoml:<tag>`, see `ml.serving.pinned`). mlflow is imported lazily (it
-takes seconds) so the endpoint answers health checks at once.
+A version is a model of the env's BentoML model store (`bentoml:<tag>`: what environments
+serve; `deploy_model` imports each champion there, `ml.serving.deploy.materialize` any other
+version that is rolled out) or an MLflow model (a local copy, else its `models:/` URI: tests and
+tools). The store is `$BENTOML_HOME` of the serving process (the env's `storage.bentos`).
+mlflow and bentoml are imported lazily (they take seconds) so the endpoint answers health
+checks at once.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,9 +21,18 @@ import numpy as np
 import pandas as pd
 
 from ml.serving.endpoint_config import ServedModel
-from ml.serving.pinned import bentoml_tag
 
 _load_lock = threading.Lock()
+BENTOML_SCHEME = "bentoml:"
+
+
+def bentoml_uri(tag: str) -> str:
+    return f"{BENTOML_SCHEME}{tag}"
+
+
+def bentoml_tag(uri: str) -> str | None:
+    """The BentoML model tag of a `bentoml:<tag>` URI, else None."""
+    return uri[len(BENTOML_SCHEME):] if uri.startswith(BENTOML_SCHEME) else None
 
 
 @dataclass
@@ -80,10 +93,22 @@ def load(spec: ServedModel) -> LoadedModel:
 
 
 def _load_bentoml(spec: ServedModel, tag: str, started: float) -> LoadedModel:
-    """A scikit-learn model of the BentoML store; it has no signature, so the engine gives it the
-    feature columns of its endpoint's use case (those training used)."""
+    """A scikit-learn model of the BentoML store. Its input columns are those of the MLflow
+    signature, kept in the model's metadata when it was imported; without them the engine gives
+    it the feature columns of its endpoint's use case (those training used)."""
     import bentoml
+    from bentoml.exceptions import NotFound
 
-    model = bentoml.sklearn.load_model(tag)
-    return LoadedModel(spec=spec, model=model, columns=None, has_proba=hasattr(model, "predict_proba"),
-                       loaded_in_s=time.perf_counter() - started)
+    try:
+        with _load_lock:
+            stored = bentoml.models.get(tag)
+            model = bentoml.sklearn.load_model(stored)
+    except NotFound:
+        from ml.serving.errors import ServingError
+
+        raise ServingError(f"model {tag} is not in this endpoint's BentoML store "
+                           f"(BENTOML_HOME={os.environ.get('BENTOML_HOME', '~/bentoml')})") from None
+    columns = stored.info.metadata.get("columns") or None
+    return LoadedModel(spec=spec, model=model, columns=list(columns) if columns else None,
+                       has_proba=hasattr(model, "predict_proba"), loaded_in_s=time.perf_counter() - started,
+                       extra={"bentoml_model": str(stored.tag)})

@@ -8,7 +8,12 @@ endpoint validates with, so each endpoint's OpenAPI documents its own fields:
   splits), then each `features.request` column with its declared type, bounds
   (`min`/`max`, `strict_min`/`strict_max` → exclusive), allowed `values` (an enum) and
   nullability. Strict types, unknown fields refused: a quoted number is a 4xx, not a
-  silent cast. Datetimes are parsed from ISO 8601 and taken as wall-clock time.
+  silent cast. Datetimes are parsed from ISO 8601 strings only and taken as wall-clock time.
+- every value that reaches feature code is bounded, so no request can make the model or the
+  feature function raise: floats are finite (NaN/Infinity refused as such) and, where the
+  use case declares no range, within ±`MAGNITUDE`; ints without a range within ±2^53 (what
+  JSON carries exactly); datetimes between `EARLIEST` and `LATEST` (pandas' nanosecond
+  range is 1677–2262; a year-9999 timestamp is a 422, not a 500).
 - a response row, by task type: classification → the label (`score >= threshold`) and the
   score column (the probability); regression → the prediction column (the predicted value);
   both with `model_version` and `served_by`.
@@ -30,12 +35,27 @@ from ml.usecase.contract import Column
 from ml.usecase.usecase import UseCase
 
 STRING_MAX = 128
+MAGNITUDE = 1e12  # bound of a float column that declares no range
+INT_MAGNITUDE = 2**53
+EARLIEST, LATEST = datetime(1900, 1, 1), datetime(2200, 1, 1)  # inside pandas' datetime64[ns] range
+
+
+def _iso_only(value: Any) -> Any:
+    """Only ISO 8601 strings are times (pydantic would also take a number as a Unix time)."""
+    if value is not None and not isinstance(value, (str, datetime)):
+        raise ValueError("expected an ISO 8601 time string")
+    return value
 
 
 def _wall_clock(value: datetime | None) -> datetime | None:
     """Features use the local wall-clock time, as in training data; an offset is dropped so rows
-    with and without one can be scored in the same batch."""
-    return value.replace(tzinfo=None) if value is not None else None
+    with and without one can be scored in the same batch. Bounded so feature code never overflows."""
+    if value is None:
+        return None
+    value = value.replace(tzinfo=None)
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"time must be from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}")
+    return value
 
 
 def _annotation(col: Column) -> tuple[Any, dict]:
@@ -46,13 +66,18 @@ def _annotation(col: Column) -> tuple[Any, dict]:
     elif col.type in ("string", "category"):
         kind, kw = str, {**kw, "min_length": 1, "max_length": STRING_MAX}
     elif col.type == "datetime":
-        kind, kw = datetime, {**kw, "strict": False, "description": col.description or "ISO 8601 time"}
+        kind, kw = datetime, {**kw, "strict": False, "description": col.description or
+                              f"ISO 8601 time, from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}"}
     else:
         kind = {"int": int, "float": float, "bool": bool}[col.type]
-    if col.min is not None:
-        kw["gt" if col.strict_min else "ge"] = col.min
-    if col.max is not None:
-        kw["lt" if col.strict_max else "le"] = col.max
+    if col.type == "float":
+        kw["allow_inf_nan"] = False
+    if col.type in ("int", "float") and col.values is None:
+        bound = MAGNITUDE if col.type == "float" else INT_MAGNITUDE
+        low = col.min if col.min is not None else -bound
+        high = col.max if col.max is not None else bound
+        kw["gt" if col.strict_min and col.min is not None else "ge"] = low
+        kw["lt" if col.strict_max and col.max is not None else "le"] = high
     return kind, kw
 
 
@@ -102,6 +127,7 @@ class ServingSchema:
             kind, kw = _annotation(col)
             fields[name] = (kind | None, Field(None, **kw)) if col.nullable else (kind, Field(**kw))
             if col.type == "datetime":
+                validators[f"_iso_only_{name}"] = field_validator(name, mode="before")(_iso_only)
                 validators[f"_wall_clock_{name}"] = field_validator(name)(_wall_clock)
         request = create_model(f"{camel}Request", __config__=ConfigDict(strict=True, extra="forbid"),
                                __doc__=f"One row to score with the {uc.name} use case's model.",

@@ -1,9 +1,11 @@
 """The environment's serving endpoint: `bentoml serve ml.serving.service:ConveyorEndpoint`.
 
-Infra starts it per env with CONVEYOR_ENV, CONVEYOR_ENDPOINT_DIR (endpoint configs),
-CONVEYOR_INFERENCE_TABLE, CONVEYOR_SERVING_TOKENS_FILE and MLFLOW_TRACKING_* set. The code
-is fixed; which models it serves comes from the endpoint configs (see `engine.py`), or, in a
-pinned Bento, from the model it was built with (`pinned.py`). This is the only service.
+In an environment it runs as a Bento built from the deployed code (`bento.py`), started by the
+env's launcher (`launcher.py`) with CONVEYOR_ENV, CONVEYOR_ENDPOINT_DIR (endpoint configs),
+CONVEYOR_INFERENCE_TABLE, CONVEYOR_SERVING_TOKENS_FILE, BENTOML_HOME (the env's model store)
+and MLFLOW_TRACKING_* set. Which models it serves comes from the endpoint configs (see
+`engine.py`), each loaded by its tag from the BentoML model store. This is the only service,
+with the one request schema of each endpoint's use case.
 
 One process serves every endpoint of the env (`endpoints.py`): the default one on `/predict`
 and `/candidate/predict` (BentoML APIs, adaptive batching), each named one on
@@ -21,7 +23,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import bentoml
 
 from core import settings
-from ml.serving import pinned
 from ml.serving.endpoints import default_binding
 from ml.serving.engine import get_engine
 from ml.serving.errors import NoModelDeployed
@@ -32,8 +33,7 @@ from ml.serving.schema import for_use_case
 
 MAX_LATENCY_MS = settings.BATCH_MAX_LATENCY_MS.get()
 # The default endpoint's schema is fixed when the process starts (its APIs are typed by it).
-DEFAULT_SCHEMA = for_use_case(pinned.read_pin_use_case()
-                              or default_binding(None if pinned.read_pin() else settings.ENDPOINT_DIR.get()).use_case)
+DEFAULT_SCHEMA = for_use_case(default_binding(settings.ENDPOINT_DIR.get()).use_case)
 Row = DEFAULT_SCHEMA.request
 Answer = DEFAULT_SCHEMA.response
 

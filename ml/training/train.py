@@ -2,7 +2,8 @@
 
 Publishes `model_uri` (models:/<name>/<version>), `model_name`, `model_version`.
 The new version starts with tag `model_validation_status=PENDING`; `validate_model`
-decides.
+decides. The run and the version are tagged with `data_version`, `code_version` and
+`params_version` (`ml.training.fingerprint`): what the `changed` task compares next time.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import pandas as pd
 from core import runtime
 from ml import task
 from ml.data.versioning import read_version, workspace_for
-from ml.training import plots
+from ml.features.lookups import feature_table_tags
+from ml.training import fingerprint, plots
 from ml.training.estimator import evaluate, fit, predict, split
 
 VALIDATION_TAG = "model_validation_status"
@@ -52,9 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         if uc.is_classification and (train_df[uc.label].nunique() < 2 or test_df[uc.label].nunique() < 2):
             raise task.TaskError(f"data version {data_version} has a single class in train or test; cannot train")
         name = task.model_name(args, ctx)
+        versions = fingerprint.of_run(uc, params, data_version)  # what `changed` compares with the champion's
 
         with task.start_job_run(ctx, task.experiment(args), task.upstream("ingest", "mlflow_run_id", args.run_id)) as run:
-            mlflow.set_tags({**task.run_tags(ctx), "data_version": data_version})
+            mlflow.set_tags({**task.run_tags(ctx), **versions})
             mlflow.log_params({f"train.{k}": v for k, v in tp.model_dump().items()})
             mlflow.log_params({"split.test_fraction": params.split.test_fraction, "train_rows": len(train_df), "test_rows": len(test_df)})
             started = time.perf_counter()
@@ -100,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"Job run {ctx.run_id or 'manual'}, git {ctx.git_sha[:12]}, target {ctx.target}."
             )
             client.update_model_version(name, version, description=description)
-            for key, value in {**task.run_tags(ctx), "data_version": data_version, "training_run_id": run.info.run_id,
-                               VALIDATION_TAG: "PENDING"}.items():
+            for key, value in {**task.run_tags(ctx), **versions, "training_run_id": run.info.run_id,
+                               VALIDATION_TAG: "PENDING", **feature_table_tags(run.info.run_id)}.items():
                 client.set_model_version_tag(name, version, key, value)
             mlflow.set_tag("registered_model_version", f"{name}/{version}")
 

@@ -65,23 +65,43 @@ class Dataset(_Strict):
     timestamp: str | None = Field(None, description="event time; without it the held-out split is a seeded random one")
 
 
-class Source(_Strict):
-    """Where raw rows come from when the run does not name a file (`data.source: generate`)."""
+class Window(_Strict):
+    """Which rows one ingest snapshots: the last `days` of event time (ml/data/sources/README.md)."""
 
-    kind: Literal["generator", "file", "partitions"]
+    days: float = Field(gt=0, description="length of the window, in days of event time")
+    column: str | None = Field(None, description="the event-time column (default: dataset.timestamp)")
+    anchor: Literal["latest", "now"] = Field(
+        "latest", description="where the window ends: the newest event in the source (a rerun on unchanged data "
+                              "snapshots the same rows), or the time of the run")
+
+
+class SourceSpec(_Strict):
+    """One place raw rows come from; which keys a kind needs is checked by the kind
+    (`ml/data/sources/<kind>.py`), so that an unknown or missing key is one located message."""
+
+    kind: str = Field(description="generator | file | partitions | sql (the registry in ml/data/sources/__init__.py)")
     function: str | None = Field(None, description="generator: package.module:function(rows=, seed=, **knobs) -> DataFrame")
     params: str | None = Field(None, description="generator: package.module:Model typing params.yaml `data` (a DataParams)")
-    path: str | None = Field(None, description="file: a parquet/csv file; partitions: a directory or glob of them (relative to the project)")
+    path: str | None = Field(None, description="file: a parquet/csv file; partitions: a directory or glob of them "
+                                               "(relative to the project: in a job run its deployed code; absolute; s3://…; or {storage}/… on the env's storage)")
+    url: str | None = Field(None, description="sql: a SQLAlchemy URL without a password (the driver finds it: PGPASSWORD, ~/.pgpass)")
+    query: str | None = Field(None, description="sql: the SELECT returning the raw rows")
+    window: Window | None = Field(None, description="file, partitions, sql: snapshot only the last N days of events")
 
     _refs = field_validator("function", "params")(_ref)
 
-    @model_validator(mode="after")
-    def _what_kind_needs(self) -> Source:
-        if self.kind == "generator" and not self.function:
-            raise ValueError("a generator source names its `function`")
-        if self.kind != "generator" and not self.path:
-            raise ValueError(f"a {self.kind} source names its `path`")
-        return self
+
+class Source(SourceSpec):
+    """Where raw rows come from when the run does not name a file (`data.source: generate`);
+    `targets` gives a bundle target (dev, staging, prod) a source of its own."""
+
+    targets: dict[str, SourceSpec] = Field(default_factory=dict, description="bundle target -> its own source")
+
+    def for_target(self, target: str | None) -> SourceSpec:
+        """The source of bundle target `target`: its own entry under `targets`, else this one."""
+        if target and target in self.targets:
+            return self.targets[target]
+        return SourceSpec.model_validate(self.model_dump(exclude={"targets"}))
 
 
 class Features(_Strict):

@@ -4,7 +4,9 @@
 declaration's schema, its cross references (a label that is not a column), the functions it
 names (found in their source files, nothing is imported), a file source's columns against the
 declaration, and the gates of its params.yaml. `load_use_case(name)` is what a task runs: the
-same reading of usecase.yml, then the code is imported as it is used.
+same reading of usecase.yml, then the code is imported as it is used. A task finds use cases
+in the `usecases` package it imports (`ml.code`): in a job run, the deployed code's, so
+usecase.yml, params.yaml and the use case's code are all the deployed version.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from pydantic import ValidationError
 from core import settings
 from core.diagnostics import Diagnostic
 from core.errors import did_you_mean
-from core.paths import project_dir
 from core.source import Located, load_yaml
+from ml.code import package_dir
 from ml.usecase.contract import TASKS, UseCaseSpec
 from ml.usecase.metrics import TASK_METRICS
 from ml.usecase.usecase import UseCase, UseCaseError
@@ -45,14 +47,11 @@ class UseCaseInvalid(UseCaseError):
 
 
 def folder(root: Path | None = None) -> Path:
-    """`<root>/usecases`; without `root`, where the importable `usecases` package lives (the
-    deployed code in a job run), else the project's."""
+    """`<root>/usecases` (`bundle validate`: the checkout being validated); without `root`, where
+    the `usecases` package is imported from: in a job run, the deployed code, never a checkout."""
     if root is not None:
         return Path(root) / FOLDER
-    spec = importlib.util.find_spec(FOLDER)
-    if spec is not None and spec.submodule_search_locations:
-        return Path(list(spec.submodule_search_locations)[0])
-    return project_dir() / FOLDER
+    return package_dir(FOLDER)
 
 
 def available(root: Path | None = None) -> list[str]:
@@ -142,7 +141,16 @@ def _cross_checks(spec: UseCaseSpec) -> list[tuple[tuple, str]]:
     sliced = spec.validation.slice_column
     if sliced is not None and sliced not in gold:
         out.append((("validation", "slice_column"), f"slice column {sliced!r} is neither a dataset nor a feature column"))
+    from ml.data import sources  # each source kind checks its own keys
+
+    for where, source in _sources(spec):
+        out += [((*where, *path), msg) for path, msg in sources.problems(source, columns, d.timestamp)]
     return out
+
+
+def _sources(spec: UseCaseSpec) -> list[tuple[tuple, object]]:
+    """(path in usecase.yml, source) of the default source and each target's own."""
+    return [(("source",), spec.source), *((("source", "targets", t), s) for t, s in spec.source.targets.items())]
 
 
 def read(path: Path, display: str) -> tuple[UseCaseSpec | None, Located | None, list[Diagnostic]]:
@@ -214,25 +222,31 @@ def _source_columns(path: Path) -> list[str]:
 
 
 def _check_source(root: Path, uc: UseCase, doc: Located) -> list[Diagnostic]:
-    if uc.spec.source.kind == "generator":
-        return []  # generated rows are checked where they are made (silver stage, raw GX suite)
-    loc = doc.loc(("source", "path"))
-    files = uc.source_files(root)
-    if not files:
-        return [Diagnostic("error", f"source.path {uc.spec.source.path!r}: no parquet/csv file there", loc)]
+    """A file/partitions source in the project: its files exist and hold the declared columns.
+    Sources elsewhere ({storage}/…, s3://, SQL) are known only to a run in its env."""
     out = []
-    for path in files[:1] if uc.spec.source.kind == "file" else files:
-        try:
-            found = _source_columns(path)
-        except (OSError, ValueError) as exc:  # pyarrow's errors are ValueErrors
-            out.append(Diagnostic("error", f"cannot read {path.relative_to(root)}: {exc}", loc))
+    for where, source in _sources(uc.spec):
+        path = source.path
+        if source.kind not in ("file", "partitions") or not path or "://" in path or path.startswith("{") \
+                or Path(path).is_absolute():
             continue
-        missing = [c for c in uc.raw_columns if c not in found]
-        extra = [c for c in found if c not in uc.raw_columns]
-        if missing or extra:
-            what = "; ".join(s for s in (f"declared but missing {missing}" if missing else "",
-                                         f"not declared {extra}" if extra else "") if s)
-            out.append(Diagnostic("error", f"{path.relative_to(root)} does not match dataset.columns: {what}", loc))
+        loc = doc.loc((*where, "path"))
+        files = uc.source_files(root, source)
+        if not files:
+            out.append(Diagnostic("error", f"source.path {path!r}: no parquet/csv file there", loc))
+            continue
+        for file in files[:1] if source.kind == "file" else files:
+            try:
+                found = _source_columns(file)
+            except (OSError, ValueError) as exc:  # pyarrow's errors are ValueErrors
+                out.append(Diagnostic("error", f"cannot read {file.relative_to(root)}: {exc}", loc))
+                continue
+            missing = [c for c in uc.raw_columns if c not in found]
+            extra = [c for c in found if c not in uc.raw_columns]
+            if missing or extra:
+                what = "; ".join(s for s in (f"declared but missing {missing}" if missing else "",
+                                             f"not declared {extra}" if extra else "") if s)
+                out.append(Diagnostic("error", f"{file.relative_to(root)} does not match dataset.columns: {what}", loc))
     return out
 
 

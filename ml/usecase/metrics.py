@@ -104,6 +104,13 @@ def improvement(task: str, metric: str, new: float, old: float) -> float:
     return new - old if higher_is_better(task, metric) else old - new
 
 
+def beats(task: str, metric: str, new: float, old: float, margin: float = 0.0) -> bool:
+    """Whether `new` is better than `old` by at least `margin` (`deployment.min_improvement`), in
+    the metric's units; a tie is never better, whatever the margin, and NaN never beats."""
+    gain = improvement(task, metric, new, old)
+    return gain == gain and gain > 0 and gain >= margin
+
+
 def meets(task: str, metric: str, value: float, bound: float) -> bool:
     """Whether `value` is at least as good as `bound` (>= for ↑ metrics, <= for ↓ ones); NaN never does."""
     if value != value:

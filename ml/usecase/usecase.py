@@ -195,14 +195,18 @@ class UseCase:
         rows = max(10, int(round(data.rows * data.subset))) if data.rows is not None else None
         return self._get(self.spec.source.function, "source.function")(rows=rows, seed=data.seed, **knobs)
 
-    def source_files(self, root: Path) -> list[Path]:
-        """The declared file, or the parquet/csv partitions of the declared directory or glob."""
-        spec = self.spec.source
+    def source_files(self, root: Path, source=None) -> list[Path]:
+        """The declared file, or the parquet/csv partitions of the declared directory (any depth)
+        or glob, in the project at `root`; `source` instead of the default one (a target's)."""
+        spec = source or self.spec.source
         path = root / spec.path
         if spec.kind == "file":
             return [path] if path.is_file() else []
-        pattern = [path / "*.parquet", path / "*.csv"] if path.is_dir() else [path]
-        return sorted({p for pat in pattern for p in pat.parent.glob(pat.name) if p.is_file()})
+        if path.is_dir():
+            found = [*path.glob("**/*.parquet"), *path.glob("**/*.csv")]
+        else:
+            found = list(root.glob(spec.path)) if set("*?[") & set(spec.path) else []
+        return sorted(p for p in found if p.is_file())
 
     def custom_expectations(self, kind: str, params) -> list:
         """The use case's own GX expectations for suite `kind` (`raw` or `features`)."""

@@ -2,7 +2,8 @@
 
 Checks: metric gates on held-out data (`params.yaml: model_validation.min_<metric>` /
 `max_<metric>`); no regression against the current `champion` (scored on the same rows) on
-the use case's compared metrics beyond `max_relative_regression`; per-slice gates
+the use case's compared metrics beyond `max_relative_regression`; better than the champion on
+the primary metric by `deployment.min_improvement` (`beats_champion`: a tie is refused); per-slice gates
 (`min_slice_<metric>`, each value of usecase.yml `validation.slice_column` with enough
 evidence); compliance (signature, description, usecase.yml `validation.required_tags`). The
 result is recorded on the version — tag `model_validation_status` PENDING → PASSED/FAILED,
@@ -19,7 +20,7 @@ from ml import task
 from ml.registry import CHALLENGER, CHAMPION, VALIDATION_TAG, alias_version, held_out, load_model, parse_uri
 from ml.training.estimator import enough_evidence, evaluate, slice_scores
 from ml.usecase import UseCase, load_use_case
-from ml.usecase.metrics import passes, relative_change
+from ml.usecase.metrics import beats, improvement, passes, relative_change
 
 
 def _gate_detail(gate: str, value: float, threshold: float) -> str:
@@ -58,6 +59,11 @@ def run_checks(params, candidate, champion, data, mv, signature_present: bool,
             change = relative_change(uc.task, m, metrics[m], base)
             check(f"no_regression_{m}", change >= -mp.max_relative_regression,
                   f"{m} {metrics[m]:.4f} vs champion v{champion[0]} {base:.4f}: {change:+.2%} (allowed -{mp.max_relative_regression:.0%})")
+        primary, margin = params.deployment.primary_metric or uc.metrics.primary, params.deployment.min_improvement
+        new, base = metrics[primary], champion_metrics[primary]
+        check("beats_champion", beats(uc.task, primary, new, base, margin),
+              f"{primary} {new:.4f} vs champion v{champion[0]} {base:.4f}: {improvement(uc.task, primary, new, base):+.4f} "
+              f"(needs > 0 and >= deployment.min_improvement {margin}; a tie is no improvement)")
     else:
         check("no_regression", True, "no champion yet: nothing to regress against")
     column = uc.spec.validation.slice_column

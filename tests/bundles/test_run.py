@@ -50,7 +50,7 @@ def _deploy(project: Path, outputs, user: str, target: str = "dev", **kw) -> Eng
 
 
 def _runner(engine: Engine, project: Path, trigger: str = "manual") -> JobRunner:
-    return JobRunner(engine.outputs, engine.store, project, trigger=trigger)
+    return JobRunner(engine.outputs, engine.store, trigger=trigger)
 
 
 @pytest.fixture
@@ -200,7 +200,7 @@ def test_scheduler_starts_due_production_jobs_only(project, env_outputs, user, m
     due = scheduler.due_jobs(env_outputs, now - timedelta(seconds=61), now)
     assert [(d.deployment, d.job) for d in due] == [("demo.staging", "train_job")]  # dev is paused
 
-    threads = scheduler.tick(env_outputs, now - timedelta(seconds=61), now, project, log=lambda m: None)
+    threads = scheduler.tick(env_outputs, now - timedelta(seconds=61), now, log=lambda m: None)
     for t in threads:
         t.join(300)
     runs = list_runs(staging.store)

@@ -83,7 +83,7 @@ def test_run_fetches_the_deployed_code_from_the_bucket(project, s3_outputs, user
     # the runner works from a machine that never saw the deploy: fresh local work dir
     monkeypatch.setenv("CONVEYOR_HOME", str(tmp_path / "other-machine"))
     runner_engine = _engine(project, s3_outputs, user)
-    record = JobRunner(s3_outputs, runner_engine.store, project).run("train_job")
+    record = JobRunner(s3_outputs, runner_engine.store).run("train_job")
     assert record.status == "success", {k: (v.status, v.reason) for k, v in record.tasks.items()}
     train = json.loads((markers / "train_job.train.json").read_text())
     assert train["module_file"].startswith(str(tmp_path / "other-machine"))  # unpacked from the bucket's wheel

@@ -9,6 +9,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from ml.registry import champion_pointer
 from tests.ml.conftest import TRAINING_TASKS, run_training_job
 from tests.ml.harness import MlEnv, new_run_id
 
@@ -48,7 +49,7 @@ def test_diabetes_job_trains_validates_and_promotes_a_regressor(diabetes_env):
     deploy = json.loads(Path(client.download_artifacts(run.info.run_id, "deployment_comparison.json",
                                                         str(env.root))).read_text())
     assert deploy["primary_metric"] == "rmse" and deploy["reason"].startswith("first model; meets baseline rmse<=")
-    assert json.loads((env.root / "storage" / "models" / "champion.json").read_text())["registered_model"] \
+    assert json.loads(champion_pointer(env.root / "storage" / "models", "diabetes-progression-dev").read_text())["registered_model"] \
         == "diabetes-progression-dev"
 
 

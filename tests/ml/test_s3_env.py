@@ -18,6 +18,7 @@ import mlflow
 import pandas as pd
 import pytest
 
+from ml.registry import champion_pointer
 from tests.ml.conftest import run_training_job
 from tests.ml.harness import PROJECT, MlEnv, new_run_id, start_mlflow
 from tests.s3server import CREDENTIALS, s3_client, s3_server
@@ -56,7 +57,7 @@ def test_training_on_s3_storage_versions_data_in_the_bucket(s3_env):
     client = mlflow.MlflowClient(tracking_uri=env.tracking_uri, registry_uri=env.tracking_uri)
     champion = client.get_model_version_by_alias("fraud-detector-staging", "champion")
     assert champion.tags["data_version"] == version
-    report = json.loads((env.root / "state-volume" / "models" / "champion.json").read_text())
+    report = json.loads(champion_pointer(env.root / "state-volume" / "models", "fraud-detector-staging").read_text())
     assert report["version"] == champion.version
     # the DVC workspace (git + cache) lives where the pod keeps env files: its state volume
     assert (env.root / "state-volume" / "dvc-workspaces" / "fraud" / ".dvc").is_dir()

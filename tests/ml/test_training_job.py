@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from usecases.fraud.generate import generate_transactions
+from ml.registry import champion_pointer
 from ml.serving.client import request_rows
 from tests.ml.conftest import run_training_job
 from tests.ml.harness import PROJECT, MlEnv, free_port, new_run_id
@@ -55,7 +56,7 @@ def test_full_job_registers_validated_champion_with_lineage(trained_env):
     assert "Validation PASSED" in mv.description
     assert client.get_model_version_by_alias("fraud-detector-dev", "champion").version == "1"
     assert client.get_model_version_by_alias("fraud-detector-dev", "challenger").version == "1"
-    report = json.loads((env.root / "storage" / "models" / "champion.json").read_text())
+    report = json.loads(champion_pointer(env.root / "storage" / "models", "fraud-detector-dev").read_text())
     assert report["version"] == "1" and report["data_version"] == ingest["data_version"]
 
 

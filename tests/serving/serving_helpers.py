@@ -81,7 +81,7 @@ class Endpoint:
         return httpx.post(self.url + path, json={"rows": rows}, headers=headers, timeout=30, **kw)
 
     def status(self) -> dict:
-        return httpx.get(self.url + "/status", timeout=5).json()
+        return httpx.get(self.url + "/status", timeout=5, headers={"Authorization": f"Bearer {TOKEN}"}).json()
 
     def stop(self) -> bool:
         """Graceful shutdown (SIGTERM), as the supervisor does on restart. True when the process
@@ -101,7 +101,8 @@ class Endpoint:
 def start_endpoint(base: Path, env: str = "test", *, endpoint_dir: Path | None = None,
                    table_dir: Path | None = None) -> Endpoint:
     """`bentoml serve` of the env's one serving process; state under `base` unless the dirs are given
-    (an env's `storage.endpoint` and `storage.inference_table`)."""
+    (an env's `storage.endpoint` and `storage.inference_table`; its BentoML model store is then the
+    env's `storage.bentos`, beside `storage.endpoint`, where update_endpoint puts what it rolls out)."""
     port = free_port()
     ep, table = endpoint_dir or base / "endpoint", table_dir or base / "inference"
     ep.mkdir(parents=True, exist_ok=True)
@@ -113,7 +114,8 @@ def start_endpoint(base: Path, env: str = "test", *, endpoint_dir: Path | None =
          "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True,
         env={**os.environ, "CONVEYOR_ENV": env, "CONVEYOR_ENDPOINT_DIR": str(ep), "CONVEYOR_INFERENCE_TABLE": str(table),
-             "CONVEYOR_SERVING_TOKENS_FILE": str(tokens), "BENTOML_DO_NOT_TRACK": "true"},
+             "CONVEYOR_SERVING_TOKENS_FILE": str(tokens), "BENTOML_DO_NOT_TRACK": "true",
+             "BENTOML_HOME": str(ep.parent / "bentos" if endpoint_dir else base / "bentos")},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90

@@ -57,7 +57,7 @@ def test_built_bento_serves_the_configured_model(tmp_path, models, rows):
     try:
         assert ep.post(rows[:1]).status_code == 503
         cfg = update_config(ep_dir, lambda c: promote(c, served(models["v1"], "1")), by="test", reason="v1")
-        client.wait_for_revision(ep.url, cfg.revision, timeout_s=60, confirmations=1)
+        client.wait_for_revision(ep.url, cfg.revision, timeout_s=60, confirmations=1, token=TOKEN)
         assert ep.post(rows[:2]).json()[1]["model_version"] == "1"
     finally:
         assert ep.stop(), "the Bento shuts down on SIGTERM within the grace period"

@@ -7,7 +7,7 @@ import pytest
 
 from ml.serving import client
 from ml.serving.endpoint_config import promote, update_config
-from tests.serving.serving_helpers import served
+from tests.serving.serving_helpers import TOKEN, served
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ def test_token_required(shared_endpoint, rows):
 def deployed(shared_endpoint, models):
     cfg = update_config(shared_endpoint.endpoint_dir, lambda c: promote(c, served(models["v1"], "1")),
                         by="test", reason="deploy v1")
-    client.wait_for_revision(shared_endpoint.url, cfg.revision, timeout_s=60, confirmations=1)
+    client.wait_for_revision(shared_endpoint.url, cfg.revision, timeout_s=60, confirmations=1, token=TOKEN)
     return shared_endpoint
 
 
@@ -93,7 +93,7 @@ def test_on_demand_distance_is_logged_with_each_request(deployed, rows):
 
 def test_metrics_are_prometheus(deployed, rows):
     deployed.post(rows[:3])
-    text = httpx.get(deployed.url + "/metrics").text
+    text = httpx.get(deployed.url + "/metrics", headers={"Authorization": "Bearer test-serving-token"}).text
     assert "conveyor_predictions_total" in text and 'served_by="champion"' in text
 
 

@@ -130,15 +130,19 @@ def test_monitoring_and_condition_tasks_in_a_job_run(tmp_path, models):
     values = tmp_path / "values"
     values.mkdir()
 
-    def task(name, module):
+    # the champion's training data (in an env the monitor restores it from its DVC data version)
+    reference_file = tmp_path / "gold.parquet"
+    build_features(generate_transactions(4000, seed=42, days=60)).to_parquet(reference_file)
+
+    def task(name, module, *extra):
         env = {**os.environ, "CONVEYOR_ENV_OUTPUTS": str(tmp_path / "outputs.json"), "CONVEYOR_ENV": "mon",
                "CONVEYOR_TASK": name, "CONVEYOR_TASK_VALUES_DIR": str(values), "CONVEYOR_JOB": "retraining_job"}
-        proc = subprocess.run([sys.executable, "-m", module, "--monitor-file", str(monitor_file)], cwd=ROOT, env=env,
+        proc = subprocess.run([sys.executable, "-m", module, "--monitor-file", str(monitor_file), *extra], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr
         return json.loads((values / f"{name}.json").read_text())
 
-    mon = task("monitor", "ml.monitoring.job")
+    mon = task("monitor", "ml.monitoring.job", "--reference", str(reference_file))
     assert mon["violated_windows"] == [1, 2]
     assert (storage / "tables" / "metrics" / "reports" / "latest.html").is_file()
     assert task("drift_sustained", "ml.monitoring.retrain_condition")["outcome"] is True

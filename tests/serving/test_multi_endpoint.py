@@ -14,6 +14,7 @@ from ml.serving.endpoint_config import promote, update_config
 from ml.serving.inference_log import read_table
 from tests.serving.serving_helpers import TOKEN, served, start_endpoint
 
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 NAME = "diabetes_endpoint"
 
@@ -45,8 +46,8 @@ def two(tmp_path_factory, models):
     fraud_cfg = update_config(ep.endpoint_dir, lambda c: promote(c, served(models["v1"], "1")), by="test", reason="v1")
     reg_cfg = update_config(named_dir, lambda c: promote(c, served(diabetes, "7", name="diabetes-progression")),
                             by="test", reason="v7")
-    client.wait_for_revision(ep.url, fraud_cfg.revision, timeout_s=60, confirmations=1)
-    client.wait_for_revision(ep.url, reg_cfg.revision, timeout_s=60, confirmations=1, endpoint=NAME)
+    client.wait_for_revision(ep.url, fraud_cfg.revision, timeout_s=60, confirmations=1, token=TOKEN)
+    client.wait_for_revision(ep.url, reg_cfg.revision, timeout_s=60, confirmations=1, endpoint=NAME, token=TOKEN)
     yield ep
     ep.stop()
 
@@ -83,7 +84,7 @@ def test_both_endpoints_answer_with_their_own_schemas(two, rows):
 def test_each_endpoint_has_its_own_status_and_openapi(two):
     import httpx
 
-    default, named = two.status(), httpx.get(f"{two.url}/{NAME}/status", timeout=5).json()
+    default, named = two.status(), httpx.get(f"{two.url}/{NAME}/status", timeout=5, headers=AUTH).json()
     assert default["use_case"] == "fraud" and default["models"]["champion"]["version"] == "1"
     assert named["use_case"] == "diabetes" and named["endpoint"] == NAME
     assert named["models"]["champion"] == {**named["models"]["champion"], "name": "diabetes-progression", "version": "7"}

@@ -29,7 +29,7 @@ LENIENT = SLA(p95_ms=5000, max_error_rate=0.0, min_qps=1, duration_s=1.0, concur
 
 def _set(ep, change, reason="test") -> EndpointConfig:
     cfg = update_config(ep.endpoint_dir, change, by="test", reason=reason)
-    client.wait_for_revision(ep.url, cfg.revision, timeout_s=60, confirmations=1)
+    client.wait_for_revision(ep.url, cfg.revision, timeout_s=60, confirmations=1, token=TOKEN)
     return cfg
 
 
@@ -87,7 +87,8 @@ def test_canary_with_broken_challenger_rolls_back_on_its_own(shared_endpoint, mo
     def start_canary(cfg):
         cfg.challenger = broken
         cfg.rollout = Rollout(strategy="canary", stages=[CanaryStage(percent=30, seconds=20), CanaryStage(percent=100, seconds=20)],
-                              guard=CanaryGuard(max_error_rate=0.05, min_requests=10), started_at=time.time())
+                              guard=CanaryGuard(max_error_rate=0.05, min_requests=10), started_at=time.time(),
+                              evidence_table=str(ep.table_dir))
         cfg.state = "rolling_out"
         return cfg
 
@@ -99,7 +100,7 @@ def test_canary_with_broken_challenger_rolls_back_on_its_own(shared_endpoint, mo
     cfg = read_config(ep.endpoint_dir)
     assert cfg.state == "rolled_back" and cfg.challenger is None and cfg.champion.version == "1"
     assert cfg.updated_by.startswith("canary-guard")
-    client.wait_for_revision(ep.url, cfg.revision, confirmations=1)
+    client.wait_for_revision(ep.url, cfg.revision, confirmations=1, token=TOKEN)
     assert "challenger" not in ep.status()["models"]
 
 
@@ -159,7 +160,7 @@ def test_rollback_restores_previous_champion_in_seconds(shared_endpoint, models,
     assert ep.post(rows[:1]).json()[0]["model_version"] == "2"
     started = time.monotonic()
     cfg = rollback(ep.endpoint_dir, by="test")
-    client.wait_for_revision(ep.url, cfg.revision, confirmations=1)
+    client.wait_for_revision(ep.url, cfg.revision, confirmations=1, token=TOKEN)
     assert time.monotonic() - started < 5
     assert ep.post(rows[:1]).json()[0]["model_version"] == "1"
     with pytest.raises(DeployError, match="nothing to roll back"):
@@ -175,7 +176,7 @@ def test_model_that_cannot_load_fails_readiness_and_champion_keeps_serving(share
                rollout=Rollout(strategy="direct"), sla=LENIENT, echo=lambda *_: None, wait_timeout_s=60)
     cfg = read_config(ep.endpoint_dir)
     assert cfg.candidate is None and cfg.champion.version == "1"
-    client.wait_for_revision(ep.url, cfg.revision, confirmations=1)
+    client.wait_for_revision(ep.url, cfg.revision, confirmations=1, token=TOKEN)
     assert ep.post(rows[:1]).json()[0]["model_version"] == "1"
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import textwrap
 
-import pytest
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
+from types import SimpleNamespace
 
-from ml.serving import endpoints
-from ml.serving.router import _route
+import pytest
+from starlette.testclient import TestClient
+
+from ml.serving import endpoints, openapi
+from ml.serving.endpoint_config import EndpointConfig
+from ml.serving.predict import PredictRoute
 from ml.serving.schema import ServingSchema, for_use_case
 from ml.usecase import load_use_case
 
@@ -48,12 +50,15 @@ def tiny(tmp_path) -> ServingSchema:
 
 
 def _app(schema: ServingSchema) -> TestClient:
-    async def batched(rows):
-        return [schema.answer(r["house_id"] or "generated", 123.0, 0.5, "1", "champion") for r in rows]
+    """The endpoint's predict route (limits, validation, batching) over a stand-in engine."""
+    engine = SimpleNamespace(name="tiny", snapshot=SimpleNamespace(config=EndpointConfig()),
+                             score=lambda rows, target: [schema.answer(r["house_id"] or "generated", 123.0, 0.5, "1",
+                                                                       "champion") for r in rows])
+    route = PredictRoute(engine, schema, budget_ms=1000)
 
-    app = FastAPI()
-    app.add_api_route("/tiny/predict", _route(schema, batched, "Score."), methods=["POST"],
-                      response_model=list[schema.response])
+    async def app(scope, receive, send):
+        await route(scope, receive, send, "traffic")
+
     return TestClient(app)
 
 
@@ -63,7 +68,7 @@ ROW = {"street": "Elm", "rooms": 3, "area_m2": 70.5, "kind": "flat", "garden": N
 def test_regression_request_model_and_its_openapi(tiny):
     assert tiny.columns == ["house_id", "street", "rooms", "area_m2", "kind", "garden"]
     assert list(tiny.response.model_fields) == ["house_id", "price", "model_version", "served_by"]
-    api = _app(tiny).get("/openapi.json").json()
+    api = openapi.document(tiny, prefix="/tiny", title="tiny", version="1")
     props = api["components"]["schemas"]["TinyRequest"]["properties"]
     assert props["rooms"]["type"] == "integer" and (props["rooms"]["minimum"], props["rooms"]["maximum"]) == (1, 12)
     assert props["area_m2"]["exclusiveMinimum"] == 0 and props["area_m2"]["maximum"] == 1000
@@ -86,7 +91,7 @@ def test_regression_request_refuses_out_of_range_and_unknown_values(tiny):
                        ({"rooms": "3"}, "rooms"), ({"pool": True}, "pool")]:
         r = client.post("/tiny/predict", json={"rows": [{**ROW, **bad}]})
         assert r.status_code == 422, (bad, r.text)
-        assert r.json()["detail"][0]["loc"][-1] == field
+        assert r.json()["fields"][0]["field"] == f"rows[0].{field}"
 
 
 def test_fraud_schema_keeps_the_fields_of_its_requests_and_answers():

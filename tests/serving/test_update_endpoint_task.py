@@ -67,7 +67,9 @@ def _serve(root, ep_dir, table, tokens):
                              "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, start_new_session=True,
                             stdout=open(log, "w"), stderr=subprocess.STDOUT,
                             env={**os.environ, "CONVEYOR_ENV": "svc", "CONVEYOR_ENDPOINT_DIR": str(ep_dir),
-                                 "CONVEYOR_INFERENCE_TABLE": str(table), "CONVEYOR_SERVING_TOKENS_FILE": str(tokens)})
+                                 "CONVEYOR_INFERENCE_TABLE": str(table), "CONVEYOR_SERVING_TOKENS_FILE": str(tokens),
+                                 # the env's model store, where update_endpoint puts what it rolls out
+                                 "BENTOML_HOME": str(ep_dir.parent / "bentos")})
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -88,7 +90,8 @@ resources:
       served: [{{alias: champion, traffic_percentage: 100}}]
       rollout:
         strategy: {strategy}
-        stages: [{{percent: 50, seconds: 2}}, {{percent: 100, seconds: 2}}]
+        stages: [{{percent: 50, seconds: 2, min_requests: 5}}, {{percent: 100, seconds: 2, min_requests: 5}}]
+        max_stage_wait_s: 60
         sla: {{p95_ms: {p95_ms}, min_qps: 1, duration_s: 1, concurrency: 2}}
 """)
     return str(path)
@@ -116,9 +119,16 @@ def test_update_endpoint_follows_the_champion_alias_and_rollback_restores(env, t
     assert ep.post(rows[:1], token=TOKEN).json()[0]["model_version"] == "1"
 
     client.set_registered_model_alias(NAME, "champion", "2")
-    proc, values = _run(env, "--endpoint-file", _endpoint_file(tmp_path, "canary"))
+    from tests.serving.test_canary_evidence import Traffic
+
+    with Traffic(ep, rows, token=TOKEN):  # a canary advances on challenger requests: live traffic
+        proc, values = _run(env, "--endpoint-file", _endpoint_file(tmp_path, "canary"))
     assert proc.returncode == 0, proc.stderr
     assert "canary passed" in proc.stdout and values["served_version"] == "2"
+    # the alias stayed on what served until the canary completed, then moved
+    assert "alias champion stays on v1 until the rollout completes" in proc.stdout
+    assert "rollout complete; alias champion moved to v2" in proc.stdout
+    assert client.get_model_version_by_alias(NAME, "champion").version == "2"
 
     proc, _ = _run(env, "--endpoint-file", _endpoint_file(tmp_path, "canary"))
     assert proc.returncode == 0 and "already serves" in proc.stdout

@@ -1,0 +1,173 @@
+"""Refresh → offline version + online values → point-in-time training → serving lookups logged.
+
+One dev env (real MLflow server, real DVC remote in env storage, the real tasks as
+subprocesses, the serving engine in-process on the model the job registered); 4000 rows.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from core.feature_tables import FeatureTableSpec, definition_key, dump_definition
+from core.storage import Blobs
+from tests.ml.conftest import run_training_job
+from tests.ml.harness import MlEnv, new_run_id, start_mlflow
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "customer_aggregates"
+SPEC = FeatureTableSpec.model_validate(
+    yaml.safe_load((ROOT / "resources" / "features.yml").read_text())["resources"]["feature_tables"][KEY])
+
+
+@pytest.fixture(scope="module")
+def mlflow_uri(tmp_path_factory):
+    server = start_mlflow(tmp_path_factory.mktemp("mlflow"))
+    yield server.uri
+    server.stop()
+
+
+def deploy_definition(env: MlEnv) -> None:
+    """What `bundle deploy` of resources.feature_tables writes (tests/features/test_definition.py deploys it for real)."""
+    Blobs(env.outputs.storage.root).write_text(definition_key(KEY), dump_definition(KEY, SPEC))
+
+
+def refresh(env: MlEnv, *args: str):
+    return env.run_task(new_run_id(), "refresh", "ml.features.refresh", *args, job="feature_refresh_job")
+
+
+@pytest.fixture(scope="module")
+def refreshed(mlflow_uri, tmp_path_factory):
+    env = MlEnv("dev", tmp_path_factory.mktemp("env-features"), mlflow_uri)
+    deploy_definition(env)
+    first = env.run_task(new_run_id(), "ingest", "ml.data.ingest", "--use-case", "fraud", "--rows", "4000")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert f"feature table '{KEY}' was never refreshed" in first.stderr  # the first ingest: defaults, said so
+    run_id = new_run_id()
+    proc = env.run_task(run_id, "refresh", "ml.features.refresh", "--table", KEY, job="feature_refresh_job")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return env, env.task_values(run_id, "refresh")["version"]
+
+
+def test_refresh_writes_a_dvc_version_with_lineage_and_the_online_store(refreshed):
+    env, version = refreshed
+    root = Path(env.outputs.storage.root.removeprefix("file://"))
+    ws = root / "dvc-workspaces" / "feature-tables"
+    pointer = yaml.safe_load((ws / "tables" / f"{KEY}.parquet.dvc").read_text())
+    assert pointer["outs"][0]["md5"] == version
+    assert (root / "dvc" / "files" / "md5" / version[:2] / version[2:]).is_file()  # pushed to the env's remote
+    lineage = yaml.safe_load((ws / "tables" / f"{KEY}.lineage.json").read_text())
+    fraud_lock = yaml.safe_load((root / "dvc-workspaces" / "fraud" / "dvc.lock").read_text())
+    silver = next(o["md5"] for s in fraud_lock["stages"].values() for o in s["outs"] if o["path"] == "data/silver.parquet")
+    assert lineage["source"]["md5"] == silver and lineage["version"] == version and lineage["definition"]["ttl"] == "30d"
+    with sqlite3.connect(root / "feature-store" / "online" / f"{KEY}.sqlite") as con:
+        entities = con.execute("SELECT count(*) FROM features").fetchone()[0]
+        assert dict(con.execute("SELECT k, v FROM meta").fetchall())["version"] == version
+    assert entities == lineage["entities"] > 50
+
+
+def test_bad_refreshes_say_what_to_do(refreshed, mlflow_uri, tmp_path):
+    env, _ = refreshed
+    unknown = refresh(env, "--table", "customer_aggregatez")
+    assert unknown.returncode == 1 and "is not deployed to this environment" in unknown.stderr
+    fresh = MlEnv("staging", tmp_path / "env", mlflow_uri)
+    deploy_definition(fresh)
+    missing = refresh(fresh)
+    assert missing.returncode == 1
+    assert "use case 'fraud' has no silver data in env 'staging' yet (run its ingest first" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+@pytest.fixture(scope="module")
+def trained(refreshed):
+    env, version = refreshed
+    run_id, results = run_training_job(env, "--use-case", "fraud", "--rows", "4000", stop_after="train",
+                                       extra={t: ["--use-case", "fraud"] for t in ("validate_data", "train")})
+    for task, proc in results.items():
+        assert proc.returncode == 0, f"{task}:\n{proc.stderr[-3000:]}"
+    return env, version, run_id
+
+
+def test_training_joins_the_pinned_version_point_in_time_and_the_model_records_it(trained):
+    import mlflow
+
+    from ml.data.versioning import read_version, workspace_for
+    from ml.features import offline, pit
+    from ml.features.compute import compute_table
+
+    env, version, run_id = trained
+    values = env.task_values(run_id, "train")
+    mlflow.set_tracking_uri(env.tracking_uri)
+    mv = mlflow.MlflowClient().get_model_version(values["model_name"], values["model_version"])
+    assert mv.tags["feature_tables"] == f"{KEY}@{version}" and mv.tags[f"feature_table.{KEY}"] == version
+
+    ctx = type("Ctx", (), {"outputs": env.outputs, "storage_path": lambda self, n: Path(getattr(env.outputs.storage, n).removeprefix("file://"))})()
+    ws, remote = workspace_for(ctx, "fraud")
+    gold = pd.read_parquet(read_version(ws, remote, env.task_values(run_id, "ingest")["data_version"]))
+    table, spec = offline.read(*workspace_for(ctx, "feature-tables"), KEY, version)
+    silver = pd.read_parquet(read_version(ws, remote, yaml.safe_load((ws / "dvc.lock").read_text())["stages"]["silver"]["outs"][0]["md5"]))
+    expected = pit.as_of(silver, table, spec, ["txn_count_24h", "mean_amount_30d"], "timestamp")
+    merged = gold.merge(expected[["transaction_id", "txn_count_24h", "mean_amount_30d"]], on="transaction_id", suffixes=("", "_pit"))
+    assert len(merged) == len(gold) and (merged["mean_amount_30d"] == merged["mean_amount_30d_pit"]).all()
+    assert (gold["txn_count_24h"] > 0).mean() > 0.1  # looked up, not the defaults
+    # and no row saw its own transaction: recomputing from the rows themselves (a leak) gives different values
+    leaky = compute_table(KEY, spec, silver).rename(columns={"mean_amount_30d": "leaky"})
+    assert (gold.sort_values(["customer_id", "timestamp"])["mean_amount_30d"].to_numpy()
+            != leaky.sort_values(["customer_id", "timestamp"])["leaky"].to_numpy()).mean() > 0.5
+
+
+def test_serving_looks_features_up_by_entity_logs_them_and_survives_a_missing_store(trained, tmp_path, monkeypatch):
+    import mlflow
+
+    from ml.features import online
+    from ml.serving.client import sample_rows
+    from ml.serving.endpoint_config import promote, update_config
+    from ml.serving.engine import Engine
+    from ml.serving.inference_log import read_table
+    from tests.serving.serving_helpers import served
+
+    env, version, run_id = trained
+    root = Path(env.outputs.storage.root.removeprefix("file://"))
+    monkeypatch.setenv("CONVEYOR_ONLINE_STORE_ROOT", str(root))
+    online._CACHE.clear()
+    mlflow.set_tracking_uri(env.tracking_uri)
+    values = env.task_values(run_id, "train")
+    path = mlflow.artifacts.download_artifacts(values["model_uri"], dst_path=str(tmp_path / "model"))
+    update_config(tmp_path / "endpoint", lambda cfg: promote(cfg, served(Path(path), values["model_version"],
+                                                                          values["model_name"])), by="test", reason="setup")
+    engine = Engine(None, tmp_path / "inference", env="dev")
+    engine.endpoint_dir = tmp_path / "endpoint"
+    engine.refresh()
+    with sqlite3.connect(root / "feature-store" / "online" / f"{KEY}.sqlite") as con:
+        known, stamp, payload = con.execute("SELECT entity, event_ts, payload FROM features ORDER BY event_ts DESC LIMIT 1").fetchone()
+    rows = sample_rows(2, seed=5)
+    rows[0]["customer_id"], rows[1]["customer_id"] = known, "never-seen"
+    now = pd.Timestamp(stamp, unit="s") + pd.Timedelta("1h")  # the online value is an hour old at request time
+    monkeypatch.setattr(online.time, "time", lambda: now.timestamp())
+    try:
+        answers = engine.score([dict(r) for r in rows])
+        assert len(answers) == 2
+        (root / "feature-store" / "online" / f"{KEY}.sqlite").rename(tmp_path / "away.sqlite")  # the store is down
+        assert len(engine.score([dict(rows[0])])) == 1  # defaults, not a 5xx
+        monkeypatch.setenv("CONVEYOR_ONLINE_STORE_POLICY", "reject")
+        online._CACHE.clear()
+        with pytest.raises(online.FeatureStoreUnavailable, match="online store unavailable"):
+            engine.score([dict(rows[0])])
+    finally:
+        engine.close()
+        online._CACHE.clear()
+        if (tmp_path / "away.sqlite").exists():
+            (tmp_path / "away.sqlite").rename(root / "feature-store" / "online" / f"{KEY}.sqlite")
+    logged = read_table(tmp_path / "inference")
+    import json
+
+    hit, miss, down = logged.iloc[0], logged.iloc[1], logged.iloc[2]
+    assert hit["fs_customer_aggregates"] == f"hit@{version}"
+    assert hit["f_mean_amount_30d"] == pytest.approx(json.loads(payload)["mean_amount_30d"])
+    assert miss["fs_customer_aggregates"] == f"missing@{version}" and miss["f_mean_amount_30d"] == 60.0
+    assert miss["f_txn_count_24h"] == 0.0
+    assert down["fs_customer_aggregates"] == "unavailable" and down["f_mean_amount_30d"] == 60.0
