@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import ConveyorError
@@ -34,6 +34,13 @@ class Level:
     rps: float
     requests: int
     errors: int
+    statuses: dict[int, int] = field(default_factory=dict)  # answers by HTTP status (hey; wrk: 200 vs other)
+    transport_errors: int = 0
+
+    @property
+    def ok_rps(self) -> float:
+        """Requests per second answered with 2xx."""
+        return self.rps * (self.requests - self.errors) / self.requests if self.requests else 0.0
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,8 @@ class Hey(LoadTool):
         non_2xx = sum(n for code, n in statuses.items() if not 200 <= code < 300)
         nan = float("nan")
         return Level(connections, pct.get(50, nan), pct.get(99, nan), rps,
-                     requests=sum(statuses.values()) + transport, errors=non_2xx + transport)
+                     requests=sum(statuses.values()) + transport, errors=non_2xx + transport, statuses=statuses,
+                     transport_errors=transport)
 
 
 class Wrk(LoadTool):
@@ -111,9 +119,12 @@ class Wrk(LoadTool):
         requests = int(re.search(r"(\d+) requests in", out).group(1))
         non_2xx = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
         sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-        errors = (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, sockets.groups())) if sockets else 0)
+        transport = sum(map(int, sockets.groups())) if sockets else 0
+        other = int(non_2xx.group(1)) if non_2xx else 0
         nan = float("nan")
-        return Level(connections, pct.get(50, nan), pct.get(99, nan), rps, requests=requests, errors=errors)
+        return Level(connections, pct.get(50, nan), pct.get(99, nan), rps, requests=requests, errors=other + transport,
+                     statuses={200: requests - other - transport, **({0: other} if other else {})},
+                     transport_errors=transport)
 
 
 # wrk first: its percentiles are exact at any sample count (hey leaves out a p99 it has too few samples for)

@@ -142,6 +142,10 @@ class Engine:
             if changes or self.store.has_journal():
                 self.store.save_state(state)
             took = lock.took_over
+        # after the lock: the deployment is complete; its jobs run as deployed
+        from bundles.bootstrap import bootstrap
+
+        bootstrap(self.bundle, self.outputs, plan, self.jobs)
         return DeployResult(plan=plan, state=state,
                             took_over_lock=f"{took.user} (pid {took.pid}) since {took.since}" if took else None)
 

@@ -2,7 +2,9 @@
 
 Provision dev, staging and prod; deploy the bundle to each; train in dev; an
 integration run on a data subset in staging; train on prod data in prod (validate,
-promote the champion, serve it); send sample requests; run monitoring. Every step
+promote the champion, serve it); send sample requests; run monitoring. Then the loop
+(`closed_loop`): drifted traffic and its labels arrive, retraining_job retrains on them and
+rolls the new model out through the canary on live traffic; old vs new on drifted data. Every step
 is a command a user could type: the demo prints each one before running it.
 Running it again reuses what exists. `--clean` tears everything down.
 """
@@ -135,7 +137,51 @@ def run_demo() -> None:
                       "yes" if truth else "no", p["model_version"], p["served_by"])
     console.print(table)
     step("monitor prod (drift report)", conveyor("bundle", "run", "monitoring_job", "-t", "prod"))
+    closed_loop(prod)
     summary()
+
+
+def _task_log(target: str, run_id: str, task: str) -> str:
+    return step(f"log of {task}", conveyor("bundle", "runs", run_id, "-t", target, "--log", task), quiet=True)
+
+
+def closed_loop(prod: dict) -> None:
+    """Drifted traffic and its labels arrive; retraining_job retrains on them, the canary promotes on
+    live traffic; the old and new champions are compared on drifted data (conveyor/demo_loop.py)."""
+    from conveyor import demo_loop as loop
+
+    console.rule("[bold]The loop[/]: the world drifts, labels come back, prod retrains itself")
+    model = registered_model_name("prod")
+    old, _ = champion_summary(prod, model)
+    tag = loop.run_tag()
+    with console.status(f"{loop.DRIFTED_ROWS} drifted transactions → POST {prod['serving_url']}/predict"):
+        raw = loop.send_drifted_traffic(prod, tag)
+    console.print(f"[green]✓[/] {len(raw)} drifted transactions answered by v{old} "
+                  f"(fraud rate {raw.is_fraud.mean():.1%}, the reference had ~2%)")
+    part = loop.land_labels(prod, raw, tag)
+    console.print(f"[green]✓[/] their labels landed in the labels feed: {part}")
+    with loop.LiveTraffic(prod, tag) as live:  # the canary advances on these requests
+        step("retraining_job in prod: monitor → drift? → fresh window → train → canary on live traffic",
+             conveyor("bundle", "run", "retraining_job", "-t", "prod"), timeout=1200)
+    [run] = json.loads(step("runs", conveyor("bundle", "runs", "-t", "prod", "-o", "json", "-n", "1", "--job",
+                                             "retraining_job"), quiet=True))
+    verdict = next((line for line in _task_log("prod", run["run_id"], "drift_sustained").splitlines()
+                    if line.startswith("retrain:")), "retrain: ?")
+    console.print(f"  monitoring: {verdict[:220]}")
+    child = (run["tasks"].get("retrain") or {}).get("child_run")
+    if child:
+        for line in _task_log("prod", child, "update_endpoint").splitlines():
+            if line.startswith(("canary", "update_endpoint: rollout complete")):
+                console.print(f"  {line}", markup=False, highlight=False)
+    console.print(f"  live traffic during the rollout: {live.sent} requests")
+    new, _ = champion_summary(prod, model)
+    if new == old:
+        raise StepFailed(f"retraining did not promote a new champion (still v{old})")
+    before, after = loop.compare_on_drifted(prod, model, old, new)
+    console.print(f"[bold]on fresh drifted data[/]: champion v{old} pr_auc {before:.4f} → v{new} pr_auc {after:.4f} "
+                  f"({after - before:+.4f})")
+    if after <= before:
+        raise StepFailed(f"the retrained v{new} is not better than v{old} on drifted data")
 
 
 def summary() -> None:
@@ -148,9 +194,11 @@ def summary() -> None:
     console.print(table)
     console.print("credentials (MLflow login, serving token) per persona: "
                   "[bold].venv/bin/conveyor env outputs <env> --show-secrets[/]")
-    reports = sorted((state_dir() / "envs" / "prod" / "storage").glob("**/*.html"))
-    if reports:
-        console.print(f"monitoring report: {reports[-1]}")
+    from core.contract import local_path
+
+    report = local_path(outputs("prod")["storage"]["metric_table"]) / "reports" / "latest.html"
+    if report.is_file():
+        console.print(f"monitoring report: {report.as_uri()}")
 
 
 def clean() -> None:

@@ -66,7 +66,8 @@ def _serving_token(outputs) -> str | None:
 @guarded
 def status(target: str = TargetOpt, endpoint: str | None = EndpointOpt,
            as_json: bool = typer.Option(False, "--json", help="machine-readable")) -> None:
-    """What the endpoint serves: config revision, versions, rollout state, and what the live process reports."""
+    """What the endpoint serves: config revision, model versions, rollout state, the code version
+    (deployed artifact, git sha, Bento), and what the live process reports."""
     import httpx
 
     from ml.serving import client
@@ -79,7 +80,9 @@ def status(target: str = TargetOpt, endpoint: str | None = EndpointOpt,
     except httpx.HTTPError as exc:  # endpoint down is information, not a crash
         live = {"error": f"endpoint not reachable at {outputs.serving_url}: {exc}"}
     if as_json:
-        console.print_json(json.dumps({"config": cfg.model_dump(), "live": live}))
+        wanted = _code_request(outputs)
+        console.print_json(json.dumps({"config": cfg.model_dump(), "live": live,
+                                       "code": wanted.model_dump() if wanted else None}))
         return
     table = Table(title=f"endpoint {named} of {target} ({outputs.serving_url}/{named})" if named
                   else f"endpoint of {target} ({outputs.serving_url})")
@@ -96,7 +99,24 @@ def status(target: str = TargetOpt, endpoint: str | None = EndpointOpt,
     table.add_row("strategy", f"{cfg.rollout.strategy} ({cfg.canary_percent():g}% challenger)", "")
     table.add_row("last change", f"{cfg.reason} (by {cfg.updated_by})" if cfg.revision else "-", "")
     table.add_row("rollback to", ", ".join(f"v{m.version}" for m in reversed(cfg.previous_champions)) or "-", "")
+    wanted, code = _code_request(outputs), live.get("code") or {}
+    table.add_row("code", f"{wanted.short} (git {wanted.git_sha[:12]}, {wanted.deployment})" if wanted else "-",
+                  f"{code['version']} (git {(code.get('git_sha') or '?')[:12]}, {code.get('bento')})"
+                  if code.get("version") else str(code.get("state", "-")))
+    if code.get("failed"):
+        table.add_row("code rollout", "", f"failed for {code['failed']['artifact'][:12]}: {code['failed']['reason']}")
     console.print(table)
+
+
+def _code_request(outputs):
+    """The code the env's endpoint should run (`core.serving_code`), None before any deploy."""
+    from core.serving_code import read_request
+    from core.storage import Blobs, StorageError
+
+    try:
+        return read_request(Blobs(outputs.storage.bundle))
+    except StorageError:
+        return None
 
 
 def _move_alias(outputs, persona: str, name: str, version: str) -> None:

@@ -16,7 +16,15 @@ PIPELINE = "dvc.yaml"
 
 
 def code_root() -> Path:
-    """The directory `ml/` was imported from (the deployed code in a job run)."""
+    """The root of the running project code: the directory holding the imported `usecases`
+    package and `dvc.yaml` (the deployed code in a job run). In this repository, and in its
+    code wheel, `ml/` is there too; a project made by `conveyor init project` holds only its
+    use cases and `dvc.yaml`, the platform's packages being installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("usecases")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0]).resolve().parent
     return Path(__file__).resolve().parent.parent
 
 
@@ -28,4 +36,4 @@ def package_dir(name: str) -> Path:
     spec = importlib.util.find_spec(name)
     if spec is not None and spec.submodule_search_locations:
         return Path(list(spec.submodule_search_locations)[0]).resolve()
-    return code_root() / name
+    return Path(__file__).resolve().parent.parent / name

@@ -29,6 +29,8 @@ class ServingEndpoint(Strict):
     served: list[ServedModel] = Field(min_length=1)
     shadow: str | None = Field(None, description="alias that scores a copy of each request, never answers")
     rollout: dict[str, Any] = Field({}, description="rollout settings for the serving layer (strategy, stages, sla)")
+    bootstrap_job: str | None = Field(None, description="job (resource key) that trains and serves this endpoint's "
+                                      "first model: a production deploy runs it while the endpoint serves none")
 
     @model_validator(mode="after")
     def _traffic(self) -> ServingEndpoint:
@@ -55,6 +57,15 @@ class ServingEndpoints(StoredKind):
                 write_binding(root, Binding(name=resource_key(action.key), use_case=use_case,
                                             model=action.spec.get("model"), default=bool(action.spec.get("default"))))
         return rec
+
+    def check(self, ctx: DeployContext, key: str, spec: dict[str, Any]) -> None:
+        job = spec.get("bootstrap_job")
+        if job and job not in ctx.bundle.resources.jobs:
+            from bundles.errors import BundleError
+
+            raise BundleError(f"{key}: bootstrap_job {job!r} is not a job of this bundle "
+                              f"(jobs: {', '.join(sorted(ctx.bundle.resources.jobs)) or 'none'})")
+        super().check(ctx, key, spec)
 
     def summary(self, ctx: DeployContext, rec: ResourceRecord) -> dict[str, Any]:
         return {"name": rec.name, "url": ctx.outputs.serving_url}

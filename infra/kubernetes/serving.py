@@ -1,8 +1,11 @@
 """The env's serving endpoint: BentoML Deployment + Service + HorizontalPodAutoscaler.
 
-Same process and env vars as the local platform. The endpoint config and inference
-table are files the serving engine reads, so they live on a PVC (`serving-state`)
-mounted at the same path in serving pods and in bundle job pods that deploy models.
+Same process and env vars as the local platform: each pod runs the launcher
+(`ml.serving.launcher`), which serves the code the last bundle deploy shipped (a wheel in the
+env's bundle storage, built into the endpoint Bento) and rolls onto new code with no failed
+request; the pod itself changes only with `pulumi up`. The endpoint config, inference table and
+the BentoML store (models imported by `deploy_model`, the endpoint's Bentos) are files, so they
+live on a PVC (`serving-state`) mounted at the same path in serving pods and in bundle job pods.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import pulumi_kubernetes as k8s
 
 from infra.kubernetes import pods
 from infra.kubernetes.config import KubernetesConfig
-from infra.kubernetes.names import SERVING_PORT, STATE_CLAIM
+from infra.kubernetes.names import SERVING_PORT, STATE_CLAIM, STATE_DIR
 from infra.kubernetes.pods import state_env, state_volume
 from infra.kubernetes.storage import StorageEndpoint
 
@@ -79,14 +82,14 @@ class Serving(pulumi.ComponentResource):
             image.ref,
             cfg.sizing.serving,
             pull_policy=image.pull_policy,
-            command=["bentoml", "serve", scfg.service],
-            args=["--host", "0.0.0.0", "--port", str(SERVING_PORT)],
+            command=["python", "-m", "ml.serving.launcher"],
+            args=["--host", "0.0.0.0", "--port", str(SERVING_PORT), "--state-dir", "/tmp/conveyor-serving"],
             env=[
                 *pods.plain_env(
                     CONVEYOR_ENV=env,
                     CONVEYOR_SERVING_TOKENS_FILE=f"{TOKENS_DIR}/tokens.json",
                     CONVEYOR_STORAGE_URI=storage_uri,
-                    BENTOML_HOME="/tmp/bentoml",
+                    BENTOML_HOME=f"{STATE_DIR}/bentos",  # the env's model store: storage.bentos of its jobs
                     BENTOML_DO_NOT_TRACK="true",
                     MLFLOW_TRACKING_URI=tracking_uri,
                     MLFLOW_TRACKING_USERNAME=mlflow_username,

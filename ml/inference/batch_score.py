@@ -1,4 +1,8 @@
-"""Task `batch_score`: score a table of raw rows with the env's `champion` into a predictions table.
+"""Task `batch_score`: score a table of raw rows with the env's champion into a predictions table.
+
+The champion is what the env's endpoint serves as champion (its endpoint config), so a rollout in
+progress never makes batch and online scores disagree; without an endpoint serving the model,
+the registry's `champion` alias (`--alias` picks another alias).
 
     python -m ml.inference.batch_score [--use-case NAME] [--input rows.parquet] [--output DIR]
 
@@ -26,6 +30,22 @@ from ml.data.versioning import workspace_for
 from ml.registry import CHAMPION, alias_version
 from ml.training.estimator import predict
 from ml.usecase import UseCase
+
+
+def served_champion(endpoint_root: Path, name: str) -> str | None:
+    """The version of `name` an endpoint of the env serves as champion right now, or None.
+
+    During a canary or an A/B test the registry's `champion` alias and the endpoint may briefly
+    disagree; batch scores must come from the model callers get answers from."""
+    from ml.serving import endpoints
+    from ml.serving.endpoint_config import read_config
+
+    dirs = [Path(endpoint_root)] + [endpoints.config_dir(endpoint_root, key) for key in endpoints.named_bindings(endpoint_root)]
+    for directory in dirs:
+        champion = read_config(directory).champion
+        if champion is not None and champion.name == name:
+            return champion.version
+    return None
 
 
 def output_columns(uc: UseCase) -> list[str]:
@@ -75,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         params = task.params_from(args)
         name = task.model_name(args, ctx)
         client = mlflow.MlflowClient()
-        mv = alias_version(client, name, args.alias)
+        serving = served_champion(ctx.storage_path("endpoint"), name) if args.alias == CHAMPION else None
+        mv = client.get_model_version(name, serving) if serving else alias_version(client, name, args.alias)
         if mv is None:
             raise task.TaskError(f"{name} has no `{args.alias}` in env {ctx.env}: run model_training_job first")
         if args.input:

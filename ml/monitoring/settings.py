@@ -41,6 +41,8 @@ class MonitorConfig(BaseModel):
     reference_rows: int = Field(5000, ge=100)
     retrain_violations: int = Field(2, ge=1, description="N: violating windows among the last M that trigger retraining")
     retrain_windows: int = Field(3, ge=1, description="M")
+    training_window_hours: float = Field(168.0, gt=0, description="a drift-triggered retrain trains on the labelled "
+                                         "requests of this many hours up to now (ml/monitoring/training_window.py)")
 
 
 class MonitorSettings(BaseModel):

@@ -191,17 +191,19 @@ class Engine:
                     roles[i] = "champion"
                 by_role.setdefault("champion", []).extend(idx)
         for idx in by_role.values():
-            p = champion.predict_proba(frame.iloc[idx])
+            # the whole batch (the common case) goes as it is: no row-selection copy
+            p = champion.predict_proba(frame if len(idx) == len(rows) else frame.iloc[idx])
             for j, i in enumerate(idx):
                 probs[i] = float(p[j])
         latency_ms = (time.perf_counter() - started) * 1000
         now = time.time()
         out, records = [], []
+        features = _feature_records(frame)
         for i, r in enumerate(rows):
             model = challenger if roles[i] == "challenger" else champion
             resp = self.schema.answer(r[rid], probs[i], model.spec.threshold, model.version, roles[i])
             out.append(resp)
-            records.append(self._record(r, frame, i, resp, latency_ms, now, cfg))
+            records.append(self._record(r, features[i], resp, latency_ms, now, cfg))
         self.logger.log(records)
         if self._metrics:
             self._metrics.observe(roles, [o["model_version"] for o in out], latency_ms / 1000)
@@ -209,11 +211,9 @@ class Engine:
             self._submit_shadow(challenger, rows, frame, cfg)
         return out
 
-    def _record(self, row, frame, i, resp, latency_ms, now, cfg) -> dict:
+    def _record(self, row, features: dict, resp, latency_ms, now, cfg) -> dict:
         rec = {(f"txn_{k}" if k in LOGGED else k): v for k, v in row.items()}
-        for col in frame.columns:
-            v = frame[col].iat[i]
-            rec[f"f_{col}"] = v.item() if hasattr(v, "item") else v
+        rec.update(features)
         rec.update(request_id=resp[self.schema.id_column], **self.schema.logged(resp), model_name=self._model_name(cfg),
                    model_version=resp["model_version"], served_by=resp["served_by"],
                    latency_ms=round(latency_ms, 3), timestamp=now, endpoint_revision=cfg.revision, env=self.env)
@@ -250,10 +250,11 @@ class Engine:
         latency_ms = (time.perf_counter() - t0) * 1000
         now = time.time()
         records = []
+        features = _feature_records(frame)
         for i, r in enumerate(rows):
             resp = self.schema.answer(r[self.schema.id_column], float(p[i]), challenger.spec.threshold,
                                       challenger.version, "shadow")
-            records.append(self._record(r, frame, i, resp, latency_ms, now, cfg))
+            records.append(self._record(r, features[i], resp, latency_ms, now, cfg))
         self.logger.log(records)
         if self._metrics:
             self._metrics.observe(["shadow"] * len(rows), [challenger.version] * len(rows), latency_ms / 1000)
@@ -317,6 +318,13 @@ class Engine:
         self._stop.set()
         self._shadow_pool.shutdown(wait=True)
         self.logger.close()
+
+
+def _feature_records(frame: pd.DataFrame) -> list[dict]:
+    """Each row's features as `{"f_<column>": python value}` for the inference table, in one pass."""
+    cols = [f"f_{c}" for c in frame.columns]
+    return [dict(zip(cols, (v.item() if hasattr(v, "item") else v for v in values)))
+            for values in frame.itertuples(index=False, name=None)]
 
 
 _thread_state = threading.local()

@@ -242,13 +242,17 @@ class Launcher:
         labels = {"artifact": req.short, "git_sha": req.git_sha[:12] or "unknown", "deployment": req.deployment}
         cmd = [sys.executable, "-m", "ml.serving.bento", "--version", req.short,
                *[a for k, v in labels.items() for a in ("--label", f"{k}={v}")]]
-        try:
-            proc = subprocess.run(cmd, cwd=code, env=self._child_env(code), capture_output=True, text=True, timeout=600)
-        except subprocess.TimeoutExpired:
-            raise StartFailed("building the endpoint Bento took over 600 s") from None
-        if proc.returncode != 0:
-            raise StartFailed(f"building the endpoint Bento failed: {_reason(proc.stderr + proc.stdout)}")
-        return proc.stdout.strip().splitlines()[-1]
+        for attempt in (1, 2):
+            try:
+                proc = subprocess.run(cmd, cwd=code, env=self._child_env(code), capture_output=True, text=True,
+                                      timeout=600)
+            except subprocess.TimeoutExpired:
+                raise StartFailed("building the endpoint Bento took over 600 s") from None
+            if proc.returncode == 0:
+                return proc.stdout.strip().splitlines()[-1]
+            if attempt == 1 and "exist" not in proc.stderr:
+                break  # only a race with another replica building the same Bento in a shared store is retried
+        raise StartFailed(f"building the endpoint Bento failed: {_reason(proc.stderr + proc.stdout)}")
 
     def _start(self, req: CodeRequest) -> Backend:
         code = self._unpack(req)
@@ -344,7 +348,7 @@ class Proxy:
             finally:
                 backend.inflight -= 1
         content = resp.content
-        if scope["path"] == "/status" and scope["method"] == "GET" and resp.status_code == 200:
+        if scope["path"].endswith("/status") and scope["method"] == "GET" and resp.status_code == 200:
             try:
                 content = json.dumps({**resp.json(), "code": self.launcher.code_info()}).encode()
             except ValueError:

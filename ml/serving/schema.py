@@ -40,10 +40,29 @@ INT_MAGNITUDE = 2**53
 EARLIEST, LATEST = datetime(1900, 1, 1), datetime(2200, 1, 1)  # inside pandas' datetime64[ns] range
 
 
+_DATE = (r"(?:(?:19\d\d|2[01]\d\d)-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
+         r"|02-(?:0[1-9]|1\d|2[0-8]))|(?:(?:19|20|21)(?:0[48]|[2468][048]|[13579][26])|2000)-02-29)")  # leap days
+# The accepted times, documented as the field's `pattern` (JSON Schema has no bound for a date-time):
+# RFC 3339 from 1900 to 2199, so the OpenAPI says exactly what the endpoint takes.
+TIME_PATTERN = (r"^" + _DATE + r"T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?"
+                r"(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?$")
+_TIME = re.compile(TIME_PATTERN)
+
+
 def _iso_only(value: Any) -> Any:
-    """Only ISO 8601 strings are times (pydantic would also take a number as a Unix time)."""
-    if value is not None and not isinstance(value, (str, datetime)):
-        raise ValueError("expected an ISO 8601 time string")
+    """Only ISO 8601 strings of `TIME_PATTERN` are times (pydantic would also take a number as a Unix
+    time, or a bare date)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _TIME.match(value):
+        raise ValueError("expected an ISO 8601 time string like 2026-03-01T12:00:00, from 1900 to 2199")
+    return value
+
+
+def _whole_number(value: Any) -> Any:
+    """JSON has one number type: `44.0` is the integer 44 (as JSON Schema says), `44.5` is not."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= INT_MAGNITUDE:
+        return int(value)
     return value
 
 
@@ -67,7 +86,8 @@ def _annotation(col: Column) -> tuple[Any, dict]:
         kind, kw = str, {**kw, "min_length": 1, "max_length": STRING_MAX}
     elif col.type == "datetime":
         kind, kw = datetime, {**kw, "strict": False, "description": col.description or
-                              f"ISO 8601 time, from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}"}
+                              f"ISO 8601 time, from {EARLIEST:%Y-%m-%d} to before {LATEST:%Y-%m-%d}",
+                              "json_schema_extra": _time_schema}
     else:
         kind = {"int": int, "float": float, "bool": bool}[col.type]
     if col.type == "float":
@@ -79,6 +99,12 @@ def _annotation(col: Column) -> tuple[Any, dict]:
         kw["gt" if col.strict_min and col.min is not None else "ge"] = low
         kw["lt" if col.strict_max and col.max is not None else "le"] = high
     return kind, kw
+
+
+def _time_schema(schema: dict) -> None:
+    """A time is documented by the pattern it must match (a `format: date-time` allows years 1-9999)."""
+    schema.pop("format", None)
+    schema["pattern"] = TIME_PATTERN
 
 
 def _camel(name: str) -> str:
@@ -126,6 +152,8 @@ class ServingSchema:
             col = declared[name]
             kind, kw = _annotation(col)
             fields[name] = (kind | None, Field(None, **kw)) if col.nullable else (kind, Field(**kw))
+            if col.type == "int":
+                validators[f"_whole_number_{name}"] = field_validator(name, mode="before")(_whole_number)
             if col.type == "datetime":
                 validators[f"_iso_only_{name}"] = field_validator(name, mode="before")(_iso_only)
                 validators[f"_wall_clock_{name}"] = field_validator(name)(_wall_clock)

@@ -93,7 +93,8 @@ def test_serving_has_probes_service_and_autoscaler(rendered, env):
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
-    assert container["command"][:2] == ["bentoml", "serve"]
+    # the launcher: it serves the code bundle deploy ships (ml/serving/launcher.py)
+    assert container["command"] == ["python", "-m", "ml.serving.launcher"]
     env_vars = {e["name"]: e for e in container["env"]}
     assert env_vars["CONVEYOR_SERVING_TOKENS_FILE"]["value"].endswith("tokens.json")
     assert env_vars["MLFLOW_TRACKING_URI"]["value"] == f"http://mlflow.conveyor-{env}.svc.cluster.local:5000"

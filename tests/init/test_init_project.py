@@ -70,7 +70,7 @@ def test_a_generated_project_validates_and_trains(mlflow_server, tmp_path):
     root = tmp_path / "renewals"
     assert {p.name for p in root.iterdir()} >= {"bundle.yml", "resources", "usecases", "Pulumi.yaml", "Pulumi.dev.yaml",
                                                  "Pulumi.staging.yaml", "Pulumi.prod.yaml", "README.md", "stack",
-                                                 ".copier-answers.yml", ".gitignore"}
+                                                 ".copier-answers.yml", ".gitignore", "dvc.yaml"}
     assert not (root / "ml").exists() and not (root / "core").exists()  # the platform is installed, not copied
     dev = yaml.safe_load((root / "Pulumi.dev.yaml").read_text())["config"]
     assert dev["conveyor:ports"] == {"tracking": 6101, "serving": 6102}
@@ -125,3 +125,11 @@ def test_copier_update_brings_a_new_template_version_and_keeps_local_edits(tmp_p
     init.template_repo("use_case")
     tags = subprocess.run(["git", "tag"], cwd=templates / "use_case", capture_output=True, text=True).stdout.split()
     assert sorted(tags) == [f"v{init._version()}", f"v{init._version()}.post1"]
+
+
+def test_the_project_template_ships_the_platforms_pipeline():
+    """A new project's dvc.yaml (the medallion stages ingest runs, shipped in its code wheel) is
+    the platform's: the copy in the template follows the repository's."""
+    from tests.ml.harness import PROJECT
+
+    assert (init.TEMPLATES / "project" / "template" / "dvc.yaml").read_text() == (PROJECT / "dvc.yaml").read_text()

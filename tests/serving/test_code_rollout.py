@@ -5,7 +5,9 @@ BentoML store, serving a model it loads by tag from the same store.
 
 Real pieces: the launcher as the platform starts it (`python -m ml.serving.launcher`), the real
 bundle engine deploying a project copy (artifact + one serving endpoint; no MLflow resources),
-`bentoml serve`, `bentoml models list` / `bentoml list`. The env's storage is a tmp dir.
+`bentoml serve`, `bentoml models list` / `bentoml list`. The env's storage is a tmp dir. The
+batcher's latency budget is relaxed: on a shared 2-core host, building and starting the new code
+next to the old slows scoring, and a request shed for latency is not what this test is about.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ MODEL = "fraud-detector-test"
 class Load:
     """Closed-loop clients on keep-alive connections (like loadtest.run), until stopped."""
 
-    def __init__(self, url: str, rows: list[dict], concurrency: int = 3):
+    def __init__(self, url: str, rows: list[dict], concurrency: int = 2):
         self.url, self.rows = url + "/predict", rows
         self.sent = self.failed = 0
         self.errors: list[str] = []
@@ -128,7 +130,7 @@ def env(tmp_path_factory, models):
     proc_env = {**os.environ, "CONVEYOR_ENV": "rollout", "CONVEYOR_STORAGE_URI": layout.root,
                 "CONVEYOR_ENDPOINT_DIR": str(storage / "endpoint"), "CONVEYOR_INFERENCE_TABLE": str(storage / "tables" / "inference"),
                 "CONVEYOR_SERVING_TOKENS_FILE": str(tokens), "BENTOML_HOME": str(storage / "bentos"),
-                "BENTOML_DO_NOT_TRACK": "true", "PYTHONPATH": str(ROOT)}
+                "BENTOML_DO_NOT_TRACK": "true", "PYTHONPATH": str(ROOT), "CONVEYOR_BATCH_MAX_LATENCY_MS": "30000"}
     log = base / "launcher.log"
     launcher = subprocess.Popen([sys.executable, "-m", "ml.serving.launcher", "--port", str(port), "--state-dir",
                                  str(base / "run" / "serving")], cwd=ROOT, env=proc_env, stdout=open(log, "w"),

@@ -21,10 +21,15 @@ def test_retraining_job_wires_condition_outcome_to_the_training_job():
     job = Job.model_validate(doc["resources"]["jobs"]["retraining_job"])
     cond = job.tasks["drift_sustained"]
     assert cond.condition.module == "ml.monitoring.retrain_condition"
+    fresh = job.tasks["fresh_window"]  # the labelled production window the retrain learns from
+    assert fresh.python.module == "ml.monitoring.training_window"
+    [dep] = fresh.dependencies()
+    assert dep.task == "drift_sustained" and dep.outcome is True
     retrain = job.tasks["retrain"]
     assert retrain.run_job.job == "model_training_job"
+    assert retrain.run_job.parameters["source"] == "{{tasks.fresh_window.values.source}}"
     [dep] = retrain.dependencies()
-    assert dep.task == "drift_sustained" and dep.outcome is True
+    assert dep.task == "fresh_window"
     assert job.tasks["monitor"].python.module == "ml.monitoring.job"
 
 
