@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             r[spec.entity_key] = str(rng.choice(customers)) if rng.random() < 0.9 else "unknown-customer"
         batches = [requests[i:i + args.batch] for i in range(0, len(requests), args.batch)]
 
-        lookups = online.Lookups(tmp, {key: want.features}, {key: spec})
+        newest = table[spec.timestamp].max().timestamp()  # requests arrive an hour after the last refresh
+        lookups = online.Lookups(tmp, {key: want.features}, {key: spec}, clock=lambda: newest + 3600.0)
         figures = {}
         try:
             for label, active in (("without lookups", None), ("with lookups", lookups)):

@@ -55,7 +55,8 @@ def ship(bundle: ResolvedBundle, outputs: EnvironmentOutputs, state: DeploymentS
             blobs.delete(REQUEST)
         raise BundleError(str(exc)) from None
     if served:
-        echo(f"endpoint: serving code {request.short} ({served[0].bento}); the previous code drained")
+        drained = f"; code {previous.short} drained and stopped" if previous and previous.artifact != request.artifact else ""
+        echo(f"endpoint: serving code {request.short} ({served[0].bento}){drained}")
     else:
         echo(f"endpoint: no launcher is running in {outputs.env}; it starts on code {request.short} when it comes up")
     return True

@@ -20,7 +20,7 @@ app = typer.Typer(
 app.add_typer(env_app, name="env", help="Provision and inspect environments (Pulumi stacks).")
 app.add_typer(bundle_app, name="bundle", help="Validate, plan, deploy and run the asset bundle.")
 app.add_typer(model_app, name="model", help="Operate the models an environment serves.")
-app.add_typer(init_app, name="init", help="Start a new use case from the template.")
+app.add_typer(init_app, name="init", help="Start a new use case or project from the templates.")
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """`make demo`: the whole story on the embedded default, with progress, ending in a table.
 
-Provision dev, staging and prod; deploy the bundle to each; train in dev; an
-integration run on a data subset in staging; train on prod data in prod (validate,
-promote the champion, serve it); send sample requests; run monitoring. Then the loop
+Provision dev, staging and prod; deploy the bundle to each (the first production deploy trains
+on prod data, validates, promotes and serves the champion: no job run by hand); train in dev;
+an integration run on a data subset in staging; send sample requests; run monitoring. Then the loop
 (`closed_loop`): drifted traffic and its labels arrive, retraining_job retrains on them and
 rolls the new model out through the canary on live traffic; old vs new on drifted data. Every step
 is a command a user could type: the demo prints each one before running it.
@@ -122,11 +122,14 @@ def run_demo() -> None:
     for env in ENVS:
         step(f"provision {env}", conveyor("env", "up", env))
     for target in ENVS:
-        step(f"deploy the bundle to {target}", conveyor("bundle", "deploy", "-t", target, "--force"))
+        # a production deploy (staging, prod: CI's path) ships the serving code and, while an
+        # endpoint serves nothing, runs its bootstrap job: prod serves a validated model from the start
+        step(f"deploy the bundle to {target}" + (" (first deploy: trains and serves its first models)"
+                                                 if target != "dev" else ""),
+             conveyor("bundle", "deploy", "-t", target, "--force"))
     step("train in dev", conveyor("bundle", "run", "model_training_job", "-t", "dev"))
     step("staging integration run on a data subset",
          conveyor("bundle", "run", "model_training_job", "-t", "staging", "--params", "data_subset=0.5"))
-    step("train, validate and promote in prod", conveyor("bundle", "run", "model_training_job", "-t", "prod"))
     prod = outputs("prod")
     with console.status(f"POST {prod['serving_url']}/predict"):
         predictions = sample_requests(prod)

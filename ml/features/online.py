@@ -127,8 +127,9 @@ class Lookups:
     """Every table one use case looks up; `augment` adds their features to a batch of rows."""
 
     def __init__(self, root: Path | None, wanted: dict[str, list[str]], definitions: dict[str, FeatureTableSpec | None],
-                 policy: str = "defaults"):
+                 policy: str = "defaults", clock=time.time):
         self.policy = policy
+        self.clock = clock  # what "now" is for the max-age rule (tests and benchmarks set it)
         self.tables = {k: TableLookup(store_file(root, k) if root else Path("/nonexistent"), k, feats, definitions.get(k))
                        for k, feats in wanted.items()}
         self.unavailable_rows = 0
@@ -136,10 +137,10 @@ class Lookups:
         self._lock = threading.Lock()
         self._warned: dict[str, float] = {}
 
-    def augment(self, rows: list[dict], clock=time.time) -> pd.DataFrame:
+    def augment(self, rows: list[dict]) -> pd.DataFrame:
         """`rows` as a frame with the looked-up features; each row dict gets `fs_<table>` (what happened)."""
         frame = pd.DataFrame(rows)
-        now = clock()
+        now = self.clock()
         for key, table in self.tables.items():
             try:
                 values, status, version = table.fetch(rows, now)

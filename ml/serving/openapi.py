@@ -2,7 +2,7 @@
 
 Served by the gate at `/docs.json` and `/openapi.json` (the default endpoint) and
 `/<name>/openapi.json` (a named one), built from the endpoint's `ServingSchema` and its
-current limits (`sla.max_rows_per_request` is the body's `maxItems`). Every status the
+current limits (named in the `rows` description and the 413 answer). Every status the
 routes answer is documented with its body: 200 (one answer per row; `[]` for an empty
 batch), 401 (token), 413 (a limit, named), 422 (the fields, named), 503 (nothing loaded, or
 shedding load; with Retry-After). `tests/serving/test_fuzz.py` runs schemathesis over it.
@@ -58,7 +58,9 @@ def document(schema: ServingSchema, *, prefix: str = "", title: str, version: st
                                   (Problem, "serialization")], ref_template=REF)
     components = defs.get("$defs", {})
     body_name = schema.body.__name__
-    components[body_name]["properties"]["rows"]["maxItems"] = sla.max_rows_per_request
+    # the row limit is said in words, not as `maxItems`: over it is a 413 naming the limit, not a 422
+    rows = components[body_name]["properties"]["rows"]
+    rows["description"] = f"{rows.get('description', 'rows')}; at most {sla.max_rows_per_request} per request"
     answers = {"type": "array", "items": {"$ref": REF.format(model=schema.response.__name__)}}
     uc = schema.use_case.name
     paths: dict[str, Any] = {}

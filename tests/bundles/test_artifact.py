@@ -37,3 +37,19 @@ def test_wheel_is_reproducible_and_tracks_content(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert (target / "demo_tasks" / "step.py").is_file()
+
+
+def test_the_wheel_carries_the_files_runs_read_at_its_root(tmp_path):
+    """dvc.yaml ships with the code (a run's DVC stages are the deployment's), and counts in its hash."""
+    root = tmp_path / "p"
+    shutil.copytree(FIXTURE, root)
+    without = artifact.describe(root, "demo", None)
+    assert "dvc.yaml" not in without.files
+    (root / "dvc.yaml").write_text("stages: {}\n")
+    first = artifact.describe(root, "demo", None)
+    assert first.files[-1] == "dvc.yaml" and first.hash != without.hash
+    (root / "dvc.yaml").write_text("stages: {bronze: {cmd: 'true'}}\n")
+    assert artifact.describe(root, "demo", None).hash != first.hash
+    wheel = artifact.build_wheel(root, "demo", first, tmp_path / "w")
+    artifact.unpack(wheel, tmp_path / "code")
+    assert (tmp_path / "code" / "dvc.yaml").read_text() == "stages: {}\n"

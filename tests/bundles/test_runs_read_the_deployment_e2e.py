@@ -104,6 +104,7 @@ def train(real_env, project: Path, outputs_dir: Path, rows: list[dict]) -> dict:
             "predictions": [round(a["predicted_progression"], 6) for a in answer.json()]}
 
 
+@pytest.mark.timeout(1800)  # two deploys and two training runs: ~4 min alone, far more on a shared host
 def test_a_run_uses_what_is_deployed_until_the_edits_are_deployed(real_env, tmp_path):
     from ml.serving.client import sample_rows
 

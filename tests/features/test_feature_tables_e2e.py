@@ -15,7 +15,6 @@ import yaml
 
 from core.feature_tables import FeatureTableSpec, definition_key, dump_definition
 from core.storage import Blobs
-from tests.ml.conftest import run_training_job
 from tests.ml.harness import MlEnv, new_run_id, start_mlflow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,9 +84,9 @@ def test_bad_refreshes_say_what_to_do(refreshed, mlflow_uri, tmp_path):
 @pytest.fixture(scope="module")
 def trained(refreshed):
     env, version = refreshed
-    run_id, results = run_training_job(env, "--use-case", "fraud", "--rows", "4000", stop_after="train",
-                                       extra={t: ["--use-case", "fraud"] for t in ("validate_data", "train")})
-    for task, proc in results.items():
+    run_id = new_run_id()  # ingest → train (validate_data, GX on the same columns, is the training job test's)
+    for task, module, args in (("ingest", "ml.data.ingest", ["--rows", "4000"]), ("train", "ml.training.train", [])):
+        proc = env.run_task(run_id, task, module, "--use-case", "fraud", *args)
         assert proc.returncode == 0, f"{task}:\n{proc.stderr[-3000:]}"
     return env, version, run_id
 
@@ -146,8 +145,10 @@ def test_serving_looks_features_up_by_entity_logs_them_and_survives_a_missing_st
         known, stamp, payload = con.execute("SELECT entity, event_ts, payload FROM features ORDER BY event_ts DESC LIMIT 1").fetchone()
     rows = sample_rows(2, seed=5)
     rows[0]["customer_id"], rows[1]["customer_id"] = known, "never-seen"
-    now = pd.Timestamp(stamp, unit="s") + pd.Timedelta("1h")  # the online value is an hour old at request time
-    monkeypatch.setattr(online.time, "time", lambda: now.timestamp())
+    from ml.usecase import load_use_case
+
+    now = stamp + 3600.0  # the online value is an hour old at request time
+    online.for_use_case(load_use_case("fraud")).clock = lambda: now
     try:
         answers = engine.score([dict(r) for r in rows])
         assert len(answers) == 2
@@ -155,6 +156,7 @@ def test_serving_looks_features_up_by_entity_logs_them_and_survives_a_missing_st
         assert len(engine.score([dict(rows[0])])) == 1  # defaults, not a 5xx
         monkeypatch.setenv("CONVEYOR_ONLINE_STORE_POLICY", "reject")
         online._CACHE.clear()
+        online.for_use_case(load_use_case("fraud")).clock = lambda: now
         with pytest.raises(online.FeatureStoreUnavailable, match="online store unavailable"):
             engine.score([dict(rows[0])])
     finally:

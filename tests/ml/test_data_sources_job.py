@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
-import sys
 
 import mlflow
 import pandas as pd
@@ -22,12 +20,13 @@ from usecases.fraud.generate import generate_transactions
 pytestmark = pytest.mark.slow
 
 WINDOW_DAYS = 3
+ROWS = 1000  # per day of partitions
 TASKS = [("ingest", "ml.data.ingest"), ("changed", "ml.training.changed"), ("validate_data", "ml.validation.validate_data"),
          ("train", "ml.training.train"), ("validate_model", "ml.validation.validate_model"),
          ("deploy_model", "ml.deployment.deploy_model")]
 
 
-def day(start: str, seed: int, rows: int = 1500) -> pd.DataFrame:
+def day(start: str, seed: int, rows: int = ROWS) -> pd.DataFrame:
     return generate_transactions(rows, seed=seed, days=1, start=start)
 
 
@@ -86,26 +85,30 @@ def client_for(env: MlEnv) -> mlflow.MlflowClient:
     return mlflow.MlflowClient(tracking_uri=env.tracking_uri, registry_uri=env.tracking_uri)
 
 
-def restore(env: MlEnv, md5: str, out, layer_run: str | None = None) -> pd.DataFrame:
-    proc = subprocess.run([sys.executable, "-m", "ml.data.restore", "--data-version", md5, "--out", str(out)],
-                          cwd=env.project, env=env.task_env(new_run_id(), "restore"), capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert hashlib.md5(out.read_bytes()).hexdigest() == md5
-    return pd.read_parquet(out)
+def stored(env: MlEnv, md5: str) -> pd.DataFrame:
+    """Data version `md5` as the env's DVC remote holds it (what `ml.data.restore` pulls)."""
+    path = env.root / "storage" / "dvc" / "files" / "md5" / md5[:2] / md5[2:]
+    assert hashlib.md5(path.read_bytes()).hexdigest() == md5
+    return pd.read_parquet(path)
 
 
-def test_partitions_landing_unchanged_rerun_bad_input_and_a_new_version(project, mlflow_server, tmp_path_factory, tmp_path):
+@pytest.fixture(scope="module")
+def feeds(project, mlflow_server, tmp_path_factory):
+    """An env whose fraud partitions land on its storage, after one full training job on 3 days."""
     env = env_of("feeds", project, mlflow_server, tmp_path_factory)
     landing = env.root / "storage" / "landing" / "fraud"
     landing.mkdir(parents=True)
     for i, start in enumerate(("2026-03-01", "2026-03-02", "2026-03-03")):
         day(start, seed=i).to_parquet(landing / f"{start}.parquet", index=False)
-    no_package = {"deploy_model": ["--no-package"]}
-
-    first, results = run_job(env, extra=no_package)
+    first, results = run_job(env, extra={"deploy_model": ["--no-package"]})
     for task, proc in results.items():
         assert proc.returncode == 0, f"{task} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     assert list(results) == [t for t, _ in TASKS]
+    return env, first, landing
+
+
+def test_the_first_job_trains_on_the_landed_partitions(feeds):
+    env, first, landing = feeds
     v1 = env.task_values(first, "ingest")["data_version"]
     assert env.task_values(first, "changed")["reason"] == "no champion yet"
     client = client_for(env)
@@ -114,44 +117,59 @@ def test_partitions_landing_unchanged_rerun_bad_input_and_a_new_version(project,
     assert {"code_version", "params_version"} <= set(champion.tags)
     run = client.get_run(env.task_values(first, "ingest")["mlflow_run_id"])
     assert run.data.tags["data_source"] == f"partitions at {landing} (3 files)"
+    assert env.task_values(first, "ingest")["source_rows"] == 3 * ROWS
 
-    # 1. nothing new landed: same data version, the job says so and registers nothing
-    again, results = run_job(env, extra=no_package)
+
+def test_an_unchanged_data_rerun_registers_nothing(feeds):
+    env, first, _ = feeds
+    v1 = env.task_values(first, "ingest")["data_version"]
+    again, results = run_job(env, extra={"deploy_model": ["--no-package"]})
     assert list(results) == ["ingest", "changed"] and all(p.returncode == 0 for p in results.values())
     assert env.task_values(again, "ingest")["data_version"] == v1
     assert env.task_values(again, "changed")["outcome"] is False
     assert "nothing changed: data " in results["changed"].stdout and "champion v1" in results["changed"].stdout
+    client = client_for(env)
     assert [mv.version for mv in client.search_model_versions("name='fraud-detector-feeds'")] == ["1"]
     assert client.get_run(env.task_values(again, "ingest")["mlflow_run_id"]).data.tags["training_decision"] == "nothing_changed"
 
-    # 2. a partition of the wrong schema lands: one line, the job stops before training, nothing versioned moves
+
+def test_a_bad_partition_stops_the_job_before_training_and_loses_nothing(feeds):
+    env, first, landing = feeds
     ws = env.root / "storage" / "dvc-workspaces" / "fraud"
     lock = (ws / "dvc.lock").read_text()
-    day("2026-03-04", seed=9).drop(columns=["amount"]).to_parquet(landing / "2026-03-04.parquet", index=False)
-    bad, results = run_job(env)
+    bad = landing / "2026-03-04.parquet"
+    day("2026-03-04", seed=9).drop(columns=["amount"]).to_parquet(bad, index=False)
+    try:
+        _, results = run_job(env)
+    finally:
+        bad.unlink()
     assert list(results) == ["ingest"] and results["ingest"].returncode == 1
     err = results["ingest"].stderr
-    assert f"partition {landing}/2026-03-04.parquet lacks declared columns ['amount']" in err and "Traceback" not in err
+    assert f"partition {bad} lacks declared columns ['amount']" in err and "Traceback" not in err
     assert (ws / "dvc.lock").read_text() == lock
-    assert client.get_model_version_by_alias("fraud-detector-feeds", "champion").version == "1"
-    assert len(restore(env, v1, tmp_path / "v1.parquet")) > 0  # the champion's data is still there
+    assert client_for(env).get_model_version_by_alias("fraud-detector-feeds", "champion").version == "1"
+    assert len(stored(env, env.task_values(first, "ingest")["data_version"])) > 0  # the champion's data is still there
 
-    # 3. the day lands again, whole: a new data version holding exactly the 3-day window
+
+def test_a_landed_partition_is_a_new_data_version_of_exactly_the_window(feeds):
+    env, first, landing = feeds
+    v1 = env.task_values(first, "ingest")["data_version"]
     day("2026-03-04", seed=9).to_parquet(landing / "2026-03-04.parquet", index=False)
     fresh = new_run_id()
     ingest = env.run_task(fresh, "ingest", "ml.data.ingest")
     assert ingest.returncode == 0, ingest.stderr
     values = env.task_values(fresh, "ingest")
     assert values["data_version"] != v1
-    bronze = restore(env, values["bronze_md5"], tmp_path / "bronze.parquet")
-    assert len(bronze) == values["source_rows"] < 4 * 1500
+    bronze = stored(env, values["bronze_md5"])
+    assert len(bronze) == values["source_rows"] < 4 * ROWS  # the first day slid out of the 3-day window
     assert bronze["timestamp"].min() > pd.Timestamp("2026-03-01 12:00") and bronze["timestamp"].max() >= pd.Timestamp("2026-03-04")
+    assert len(stored(env, v1)) > 0  # the old version stays in the remote
     changed = env.run_task(fresh, "changed", "ml.training.changed")
     assert changed.returncode == 0 and env.task_values(fresh, "changed")["outcome"] is True
     assert f"changed since champion v1: data {v1[:12]} -> {values['data_version'][:12]}" in changed.stdout
 
 
-def test_a_sql_source_against_a_real_postgresql_server(project, pg, mlflow_server, tmp_path_factory, tmp_path):
+def test_a_sql_source_against_a_real_postgresql_server(project, pg, mlflow_server, tmp_path_factory):
     from sqlalchemy import create_engine
 
     env = env_of("sqlfeed", project, mlflow_server, tmp_path_factory)
@@ -179,8 +197,7 @@ def test_a_sql_source_against_a_real_postgresql_server(project, pg, mlflow_serve
     assert env.run_task(later, "ingest", "ml.data.ingest").returncode == 0
     v2 = env.task_values(later, "ingest")
     assert v2["data_version"] != v1["data_version"] and v2["source_rows"] < 1800
-    bronze = restore(env, v2["bronze_md5"], tmp_path / "bronze.parquet")
-    assert bronze["timestamp"].min() > pd.Timestamp("2026-03-02")
+    assert stored(env, v2["bronze_md5"])["timestamp"].min() > pd.Timestamp("2026-03-02")
 
 
 def test_a_sql_server_that_is_down_fails_ingest_in_one_line(project, mlflow_server, tmp_path_factory):

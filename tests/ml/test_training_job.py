@@ -77,27 +77,39 @@ def test_data_version_is_rematerialised_from_the_env_remote(trained_env, tmp_pat
     assert bad.returncode == 1 and "not in the DVC remote" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_champion_bento_is_labelled_and_serves_predictions(trained_env, tmp_path):
+def test_champion_is_in_the_env_model_store_and_the_endpoint_bento_serves_it_by_tag(trained_env, tmp_path):
     env, run_id, _ = trained_env
     values = env.task_values(run_id, "deploy_model")
     home = env.root / "storage" / "bentos"
     proc_env = {**env.task_env(new_run_id(), "serve"), "BENTOML_HOME": str(home)}
     labels = subprocess.run([sys.executable, "-c", (
-        f"import bentoml, json; m = bentoml.models.get({values['bentoml_model']!r}); print(json.dumps(m.info.labels))")],
+        f"import bentoml, json; m = bentoml.models.get({values['bentoml_model']!r}); "
+        "print(json.dumps([m.info.labels, m.info.metadata]))")],
         env=proc_env, capture_output=True, text=True, cwd=tmp_path)
     assert labels.returncode == 0, labels.stderr
-    got = json.loads(labels.stdout.strip().splitlines()[-1])
+    got, metadata = json.loads(labels.stdout.strip().splitlines()[-1])
     assert got["model_version"] == "1" and got["registered_model"] == "fraud-detector-dev"
     assert got["data_version"] == env.task_values(run_id, "ingest")["data_version"] and got["git_sha"].startswith("0123456789")
+    assert metadata["model_uri"] == "models:/fraud-detector-dev/1" and "amount" in metadata["columns"]
+    assert client_for(env).get_model_version("fraud-detector-dev", "1").tags["bentoml_model"] == values["bentoml_model"]
 
-    # the Bento is the env endpoint's service pinned to this model: same token check, same request schema
+    # the env endpoint's Bento (one service, one request schema) serves it by its tag in the env store
+    built = subprocess.run([sys.executable, "-m", "ml.serving.bento"], cwd=PROJECT, env=proc_env, capture_output=True,
+                           text=True, timeout=600)
+    assert built.returncode == 0, built.stderr
+    endpoint_dir = tmp_path / "endpoint"
+    endpoint_dir.mkdir()
+    (endpoint_dir / "endpoint.json").write_text(json.dumps({"revision": 1, "state": "serving", "champion": {
+        "name": "fraud-detector-dev", "version": "1", "uri": f"bentoml:{values['bentoml_model']}"}}))
     tokens = tmp_path / "tokens.json"
     tokens.write_text(json.dumps([hashlib.sha256(b"bento-token").hexdigest()]))
     port = free_port()
-    server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "bentoml"), "serve", values["bento"],
-                               "--host", "127.0.0.1", "--port", str(port)], cwd=tmp_path,
-                              env={**proc_env, "CONVEYOR_SERVING_TOKENS_FILE": str(tokens)},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "bentoml"), "serve",
+                               built.stdout.strip().splitlines()[-1], "--host", "127.0.0.1", "--port", str(port)],
+                              cwd=tmp_path, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**proc_env, "CONVEYOR_SERVING_TOKENS_FILE": str(tokens),
+                                   "CONVEYOR_ENDPOINT_DIR": str(endpoint_dir),
+                                   "CONVEYOR_INFERENCE_TABLE": str(tmp_path / "inference")})
     try:
         deadline = time.time() + 180
         while time.time() < deadline:

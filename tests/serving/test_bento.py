@@ -1,5 +1,6 @@
-"""The endpoint's service as a Bento: the code-only one (models from the endpoint config) and the
-pinned one `deploy_model` packages per champion — the same service and request schema."""
+"""The endpoint's service as a Bento (the only one: one service, one request schema): built once per
+code version, it serves the models the endpoint config names, by their tag in the BentoML model store
+of its `BENTOML_HOME` (where `deploy_model` imports each champion)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ import httpx
 import pytest
 
 from ml.serving import client
-from ml.serving.endpoint_config import promote, update_config
-from tests.serving.serving_helpers import ROOT, TOKEN, Endpoint, free_port, served
+from ml.serving.endpoint_config import ServedModel, promote, update_config
+from tests.serving.serving_helpers import ROOT, TOKEN, Endpoint, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +41,7 @@ def _serve(tag: str, env: dict, tmp_path, **conveyor_env) -> Endpoint:
     return ep
 
 
-def test_built_bento_serves_the_configured_model(tmp_path, models, rows):
+def test_endpoint_bento_serves_the_configured_model_by_its_tag_in_the_store(tmp_path, models, rows):
     home = tmp_path / "bentoml"
     env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
     build = subprocess.run([sys.executable, "-m", "ml.serving.bento"], cwd=ROOT, env=env, capture_output=True,
@@ -52,45 +53,25 @@ def test_built_bento_serves_the_configured_model(tmp_path, models, rows):
                            text=True, timeout=600)
     assert again.stdout.strip().splitlines()[-1] == tag  # same code → same Bento, nothing rebuilt
 
+    imported = subprocess.run([sys.executable, "-c", (
+        "import sys, mlflow.sklearn; from pathlib import Path; from ml.deployment.package import import_model\n"
+        "print(import_model('fraud-detector-test', '1', bentoml_home=Path(sys.argv[2]), data_version='abc', "
+        "git_sha='0123456789abcdef', sk_model=mlflow.sklearn.load_model(sys.argv[1]), model_uri=sys.argv[1]))")
+        , str(models["v1"]), str(home)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert imported.returncode == 0, imported.stderr
+    model_tag = imported.stdout.strip().splitlines()[-1]
+    assert model_tag == "fraud-detector-test:v1"
+
     ep_dir, table = tmp_path / "endpoint", tmp_path / "inference"
     ep = _serve(tag, env, tmp_path, CONVEYOR_ENDPOINT_DIR=ep_dir, CONVEYOR_INFERENCE_TABLE=table)
     try:
         assert ep.post(rows[:1]).status_code == 503
-        cfg = update_config(ep_dir, lambda c: promote(c, served(models["v1"], "1")), by="test", reason="v1")
+        by_tag = ServedModel(name="fraud-detector-test", version="1", uri=f"bentoml:{model_tag}")
+        cfg = update_config(ep_dir, lambda c: promote(c, by_tag), by="test", reason="v1")
         client.wait_for_revision(ep.url, cfg.revision, timeout_s=60, confirmations=1, token=TOKEN)
         assert ep.post(rows[:2]).json()[1]["model_version"] == "1"
-    finally:
-        assert ep.stop(), "the Bento shuts down on SIGTERM within the grace period"
-
-
-def test_pinned_bento_of_a_champion_serves_it_with_the_endpoint_schema(tmp_path, models, rows):
-    home = tmp_path / "bentoml"
-    env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
-    script = (
-        "import json, sys, mlflow.sklearn\n"
-        "from pathlib import Path\n"
-        "from ml.deployment.package import package\n"
-        "out = package(mlflow.sklearn.load_model(sys.argv[1]), bentoml_home=Path(sys.argv[2]), "
-        "registered_model='fraud-detector-test', version='1', data_version='abc', git_sha='0123456789abcdef', "
-        "service='fraud_detector', threshold=0.4)\n"
-        "print(json.dumps(out))\n")
-    built = subprocess.run([sys.executable, "-c", script, str(models["v1"]), str(home)], cwd=ROOT, env=env,
-                           capture_output=True, text=True, timeout=600)
-    assert built.returncode == 0, built.stderr
-    packaged = json.loads(built.stdout.strip().splitlines()[-1])
-    assert packaged["bento"] == "fraud_detector:v1-0123456789ab"
-    assert packaged["bentoml_model"] == "fraud-detector-test:v1"
-
-    ep = _serve(packaged["bento"], env, tmp_path)  # no endpoint config: the Bento is the model
-    try:
-        assert httpx.get(ep.url + "/readyz", timeout=5).status_code == 200
-        assert ep.post(rows[:1], token=None).status_code == 401
         bad = dict(rows[0])
         bad.pop("customer_id")
         assert "rows[0].customer_id" in ep.post([bad]).json()["error"]  # the one request schema
-        answer = ep.post(rows[:3])
-        assert answer.status_code == 200, answer.text
-        assert [(p["model_version"], p["served_by"]) for p in answer.json()] == [("1", "champion")] * 3
-        assert ep.status()["models"]["champion"]["name"] == "fraud-detector-test"
     finally:
         assert ep.stop(), "the Bento shuts down on SIGTERM within the grace period"

@@ -225,6 +225,28 @@ def test_code_that_fails_to_start_leaves_the_old_serving_and_fails_the_deploy(en
     assert json.loads((store.root / "state.json").read_text())["artifact"] == serving["artifact"]
 
 
+def test_model_status_shows_the_code_version_next_to_the_model_versions(env):
+    from typer.testing import CliRunner
+
+    from ml.cli import app
+
+    outputs_file = env["base"] / "outputs.json"
+    outputs_file.write_text(env["outputs"].model_dump_json())
+    cli_env = {"CONVEYOR_ENV_OUTPUTS": str(outputs_file), "COLUMNS": "250"}
+    code = _status(env["url"])["code"]
+    as_json = CliRunner().invoke(app, ["status", "-t", "rollout", "--json"], env=cli_env)
+    assert as_json.exit_code == 0, as_json.output
+    doc = json.loads(as_json.output)
+    assert doc["code"]["artifact"] == doc["live"]["code"]["artifact"] == code["artifact"]
+    table = CliRunner().invoke(app, ["status", "-t", "rollout"], env=cli_env)
+    print(table.output)
+    assert table.exit_code == 0, table.output
+    row = next(line for line in table.output.splitlines() if line.lstrip("│ ").startswith("code "))
+    assert code["version"] in row and code["bento"] in row
+    champion = next(line for line in table.output.splitlines() if "champion" in line)
+    assert f"{MODEL} v1" in champion
+
+
 def test_the_env_store_lists_what_it_serves_and_its_bento_serves_the_same_answers(env, rows):
     url, home = env["url"], env["storage"] / "bentos"
     bentoml = str(Path(sys.executable).with_name("bentoml"))

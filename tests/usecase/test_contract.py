@@ -18,7 +18,8 @@ def test_fraud_declaration_parses_into_the_tables_the_pipeline_uses():
     assert uc.task == "binary_classification" and uc.label == "is_fraud"
     assert uc.key_columns == ["transaction_id", "customer_id", "timestamp"]
     assert uc.feature_names == ["amount", "merchant_category", "card_present", "hour", "day_of_week",
-                                "distance_from_home_km"]
+                                "distance_from_home_km",  # the customer aggregates: looked up (feature table) + on demand
+                                "txn_count_24h", "mean_amount_30d", "amount_to_mean_30d"]
     assert uc.gold_columns == [*uc.key_columns, *uc.feature_names, "is_fraud"]
     assert uc.registered_name == "fraud-detector" and uc.experiment == "fraud-detection"
 

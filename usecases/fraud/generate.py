@@ -101,6 +101,9 @@ def generate_transactions(rows: int, seed: int = 42, drift: float = 0.0, days: i
     # Fraud: logistic in risk factors, so a model can learn it but not perfectly.
     night = (hour <= 4).astype(float)
     rel_amount = np.log(amount) - log_mean - spend_level[cust]
+    # only in a drifted world: card-present, near home, at gas stations and groceries, mid-sized amounts
+    everyday = np.isin(cat_idx, [CATEGORY_NAMES.index("gas_station"), CATEGORY_NAMES.index("grocery")])
+    skimmed = (card_present & everyday & (km < 20.0) & (rel_amount > 0.2)).astype(float)
     logit = (
         -7.4
         + 2.2 * np.log1p(km / 50.0)
@@ -109,6 +112,7 @@ def generate_transactions(rows: int, seed: int = 42, drift: float = 0.0, days: i
         + 1.6 * (~card_present)
         + 1.2 * cat_risk
         + 0.6 * drift
+        + 2.5 * drift * skimmed  # drift brings a new pattern: skimmed cards used in person at the pump or the till
         + rng.normal(0.0, 0.4, rows)
     )
     is_fraud = rng.random(rows) < 1.0 / (1.0 + np.exp(-logit))
