@@ -5,7 +5,7 @@
 `--full` runs the training benchmark at 100k/1M/5M rows (tens of minutes) and serving
 at 8 s per load level; the default (training at 20k rows, serving at 3 s per level)
 takes about 5 minutes on 2 cores.
-Each benchmark is also runnable alone: `python -m bench.bundles|training|serving`.
+Each benchmark is also runnable alone: `python -m bench.bundles|training|serving|stress`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import argparse
 
 from rich.console import Console
 
-from bench import bundles, serving, training
+from bench import bundles, serving, stress, training
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         ("bundle engine", bundles.main, []),
         ("training job and batch scoring", training.main, [] if args.full else ["--quick"]),
         ("serving", serving.main, ["--seconds", "8" if args.full else "3"]),
+        ("serving past saturation", stress.main, ["--seconds", "4" if args.full else "2"]),
     ]
     failed = []
     for title, run, run_args in runs:

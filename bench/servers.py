@@ -88,7 +88,7 @@ def endpoint(model_dir: Path, work: Path) -> Iterator[Server]:
     try:
         url = f"http://127.0.0.1:{port}"
         _wait(url + "/livez", proc, log)
-        wait_for_revision(url, cfg.revision, timeout_s=120, confirmations=1)
+        wait_for_revision(url, cfg.revision, timeout_s=120, confirmations=1, token=TOKEN)
         yield Server(url, proc.pid)
     finally:
         _stop(proc)

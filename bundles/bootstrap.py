@@ -6,7 +6,8 @@ production-mode target (the release path: CI's `conveyor bundle deploy -t prod`)
 such endpoint that serves no model yet gets its job run once, through the env's job backend,
 and the deploy waits for it: when it returns, the endpoint serves a validated model, or the
 deploy fails saying which job failed (and the next deploy tries again). Development targets
-never bootstrap: a data scientist runs jobs by hand there.
+never bootstrap: a data scientist runs jobs by hand there; `bootstrap: false` (a per-target
+variable in this repository: on in prod only, staging's CI trains by itself) turns it off.
 
 "Serves no model" is read from the endpoint's config in env storage (`endpoint.json` without
 a champion). Where deploy cannot read it (object storage: the kubernetes platform keeps it on
@@ -50,7 +51,7 @@ def needed(bundle: ResolvedBundle, outputs: EnvironmentOutputs, plan: Plan) -> d
     created = {a.key for a in plan.actions if a.action == "create"}
     jobs: dict[str, list[str]] = {}
     for key, entry in (getattr(bundle.resources, "serving_endpoints", None) or {}).items():
-        if not entry.bootstrap_job:
+        if not entry.bootstrap_job or not entry.bootstrap:
             continue
         serving = serves_a_model(outputs, key, entry.default)
         if serving is False or (serving is None and f"serving_endpoints.{key}" in created):

@@ -60,7 +60,8 @@ def check_deployed(store: DeploymentStore, state: dict) -> str:
     dep, target = store.deployment_id, _target(store.deployment_id)
     artifact = state.get("artifact")
     if not artifact:
-        what = "has no code deployed" if state else f"was never deployed to env {store.outputs.env!r}"
+        what = "has no code deployed" if state else "has a deploy that did not finish" if store.has_journal() \
+            else f"was never deployed to env {store.outputs.env!r}"
         raise BundleError(f"deployment {dep} {what}; deploy it with `conveyor bundle deploy -t {target}`")
     record = (state.get("resources") or {}).get("artifact") or {}
     artifacts.check_format((record.get("spec") or {}).get("format"), dep, target)

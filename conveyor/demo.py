@@ -122,10 +122,10 @@ def run_demo() -> None:
     for env in ENVS:
         step(f"provision {env}", conveyor("env", "up", env))
     for target in ENVS:
-        # a production deploy (staging, prod: CI's path) ships the serving code and, while an
-        # endpoint serves nothing, runs its bootstrap job: prod serves a validated model from the start
+        # a deploy ships the serving code; in prod (CI's release path), while an endpoint serves
+        # nothing, it also runs its bootstrap job: prod serves a validated model from the start
         step(f"deploy the bundle to {target}" + (" (first deploy: trains and serves its first models)"
-                                                 if target != "dev" else ""),
+                                                 if target == "prod" else ""),
              conveyor("bundle", "deploy", "-t", target, "--force"))
     step("train in dev", conveyor("bundle", "run", "model_training_job", "-t", "dev"))
     step("staging integration run on a data subset",
@@ -156,6 +156,10 @@ def closed_loop(prod: dict) -> None:
     console.rule("[bold]The loop[/]: the world drifts, labels come back, prod retrains itself")
     model = registered_model_name("prod")
     old, _ = champion_summary(prod, model)
+    if loop.already_retrained(prod, model, old):
+        console.print(f"[yellow]prod's champion v{old} was already retrained on drifted traffic by an earlier demo; "
+                      "`make demo-clean` to see the loop again[/]")
+        return
     tag = loop.run_tag()
     with console.status(f"{loop.DRIFTED_ROWS} drifted transactions → POST {prod['serving_url']}/predict"):
         raw = loop.send_drifted_traffic(prod, tag)

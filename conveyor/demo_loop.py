@@ -120,3 +120,19 @@ def compare_on_drifted(out: dict, model_name: str, old: str, new: str, metric: s
 
 def run_tag() -> str:
     return f"{time.strftime('%Y%m%d%H%M%S')}{uuid.uuid4().hex[:4]}"
+
+
+def already_retrained(out: dict, model_name: str, version: str) -> bool:
+    """Whether champion `version` was trained on a labelled traffic window (an earlier demo's loop)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    if version in ("", "-"):
+        return False
+    client = MlflowClient(tracking_uri=out["tracking_uri"], registry_uri=out["tracking_uri"])
+    try:
+        run_id = client.get_model_version(model_name, version).run_id
+        tags = client.get_run(run_id).data.tags if run_id else {}
+    except MlflowException:
+        return False
+    return "training_windows" in tags.get("data_source", "")

@@ -31,6 +31,8 @@ class ServingEndpoint(Strict):
     rollout: dict[str, Any] = Field({}, description="rollout settings for the serving layer (strategy, stages, sla)")
     bootstrap_job: str | None = Field(None, description="job (resource key) that trains and serves this endpoint's "
                                       "first model: a production deploy runs it while the endpoint serves none")
+    bootstrap: bool = Field(True, description="whether deploys of this target run bootstrap_job (a per-target "
+                                              "variable: on in prod, off where CI trains by itself)")
 
     @model_validator(mode="after")
     def _traffic(self) -> ServingEndpoint:

@@ -31,7 +31,7 @@ from infra.local.users import MlflowUsers
 STORAGE_SUBDIRS = [*STORAGE_SUBPATHS.values(), "tracking"]
 SERVING_LAUNCHER = "ml.serving.launcher"
 # What the launcher process imports: a change restarts it (the code it serves ships with bundle deploy).
-LAUNCHER_SOURCES = ("ml/serving/launcher.py", "ml/serving/gate.py", "core")
+LAUNCHER_SOURCES = ("ml/serving/launcher.py", "ml/serving/launch_proxy.py", "core")
 AUTH_PLUGIN = "infra.components.mlflow_auth:authenticate"
 
 

@@ -13,6 +13,7 @@ Publishes task values `data_version` (DVC md5 of gold), `data_commit`, `bronze_m
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -78,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
             mlflow.log_metric("data_rows", rows)
             if snap is not None:
                 mlflow.log_dict(snap.manifest, "data_source.json")
+            elif source is not None and source.with_suffix(".lineage.json").is_file():
+                # a labelled traffic window (ml/monitoring/training_window.py) says where its rows came from
+                mlflow.log_dict(json.loads(source.with_suffix(".lineage.json").read_text()), "data_source.json")
         for key, value in (("data_version", version.gold_md5), ("data_commit", version.commit),
                            ("bronze_md5", version.bronze_md5), ("data_rows", rows),
                            ("source_rows", snap.manifest["rows"] if snap else None)):

@@ -26,7 +26,6 @@ deployment's code wheel in the env's bundle storage). The launcher
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
@@ -53,9 +52,6 @@ READY_TIMEOUT_S = 300.0
 DRAIN_TIMEOUT_S = 30.0
 STOP_GRACE_S = 20.0
 KEEP_CODE = 3  # unpacked code versions kept on disk (the running one, the one before, ...)
-HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"host", b"content-length",
-              b"proxy-connection", b"te", b"trailer"}
-OPEN_PATHS = {"/livez", "/readyz", "/healthz", "/"}  # as the endpoint's gate: the rest needs a token
 
 
 @dataclass
@@ -193,9 +189,10 @@ class Launcher:
         self.report()
         try:
             backend = self._start(req)
-        except StartFailed as exc:
-            self.failed = Failure(artifact=req.artifact, requested_at=req.requested_at, reason=str(exc), at=time.time())
-            log.error("code %s did not start: %s", req.short, exc)
+        except Exception as exc:  # whatever stopped it, the deploy waiting for it must hear why
+            reason = str(exc) if isinstance(exc, StartFailed) else f"{type(exc).__name__}: {exc}"
+            self.failed = Failure(artifact=req.artifact, requested_at=req.requested_at, reason=reason, at=time.time())
+            log.error("code %s did not start: %s", req.short, reason)
             return
         finally:
             self.rolling = None
@@ -301,95 +298,6 @@ class Launcher:
             self.active.stop(10)  # within the supervisor's stop grace (20 s) with uvicorn's 5
 
 
-class Proxy:
-    """The ASGI app on the public port: every request goes to the active backend."""
-
-    def __init__(self, launcher: Launcher):
-        self.launcher = launcher
-        self.client: httpx.AsyncClient | None = None
-        from ml.serving.gate import TokenSet
-
-        self.tokens = TokenSet(settings.SERVING_TOKENS_FILE.get())
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    self.client = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=512,
-                                                                                     max_keepalive_connections=64))
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await self.client.aclose()
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
-            return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        for attempt in (1, 2):
-            backend = self.launcher.active
-            if backend is None:
-                return await self._without_backend(scope, send)
-            backend.inflight += 1
-            try:
-                resp = await self._forward(backend, scope, body)
-                break
-            except httpx.ConnectError:
-                if attempt == 2 or self.launcher.active is backend:  # no other backend to try
-                    return await _json(send, 503, {"error": f"the {self.launcher.env} endpoint is restarting; retry"},
-                                       [(b"retry-after", b"1")])
-            except httpx.HTTPError as exc:
-                return await _json(send, 502, {"error": f"the endpoint's server failed: {type(exc).__name__}"})
-            finally:
-                backend.inflight -= 1
-        content = resp.content
-        if scope["path"].endswith("/status") and scope["method"] == "GET" and resp.status_code == 200:
-            try:
-                content = json.dumps({**resp.json(), "code": self.launcher.code_info()}).encode()
-            except ValueError:
-                pass
-        headers = [(k, v) for k, v in resp.headers.raw if k.lower() not in HOP_BY_HOP and k.lower() != b"content-encoding"]
-        headers.append((b"content-length", str(len(content)).encode()))
-        await send({"type": "http.response.start", "status": resp.status_code, "headers": headers})
-        await send({"type": "http.response.body", "body": content})
-
-    async def _forward(self, backend: Backend, scope, body: bytes) -> httpx.Response:
-        path = scope.get("raw_path") or scope["path"].encode()
-        url = backend.url + path.decode("latin-1") + (f"?{scope['query_string'].decode()}" if scope.get("query_string") else "")
-        headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() not in HOP_BY_HOP]
-        return await self.client.request(scope["method"], url, headers=headers, content=body)
-
-    async def _without_backend(self, scope, send):
-        """No code deployed yet (or the first one is still starting): answer what can be answered."""
-        path, method = scope["path"], scope["method"]
-        if method in ("GET", "HEAD") and path in OPEN_PATHS:
-            return await _json(send, 200, {"status": "no serving code deployed yet"})
-        auth = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not self.tokens.allows(token.strip()):
-            return await _json(send, 401, {"error": "missing or invalid serving token for this environment"},
-                               [(b"www-authenticate", b"Bearer")])
-        if method == "GET" and path == "/status":
-            return await _json(send, 200, {"env": self.launcher.env, "models": {}, "code": self.launcher.code_info()})
-        starting = self.launcher.rolling
-        msg = (f"the {self.launcher.env} endpoint is starting code {starting.short}; retry shortly" if starting else
-               f"no serving code is deployed to the {self.launcher.env} env yet: `conveyor bundle deploy` ships it")
-        return await _json(send, 503, {"error": msg}, [(b"retry-after", b"2")])
-
-
-async def _json(send, status: int, payload: dict, headers: list | None = None) -> None:
-    body = json.dumps(payload).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *(headers or [])]})
-    await send({"type": "http.response.body", "body": body})
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ml.serving.launcher", description=__doc__.splitlines()[0])
     ap.add_argument("--host", default="127.0.0.1")
@@ -407,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     manager = threading.Thread(target=launcher.manage, name="code-manager", daemon=True)
     manager.start()
     import uvicorn
+
+    from ml.serving.launch_proxy import Proxy
 
     try:
         uvicorn.run(Proxy(launcher), host=args.host, port=args.port, log_level="warning", access_log=False,

@@ -2,8 +2,12 @@
 
 Runs after `deploy_model` in `model_training_job`. It resolves the alias, does nothing if that
 version already serves, else copies it locally and deploys it (`ml.serving.deploy`: SLA gate,
-then the rollout strategy of the endpoint as deployed). When the new version does not go live,
-the `champion` alias is pointed back at what the endpoint serves, so the registry never lies.
+then the rollout strategy of the endpoint as deployed). While the new version rolls out next to a
+serving champion, the `champion` alias stays on that champion (the new version holds `challenger`)
+and moves only when the rollout completes; when the new version does not go live, the alias is
+pointed back at what the endpoint serves, so the registry never lies. The rollout's evidence (a
+canary's challenger requests, an A/B test's labelled arms) is counted in the endpoint's inference
+table (`rollout.evidence_table`).
 
 `--endpoint <key>` picks one `serving_endpoints` resource of the run's deployment (default: its
 default endpoint), read as `bundle deploy` resolved it (`ml.serving.endpoint_settings`), never from

@@ -76,3 +76,14 @@ def test_training_split_buckets_main_threads_and_skips_waiting_parents(tmp_path)
 def test_targets_bound_both_ways():
     assert Target("p50 ratio", 0.5, 0.75).ok and not Target("p50 ratio", 0.8, 0.75).ok
     assert Target("req/s ratio", 12, 10, at_most=False).ok and not Target("nan", math.nan, 1).ok
+
+
+def test_levels_keep_answers_by_status_for_the_stress_table():
+    from bench.stress import _statuses
+
+    hey = Hey().parse(HEY, 4)
+    assert hey.statuses == {200: 290, 503: 6} and hey.transport_errors == 3
+    assert math.isclose(hey.ok_rps, 295.012 * 290 / 299)
+    assert _statuses(hey) == "200: 97.0%, 503: 2.0%, socket errors: 1.0%"
+    wrk = Wrk().parse(WRK, 64)
+    assert wrk.statuses == {200: 932, 0: 4} and wrk.transport_errors == 3

@@ -48,8 +48,8 @@ def test_the_wheel_carries_the_files_runs_read_at_its_root(tmp_path):
     (root / "dvc.yaml").write_text("stages: {}\n")
     first = artifact.describe(root, "demo", None)
     assert first.files[-1] == "dvc.yaml" and first.hash != without.hash
-    (root / "dvc.yaml").write_text("stages: {bronze: {cmd: 'true'}}\n")
-    assert artifact.describe(root, "demo", None).hash != first.hash
     wheel = artifact.build_wheel(root, "demo", first, tmp_path / "w")
     artifact.unpack(wheel, tmp_path / "code")
-    assert (tmp_path / "code" / "dvc.yaml").read_text() == "stages: {}\n"
+    assert (tmp_path / "code" / "dvc.yaml").read_text() == "stages: {}\n"  # at the root of what tasks start in
+    (root / "dvc.yaml").write_text("stages: {bronze: {cmd: 'true'}}\n")
+    assert artifact.describe(root, "demo", None).hash != first.hash

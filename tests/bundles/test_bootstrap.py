@@ -116,10 +116,12 @@ def test_a_failing_bootstrap_fails_the_deploy_and_the_next_deploy_retries(boot_p
     assert _champion(env_outputs) is not None
 
 
-def test_the_repository_endpoints_name_their_training_jobs():
+def test_the_repository_endpoints_name_their_training_jobs_and_bootstrap_in_prod_only():
     bundle, diags = load_bundle(ROOT, "prod", environ={})
     assert bundle is not None, [d.render() for d in diags]
     endpoints = bundle.resources.serving_endpoints
-    assert {k: e.bootstrap_job for k, e in endpoints.items()} == {
-        "fraud_endpoint": "model_training_job", "diabetes_endpoint": "diabetes_training_job"}
+    assert {k: (e.bootstrap_job, e.bootstrap) for k, e in endpoints.items()} == {
+        "fraud_endpoint": ("model_training_job", True), "diabetes_endpoint": ("diabetes_training_job", True)}
     assert all(e.bootstrap_job in bundle.resources.jobs for e in endpoints.values())
+    staging, _ = load_bundle(ROOT, "staging", environ={})
+    assert not any(e.bootstrap for e in staging.resources.serving_endpoints.values())  # CI trains staging itself

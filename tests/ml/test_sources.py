@@ -229,3 +229,25 @@ def test_a_sound_declaration_per_target_checks_clean(tmp_path):
 def test_each_bad_source_declaration_is_one_message_at_its_line(tmp_path, source, needle, message):
     diags, lines = _tiny(tmp_path, source)
     assert f"L{_line(lines, needle)}: {message}" in diags, diags
+
+
+def test_a_new_kind_is_one_module_plus_one_registry_line(fraud, tmp_path, monkeypatch):
+    """The checklist of ml/data/sources/README.md, followed with a throwaway kind."""
+    (tmp_path / "memory_source.py").write_text(
+        "from ml.data.sources.base import SourceKind\n"
+        "from usecases.fraud.generate import generate_transactions\n\n"
+        "class Memory(SourceKind):\n"
+        "    name = 'memory'\n"
+        "    needs = ('query',)\n"
+        "    allows = ('window',)\n\n"
+        "    def read(self, uc, spec, where):\n"
+        "        return generate_transactions(int(spec.query), seed=1), 'memory', {'kind': 'memory'}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(sources.KINDS, "memory", "memory_source:Memory")
+    sources.kind.cache_clear()
+    try:
+        assert len(snap(fraud, tmp_path, kind="memory", query="120", window={"days": 10}).frame) < 120
+        assert sources.problems(SourceSpec(kind="memory"), fraud.spec.dataset.columns, "timestamp") == [
+            (("query",), "a memory source names its `query`")]
+    finally:
+        sources.kind.cache_clear()

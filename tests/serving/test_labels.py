@@ -109,3 +109,28 @@ def test_a_bad_labels_feed_is_one_clear_line(tmp_path, reference, bad, message):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: labels feed ") and message in lines[0], proc.stderr
     assert not (tmp_path / "metrics" / "drift").exists()  # nothing half-computed was appended
+
+
+def test_labelled_traffic_is_a_data_source_in_the_raw_schema(tmp_path):
+    """What a retrain learns from: answered requests + their labels, as the use case's raw rows."""
+    import time
+
+    from ml.data import sources
+    from ml.usecase.contract import SourceSpec
+
+    raw = generate_transactions(300, seed=8)
+    table = tmp_path / "tables" / "inference"
+    table.mkdir(parents=True)
+    logged = raw.drop(columns=["is_fraud", "transaction_id", "timestamp"]).assign(
+        request_id=raw["transaction_id"], txn_timestamp=raw["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S.000"),
+        served_by="champion", model_version="1", probability=0.2, prediction=0, latency_ms=3.0, timestamp=time.time())
+    shadow = logged.head(50).assign(served_by="shadow", model_version="2")  # the same requests, not new rows
+    pd.concat([logged, shadow]).to_json(table / "part-x.jsonl", orient="records", lines=True)
+    _land(tables.labels_dir(table), "feed", raw[["transaction_id", "is_fraud"]].head(200))
+    snap = sources.snapshot(FRAUD, SourceSpec(kind="labelled_traffic", path=str(table)), sources.Where(ROOT))
+    assert len(snap.frame) == 200 and list(snap.frame.columns) == list(FRAUD.spec.dataset.columns)
+    expected = raw.head(200).set_index("transaction_id").sort_index()
+    got = snap.frame.set_index("transaction_id").sort_index()
+    assert (got["is_fraud"] == expected["is_fraud"]).all() and (got["amount"] == expected["amount"]).all()
+    assert (got["timestamp"] == expected["timestamp"]).all()
+    assert snap.manifest["labels"] == 200 and snap.manifest["requests_logged"] == 350

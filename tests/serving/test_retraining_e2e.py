@@ -8,9 +8,14 @@ over HTTP to the endpoint (which writes the inference table itself), and
 `conveyor bundle run retraining_job -t staging` deciding — once after clean traffic, once
 after traffic drifted with the generator's knob.
 
+Then the loop closes (issue #15): the drifted requests' labels land in the labels feed, the
+triggered `model_training_job` trains on that labelled window (`fresh_window`), beats the champion
+on it, and goes out through the canary on live traffic; the `champion` alias moves only once the
+canary completed, and the new model beats the old one on fresh drifted data.
+
 Edits to the bundle copy are about time only: `fraud_monitor` cuts 3 s windows instead of
-60 min ones, the endpoint rolls out `direct` instead of a 60 s canary (with relaxed latency
-gates), and schedules are paused so the env's scheduler stays out of the way.
+500-request ones, the canary's stages are 1 s and 20 requests (with relaxed latency gates), and
+schedules are paused so the env's scheduler stays out of the way.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 import yaml
 
@@ -39,7 +45,8 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 CONVEYOR = Path(sys.executable).with_name("conveyor")
 WINDOW_S = 3.0          # fraud_monitor.config.window_minutes = 0.05
-BURST_ROWS = 200        # one request per burst: one request time, so one window each
+BURST_ROWS = 400        # one request per burst: one request time, so one window each (3 drifted bursts:
+                        # 1200 labelled rows, enough for data_validation.min_rows and 10+ held-out frauds)
 TRAINING_ROWS = "3000"  # enough fraud cases for the first model to meet the deployment baseline
 
 
@@ -47,11 +54,15 @@ def fast_loop(ws: Path) -> None:
     relax_latency_gates(ws)
     path = ws / "resources" / "monitoring.yml"
     doc = yaml.safe_load(path.read_text())
-    doc["resources"]["monitors"]["fraud_monitor"]["config"].update(window_minutes=WINDOW_S / 60, min_window_rows=100)
+    config = doc["resources"]["monitors"]["fraud_monitor"]["config"]
+    config.pop("window_rows", None)
+    config.update(window_minutes=WINDOW_S / 60, min_window_rows=100)
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     path = ws / "resources" / "endpoint.yml"
     doc = yaml.safe_load(path.read_text())
-    doc["resources"]["serving_endpoints"]["fraud_endpoint"]["rollout"]["strategy"] = "direct"
+    doc["resources"]["serving_endpoints"]["fraud_endpoint"]["rollout"].update(
+        stages=[{"percent": 50, "seconds": 1, "min_requests": 20}, {"percent": 100, "seconds": 1, "min_requests": 20}],
+        max_stage_wait_s=120)
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     # the env's scheduler must not start a run of its own mid-test (staging is a production target)
     for path in (ws / "resources").glob("*.yml"):
@@ -90,6 +101,52 @@ def model_versions(real_env) -> list[str]:
     return sorted(v["version"] for v in resp.json().get("model_versions", []))
 
 
+class LiveTraffic:
+    """Drifted requests in the background while a job runs (what the canary advances on)."""
+
+    def __init__(self, real_env):
+        import threading
+
+        out = real_env.outputs
+        self.url, self.headers = f"{out.serving_url}/predict", {"Authorization": f"Bearer {out.credentials['ci'].token}"}
+        self.stop, self.sent = threading.Event(), 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        seed = 9000
+        while not self.stop.is_set():
+            raw = generate_transactions(20, seed=seed, drift=1.5).drop(columns=["is_fraud"])
+            raw["transaction_id"] = [f"{t}-live" for t in raw["transaction_id"]]
+            try:
+                if httpx.post(self.url, json={"rows": json.loads(raw.to_json(orient="records", date_format="iso"))},
+                              headers=self.headers, timeout=60).status_code == 200:
+                    self.sent += len(raw)
+            except httpx.HTTPError:
+                pass
+            seed += 1
+            self.stop.wait(0.1)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(60)
+
+
+def land_labels(real_env, drift: float, seed: int, bursts: int = 3) -> int:
+    """The labels of `send_bursts(drift, seed)`'s requests, landing later as a labels-feed partition."""
+    from ml.monitoring.tables import labels_dir
+
+    truth = pd.concat([generate_transactions(BURST_ROWS, seed=seed + i, drift=drift) for i in range(bursts)])
+    truth["transaction_id"] = [f"{t}-d{drift}" for t in truth["transaction_id"]]
+    feed = labels_dir(local_path(real_env.outputs.storage.inference_table))
+    feed.mkdir(parents=True, exist_ok=True)
+    truth[["transaction_id", "is_fraud"]].to_parquet(feed / f"labels-{seed}.parquet", index=False)
+    return len(truth)
+
+
 def send_bursts(real_env, drift: float, seed: int, bursts: int = 3) -> None:
     """`bursts` requests of BURST_ROWS transactions, more than a window apart; each waits until the
     endpoint's inference log has written its rows (flushed off the request path)."""
@@ -116,7 +173,7 @@ def send_bursts(real_env, drift: float, seed: int, bursts: int = 3) -> None:
             time.sleep(max(0.0, WINDOW_S + 0.5 - (time.time() - sent)))
 
 
-def test_drift_triggers_retraining_and_clean_traffic_does_not(real_env, tmp_path):
+def test_drift_triggers_retraining_and_clean_traffic_does_not(real_env, tmp_path, monkeypatch):
     project = project_copy(ROOT, tmp_path / "checkout", branch="main", prepare=fast_loop)
     outputs_dir = tmp_path / "outputs"
     outputs_dir.mkdir()
@@ -140,11 +197,18 @@ def test_drift_triggers_retraining_and_clean_traffic_does_not(real_env, tmp_path
     assert tasks["retrain"]["status"] == "skipped" and tasks["retrain"]["child_run"] is None, tasks
     # three bursts, three 3 s windows: the float window_minutes is honoured
     assert "of the last 3 windows violate" in task_log(project, outputs_dir, clean, "drift_sustained")
+    # the reference is the champion's training data, restored from its DVC data version
+    assert "against the training data of champion fraud-detector-staging v1 (data version " in \
+        task_log(project, outputs_dir, clean, "monitor")
     assert [r["run_id"] for r in runs(project, outputs_dir, "--job", "model_training_job")] == [first["run_id"]]
 
-    # Drifted traffic (the generator's knob): the condition holds and model_training_job runs.
+    # Drifted traffic (the generator's knob) whose labels land later: the condition holds and
+    # model_training_job runs on the labelled window, then rolls out through the canary on live traffic.
     send_bursts(real_env, drift=1.5, seed=2000)
-    conveyor(project, outputs_dir, "run", "retraining_job", "-t", "staging")
+    assert land_labels(real_env, drift=1.5, seed=2000) == 3 * BURST_ROWS
+    with LiveTraffic(real_env) as live:
+        conveyor(project, outputs_dir, "run", "retraining_job", "-t", "staging")
+    assert live.sent > 0
     drifted = runs(project, outputs_dir, "--job", "retraining_job")[0]
     tasks = drifted["tasks"]
     assert drifted["run_id"] != clean["run_id"] and drifted["status"] == "success", drifted
@@ -158,3 +222,37 @@ def test_drift_triggers_retraining_and_clean_traffic_does_not(real_env, tmp_path
     assert child["trigger"] == "run_job" and child["parent_run"] == drifted["run_id"]
     assert child["status"] == "success" and all(t["status"] == "success" for t in child["tasks"].values()), child
     assert model_versions(real_env) == ["1", "2"]  # the retrained model is registered
+    assert f"fresh window: {3 * BURST_ROWS} labelled requests" in task_log(project, outputs_dir, drifted, "fresh_window")
+
+    # it learnt from the labelled window, beat the champion there, and the canary promoted it on evidence
+    decided = task_log(project, outputs_dir, child, "deploy_model")
+    assert "v2 is champion — pr_auc" in decided, decided
+    rolled = task_log(project, outputs_dir, child, "update_endpoint")
+    assert "alias champion stays on v1 until the rollout completes" in rolled, rolled
+    assert "canary stage 1 passed" in rolled and "canary passed: v2 is champion" in rolled, rolled
+    assert "rollout complete; alias champion moved to v2" in rolled
+    served = httpx.get(f"{real_env.outputs.serving_url}/status", timeout=30,
+                       headers={"Authorization": f"Bearer {real_env.outputs.credentials['ci'].token}"}).json()
+    assert served["models"]["champion"]["version"] == "2" and "challenger" not in served["models"]
+
+    # the new model is better than the old one on drifted data neither trained on
+    old, new = _scores_on_drifted(real_env, ["1", "2"], monkeypatch)
+    assert new > old, (old, new)
+    print(f"on fresh drifted data: v1 pr_auc {old:.4f}, v2 pr_auc {new:.4f}")
+
+
+def _scores_on_drifted(real_env, versions: list[str], monkeypatch) -> list[float]:
+    import mlflow.sklearn
+
+    from ml.training.estimator import evaluate
+    from ml.usecase import load_use_case
+
+    uc = load_use_case("fraud")
+    raw = generate_transactions(4000, seed=777, drift=1.5)
+    data = uc.build_features(raw).assign(**{uc.label: raw[uc.label].to_numpy()})
+    ci = real_env.outputs.credentials["ci"]
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ci.username)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ci.password)
+    mlflow.set_tracking_uri(real_env.outputs.tracking_uri)
+    return [evaluate(uc, mlflow.sklearn.load_model(f"models:/fraud-detector-staging/{v}"), data, 0.3)["pr_auc"]
+            for v in versions]

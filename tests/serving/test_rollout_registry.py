@@ -113,7 +113,11 @@ def test_challenger_share_is_the_strategy_s():
     assert cfg.canary_percent() == 30
     cfg.rollout = Rollout(strategy="canary", stages=[CanaryStage(percent=10, seconds=5), CanaryStage(percent=50, seconds=5)],
                           started_at=1000.0)
-    assert [cfg.canary_percent(now=t) for t in (1001, 1006, 1020)] == [10, 50, 50]
+    # a canary's share is its current stage's, whatever the clock says: the deploy step advances
+    # the stage on evidence (tests/serving/test_canary_evidence.py)
+    assert [cfg.canary_percent(now=t) for t in (1001, 1006, 1020)] == [10, 10, 10]
+    cfg.rollout.stage = 1
+    assert cfg.canary_percent(now=1001) == 50
     for name in ("direct", "shadow"):
         cfg.rollout = Rollout(strategy=name, challenger_percent=30)
         assert cfg.canary_percent() == 0

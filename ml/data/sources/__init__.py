@@ -24,6 +24,7 @@ KINDS: dict[str, str] = {
     "file": "ml.data.sources.file:File",
     "partitions": "ml.data.sources.partitions:Partitions",
     "sql": "ml.data.sources.sql:Sql",
+    "labelled_traffic": "ml.data.sources.labelled_traffic:LabelledTraffic",
 }
 
 __all__ = ["KINDS", "Snapshot", "SourceError", "SourceKind", "Where", "kind", "problems", "snapshot"]
