@@ -43,11 +43,11 @@ class LivenessProbe(threading.Thread):
     def __init__(self, url: str):
         super().__init__(daemon=True)
         self.url, self.latencies_ms, self.failures = url + "/livez", [], 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         with httpx.Client(timeout=5) as c:
-            while not self._stop.wait(0.1):
+            while not self._halt.wait(0.1):
                 t0 = time.perf_counter()
                 try:
                     ok = c.get(self.url).status_code == 200
@@ -57,7 +57,7 @@ class LivenessProbe(threading.Thread):
                 self.failures += not ok
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(10)
 
 

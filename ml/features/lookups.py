@@ -141,3 +141,24 @@ def feature_table_tags(run_id: str) -> dict[str, str]:
 
     tags = mlflow.MlflowClient().get_run(run_id).data.tags
     return {k: v for k, v in tags.items() if k == "feature_tables" or k.startswith("feature_table.")}
+
+
+def join_latest(ctx, uc, rows: pd.DataFrame) -> pd.DataFrame:
+    """`rows` with the env's newest version of each looked-up table joined as of each row's time
+    (batch scoring: the same values the online store would have served then); tables never
+    refreshed are left out (the use case's fallbacks apply)."""
+    from ml.features import offline, pit
+
+    wanted = declared(uc)
+    if not wanted or uc.timestamp is None or uc.timestamp not in rows.columns:
+        return rows
+    ws, remote = offline_location(ctx)
+    out = rows
+    for key, w in wanted.items():
+        found = offline.latest(ws, key) if w.version == "latest" else None
+        version = found.md5 if found is not None else (None if w.version == "latest" else w.version)
+        if version is None:
+            continue
+        table, spec = offline.read(ws, remote, key, version)
+        out = pit.as_of(out, table, spec, w.features, uc.timestamp, key=f"feature table {key!r}")
+    return out

@@ -27,6 +27,7 @@ from core.files import atomic_write
 from ml import task
 from ml.data.medallion import read_table
 from ml.data.versioning import workspace_for
+from ml.features.lookups import join_latest
 from ml.registry import CHAMPION, alias_version
 from ml.training.estimator import predict
 from ml.usecase import UseCase
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         if not source.is_file():
             raise task.TaskError(f"input table {source} not found (pass --input)")
         raw = read_table(source)
+        raw = join_latest(ctx, uc, raw)  # looked-up features as of each row (ml/features/lookups.py)
         model = mlflow.sklearn.load_model(f"models:/{name}/{mv.version}")
         with Progress(transient=True) as bar:
             job = bar.add_task(f"scoring {len(raw)} rows with {name} v{mv.version}", total=len(raw))
