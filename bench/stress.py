@@ -1,6 +1,6 @@
 """Overload benchmark: ramp single-row load on the Conveyor endpoint past saturation, then drop it.
 
-    python -m bench.stress [--seconds 4] [--levels 4,16,64,256,1024] [--tool hey|wrk]
+    python -m bench.stress [--seconds 4] [--levels 4,16,64,256,1024] [--budget-ms 250] [--tool hey|wrk]
 
 With a compiled load tool (`hey` preferred: it reports every status code), closed loop:
 1. *before*: 4 connections (the baseline p99);
@@ -13,6 +13,8 @@ With a compiled load tool (`hey` preferred: it reports every status code), close
 Printed: each level's p50/p99, 2xx req/s and answers by status (503 = shed with
 Retry-After, the designed answer past capacity), the `/livez` probe, saturation QPS and the
 recovery time. Figures depend on the machine and its load (the title carries the load average).
+The load tools do not honour Retry-After: past saturation every connection resends at once, so
+the top levels measure a storm of 503s, which a well-behaved client would not send.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from rich.table import Table
 from bench import loadtools, project, servers
 from bench.loadtools import Level
 from bench.serving import conveyor_request
+from core import settings
 
 console = Console(width=None if sys.stdout.isatty() else 150)
 DEFAULT_LEVELS = (4, 16, 64, 256, 1024)
@@ -93,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--levels", default=",".join(map(str, DEFAULT_LEVELS)), help="connection counts of the ramp")
     ap.add_argument("--tool", choices=[t.name for t in loadtools.TOOLS], default=None,
                     help="load tool (default: hey, which reports every status; else wrk)")
+    ap.add_argument("--budget-ms", type=int, default=250,
+                    help="the endpoint's CONVEYOR_BATCH_MAX_LATENCY_MS: queueing past it is shed (default 250)")
     args = ap.parse_args(argv)
+    os.environ[settings.BATCH_MAX_LATENCY_MS.name] = str(args.budget_ms)  # the endpoint started below inherits it
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
     try:
         tool = loadtools.find(args.tool or "hey")
@@ -124,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     at = ramp[-1]
     saturation = max(ramp, key=lambda lv: lv.ok_rps)
     t = Table(title=f"overload: {tool.name}, {args.seconds:g} s per level, single-row POST /predict, "
+                    f"shedding budget {args.budget_ms} ms, "
                     f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     for col in ("phase", "conns", "p50 ms", "p99 ms", "2xx req/s", "answers by status"):
         t.add_column(col, justify="left" if col in ("phase", "answers by status") else "right")

@@ -122,10 +122,10 @@ def run(table_dir: Path, metric_dir: Path, settings: MonitorSettings, *, env: st
             raise tables.LabelsError(f"labels feed {where}: {len(labels)} labels but the inference table is empty")
         labels = tables.check_labels(tables.join_keys(labels, table, uc.spec.dataset.entity_key, uc.timestamp), table,
                                      f"labels feed {where}")
-    described = "reference given by the caller"
+    described = "the reference given"
     if callable(reference):
-        if table.empty:
-            reference = pd.DataFrame(columns=uc.feature_names)
+        if table.empty:  # nothing to compare: the training data is not restored
+            reference, described = pd.DataFrame(columns=uc.feature_names), "nothing yet (no traffic)"
         else:
             reference, described = reference()
     ref_pred = reference_predictions(endpoint_dir, reference) if len(reference) else None

@@ -11,8 +11,11 @@ One `Batcher` per endpoint and target (traffic / candidate), on the event loop o
 - past capacity a request is refused at once with `Overloaded` (503 + Retry-After) instead of
   queueing into a timeout: when the queued work it would wait behind is predicted (from the
   measured cost of recent batches) to exceed `budget_ms`, or when more than `max_pending`
-  requests already wait. A request that waited past the budget anyway is shed when its
-  batch starts. The queue therefore stays short, and the endpoint recovers as soon as load drops.
+  requests already wait, or when the event loop itself runs more than the budget late while
+  many requests are in flight (`LoopLag`: parsing, not scoring, is the bottleneck). A request that waited past the budget
+  anyway is shed when its batch starts. The queue therefore stays short, and the endpoint
+  recovers as soon as load drops. Shedding is checked before a body is validated, so a shed
+  request costs little.
 """
 
 from __future__ import annotations
@@ -58,6 +61,11 @@ class Batcher:
         queued = self._pending_rows + rows
         batches = math.ceil(queued / self.max_batch_rows)
         return self._batch_ms + batches * self._fixed_ms + queued * self._row_ms
+
+    def saturated(self) -> bool:
+        """True when a new request would be shed: checked before its body is validated, so a shed
+        request costs the event loop as little as possible."""
+        return self._running and (len(self._pending) >= self.max_pending or self._predicted_wait_ms(1) > self.budget_ms)
 
     async def submit(self, rows: list[dict]) -> list[dict]:
         """The answers for `rows`, scored with whatever else is waiting; `Overloaded` when past capacity."""
@@ -125,3 +133,36 @@ class Batcher:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class LoopLag:
+    """How late the event loop runs a timer: the time a request waits before any code of ours sees it.
+
+    When HTTP parsing and validation (not scoring) are the bottleneck, the batcher's queue stays
+    short while requests wait in the loop; shedding on the loop's lag keeps those fast too."""
+
+    def __init__(self, interval_s: float = 0.05):
+        self.interval_s = interval_s
+        self.lag_ms = 0.0
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        """Safe from any thread (an endpoint is removed by the bindings watcher)."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            try:
+                task.get_loop().call_soon_threadsafe(task.cancel)
+            except RuntimeError:  # its loop is already closed
+                pass
+
+    async def _run(self) -> None:
+        while True:
+            t0 = time.perf_counter()
+            await asyncio.sleep(self.interval_s)
+            late = (time.perf_counter() - t0 - self.interval_s) * 1000
+            # rises at once, decays over a few ticks: a burst is seen immediately, recovery in ~0.2 s
+            self.lag_ms = late if late > self.lag_ms else 0.7 * self.lag_ms + 0.3 * late

@@ -9,7 +9,8 @@ The gate (`gate.py`) has already checked the token and that a model is loaded; t
 3. the number of rows against `sla.max_rows_per_request` → 413; no rows → `[]` with 200
    (a batch of nothing has nothing to answer — not an error);
 4. the rows go to the endpoint's `Batcher` (scored with concurrent requests, at once when
-   alone) → one answer per row; past capacity → 503 with Retry-After.
+   alone) → one answer per row; past capacity → 503 with Retry-After — checked before the
+   body is validated (the batcher's queue, and how late the event loop runs), so shedding is cheap.
 
 The limits are the endpoint's own: its config's `sla` (the bundle's `serving_endpoints`
 resource sets them), read per request so a deploy changes them without a restart. Answers
@@ -21,11 +22,14 @@ from __future__ import annotations
 import orjson
 from pydantic import ValidationError
 
-from ml.serving.batcher import Batcher
+from ml.serving.batcher import Batcher, LoopLag
 from ml.serving.errors import NoModelDeployed, Overloaded
 from ml.serving.schema import ServingSchema
 
 TARGETS = ("traffic", "candidate")
+# A late event loop sheds only with this many requests in flight: on a host busy with other
+# work the loop is late too, and light traffic must not be refused for it.
+SHED_ON_LAG_FROM = 32
 
 
 def field_path(loc) -> str:
@@ -67,6 +71,9 @@ class PredictRoute:
         self.engine, self.schema = engine, schema
         self.batchers = {t: Batcher(lambda rows, t=t: engine.score(rows, target=t), budget_ms=budget_ms,
                                     name=f"score-{engine.name or 'default'}-{t}") for t in TARGETS}
+        self.budget_ms = budget_ms
+        self.lag = LoopLag()
+        self.inflight = 0
 
     async def _body(self, receive, limit: int) -> bytes | None:
         """The request body, or None once it grows past `limit` bytes."""
@@ -84,6 +91,17 @@ class PredictRoute:
                 return b"".join(chunks)
 
     async def __call__(self, scope, receive, send, target: str) -> None:
+        self.inflight += 1
+        try:
+            await self._handle(scope, receive, send, target)
+        finally:
+            self.inflight -= 1
+
+    def _overloaded(self, target: str) -> bool:
+        return self.batchers[target].saturated() or (self.inflight >= SHED_ON_LAG_FROM
+                                                     and self.lag.lag_ms > self.budget_ms)
+
+    async def _handle(self, scope, receive, send, target: str) -> None:
         sla = self.engine.snapshot.config.sla
         length = next((v for k, v in scope.get("headers") or [] if k == b"content-length"), None)
         if length is not None and length.isdigit() and int(length) > sla.max_body_bytes:
@@ -91,6 +109,11 @@ class PredictRoute:
         body = await self._body(receive, sla.max_body_bytes)
         if body is None:
             return await too_large(send, "max_body_bytes", sla.max_body_bytes, "the body")
+        self.lag.start()
+        if self._overloaded(target):
+            return await answer(send, 503, {"error": "the endpoint is overloaded: its queue is over its "
+                                                     f"{self.budget_ms:.0f} ms budget; retry after a second"},
+                                [(b"retry-after", b"1")])
         try:
             rows = self.schema.body.model_validate_json(body).rows
         except ValidationError as exc:
@@ -108,5 +131,6 @@ class PredictRoute:
         await answer(send, 200, out)
 
     def close(self) -> None:
+        self.lag.stop()
         for b in self.batchers.values():
             b.close()

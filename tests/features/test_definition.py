@@ -92,3 +92,21 @@ def test_the_fraud_fallbacks_are_the_tables_declared_defaults():
 
     table = FeatureTable.model_validate(SHIPPED["customer_aggregates"])
     assert NO_HISTORY == table.defaults()
+
+
+def test_plan_checks_the_refresh_job_and_its_schedule():
+    from bundles.errors import BundleError
+
+    kind = KINDS.get("feature_tables")
+    spec = FeatureTable.model_validate(SHIPPED["customer_aggregates"]).model_dump(mode="json")
+
+    def ctx(jobs):
+        return SimpleNamespace(bundle=SimpleNamespace(root=ROOT, resources=SimpleNamespace(jobs=jobs)))
+
+    hourly = {"feature_refresh_job": SimpleNamespace(schedule=SimpleNamespace(cron="0 * * * *"))}
+    kind.check(ctx(hourly), "feature_tables.customer_aggregates", spec)
+    with pytest.raises(BundleError, match="refresh_job 'feature_refresh_job' is not a job of this bundle"):
+        kind.check(ctx({}), "feature_tables.customer_aggregates", spec)
+    daily = {"feature_refresh_job": SimpleNamespace(schedule=SimpleNamespace(cron="0 2 * * *"))}
+    with pytest.raises(BundleError, match="is not its refresh job's"):
+        kind.check(ctx(daily), "feature_tables.customer_aggregates", spec)

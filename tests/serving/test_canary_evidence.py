@@ -63,7 +63,7 @@ def test_a_canary_without_traffic_fails_and_the_champion_keeps_serving(shared_en
     _start(ep, served(models["v1"], "1"), served(models["v2"], "2"), [CanaryStage(percent=50, seconds=0.5)], wait_s=2)
     with pytest.raises(DeployError, match="failed: no traffic: 0 of 10 challenger requests at 50%"):
         watch_canary(ep.endpoint_dir, served(models["v2"], "2"), by="test", echo=lambda *_: None, poll_s=0.2)
-    assert time.monotonic() - started < 30  # it waited its max_stage_wait_s, not forever
+    assert time.monotonic() - started < 120  # it waited its max_stage_wait_s (2 s), not forever
     cfg = read_config(ep.endpoint_dir)
     assert cfg.challenger is None and cfg.champion.version == "1" and cfg.state == "rolled_back"
     assert cfg.reason.startswith("no traffic")

@@ -94,3 +94,21 @@ def test_a_scoring_error_reaches_only_the_callers_of_that_batch():
 
     assert asyncio.run(run()) == [{"i": 2}]
     b.close()
+
+
+def test_a_late_event_loop_is_seen_and_forgotten_once_it_catches_up():
+    from ml.serving.batcher import LoopLag
+
+    async def run():
+        lag = LoopLag(interval_s=0.02)
+        lag.start()
+        await asyncio.sleep(0.05)
+        time.sleep(0.3)  # the loop is blocked, as when parsing requests is the bottleneck
+        await asyncio.sleep(0.03)
+        seen = lag.lag_ms
+        await asyncio.sleep(0.5)
+        lag.stop()
+        return seen, lag.lag_ms
+
+    seen, later = asyncio.run(run())
+    assert seen > 200 and later < seen / 2  # decays once the loop keeps time again

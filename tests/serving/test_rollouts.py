@@ -88,11 +88,11 @@ def test_canary_with_broken_challenger_rolls_back_on_its_own(shared_endpoint, mo
         cfg.challenger = broken
         cfg.rollout = Rollout(strategy="canary", stages=[CanaryStage(percent=30, seconds=20), CanaryStage(percent=100, seconds=20)],
                               guard=CanaryGuard(max_error_rate=0.05, min_requests=10), started_at=time.time(),
-                              evidence_table=str(ep.table_dir))
+                              evidence_table=str(ep.table_dir), max_stage_wait_s=60)
         cfg.state = "rolling_out"
         return cfg
 
-    with Load(ep, rows, seconds=5) as load:
+    with Load(ep, rows, seconds=15) as load:  # enough requests for the guard to judge, on a loaded machine too
         _set(ep, start_canary, "canary of broken v3")
         with pytest.raises(DeployError, match="rolled back: challenger error rate"):
             watch_canary(ep.endpoint_dir, broken, by="test", echo=lambda *_: None)
