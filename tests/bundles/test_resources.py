@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_bundle_models_and_the_loader_list_come_from_the_registry():
-    assert NAMED_KINDS == ("experiments", "registered_models", "jobs", "serving_endpoints", "monitors")
+    assert NAMED_KINDS == ("experiments", "registered_models", "jobs", "feature_tables", "serving_endpoints", "monitors")
     assert models.RESOURCE_KINDS == NAMED_KINDS == KINDS.declared()
     assert tuple(models.Resources.model_fields) == NAMED_KINDS
     assert KINDS.names() == ("artifact", *NAMED_KINDS)  # the code first: every job runs it

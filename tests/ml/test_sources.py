@@ -213,7 +213,7 @@ def test_a_sound_declaration_per_target_checks_clean(tmp_path):
 
 @pytest.mark.parametrize("source, needle, message", [
     ("source:\n  kind: partition\n  path: x\n", "kind: partition",
-     "unknown source kind 'partition' (one of: generator, file, partitions, sql) (did you mean 'partitions'?)"),
+     f"unknown source kind 'partition' (one of: {', '.join(sources.KINDS)}) (did you mean 'partitions'?)"),
     ("source:\n  kind: sql\n  url: postgresql://ingest@db/sales\n", "source:", "a sql source names its `query`"),
     ("source:\n  kind: sql\n  url: postgresql://ingest:hunter2@db/sales\n  query: SELECT 1\n", "url:",
      "source.url carries a password, and usecase.yml is committed: drop it from the URL and give it to the driver "

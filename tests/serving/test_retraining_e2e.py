@@ -173,6 +173,7 @@ def send_bursts(real_env, drift: float, seed: int, bursts: int = 3) -> None:
             time.sleep(max(0.0, WINDOW_S + 0.5 - (time.time() - sent)))
 
 
+@pytest.mark.timeout(2400)  # two training jobs, two retraining runs and a canary on a real env
 def test_drift_triggers_retraining_and_clean_traffic_does_not(real_env, tmp_path, monkeypatch):
     project = project_copy(ROOT, tmp_path / "checkout", branch="main", prepare=fast_loop)
     outputs_dir = tmp_path / "outputs"

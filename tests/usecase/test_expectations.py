@@ -59,7 +59,7 @@ def test_custom_expectations_are_appended(project):
 def test_fraud_suites_keep_their_expectations():
     uc = load_use_case("fraud")
     assert len(raw_expectations(uc, DataValidationParams())) == 22
-    assert len(feature_expectations(uc, DataValidationParams())) == 20
+    assert len(feature_expectations(uc, DataValidationParams())) == 29  # 20 + 3 per customer aggregate (type, not null, min)
 
 
 @pytest.mark.slow
