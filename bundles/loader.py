@@ -17,6 +17,7 @@ from bundles.models import Resources, Target
 from bundles.mutators import (
     LoadState,
     check_default_endpoint,
+    check_endpoint_rollouts,
     check_semantics,
     check_use_cases,
     define_builtins,
@@ -54,6 +55,7 @@ STEPS = (
     validate_schema,        # doc -> parsed (typed models), or a diagnostic per bad value
     check_semantics,        # doc, target, root -> task graph and cross-reference diagnostics
     check_default_endpoint,  # serving_endpoints' `default` -> an error per default after the first
+    check_endpoint_rollouts,  # serving_endpoints' `rollout` (strategy, stages, sla limits) -> an error per bad value
     check_use_cases,        # jobs' use_case parameters, root/usecases -> each use case's diagnostics
     warn_unused_variables,  # vars.declared - vars.used -> warnings
 )

@@ -88,10 +88,12 @@ class ModelValidationParams(BaseModel):
 
 
 class DeploymentParams(BaseModel):
+    """Champion vs challenger. Unknown keys are ignored, so old params files that still set
+    `bento_service` (no longer used: the env endpoint serves every use case) keep loading."""
+
     primary_metric: str | None = Field(None, description="champion vs challenger (default: the task type's primary metric)")
     baseline: dict[str, float] = Field(default_factory=dict, description="what the first model must meet, metric by metric")
     min_improvement: float = Field(0.0, description="absolute gain the challenger needs over the champion")
-    bento_service: str = Field("", description="name of the champion's Bento (default: the use case's name)")
 
 
 class InferenceParams(BaseModel):

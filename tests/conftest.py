@@ -39,3 +39,14 @@ def real_env(tmp_path_factory) -> RealEnv:
     out = run(proj, pulumi_cmd("stack", "output", "--json", "--show-secrets", "-s", name))
     yield RealEnv(name=name, project=proj, outputs=EnvironmentOutputs.model_validate(json.loads(out.stdout)))
     run(proj, [sys.executable, "-m", "conveyor.cli", "env", "down", name], check=False)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """One real MLflow server (tests/ml/harness.py) for every module that needs one: envs on it
+    keep apart by env name (models are registered as <name>-<env>), so give yours its own."""
+    from tests.ml.harness import start_mlflow
+
+    server = start_mlflow(tmp_path_factory.mktemp("mlflow"))
+    yield server
+    server.stop()

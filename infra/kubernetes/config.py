@@ -120,7 +120,10 @@ class ExternalPostgres(_Strict):
 
 
 class Serving(_Strict):
-    service: str = Field("ml.serving.service:ConveyorEndpoint", description="bentoml serve target")
+    # Deprecated, ignored: pods run the launcher (`python -m ml.serving.launcher`), which serves the Bento
+    # of the code the last bundle deploy shipped. Still accepted because unknown keys are refused, and a
+    # stack that set it must keep previewing; drop it from the stack config.
+    service: str | None = Field(None, description="deprecated, ignored (pods run ml.serving.launcher)")
     min_replicas: int = Field(1, ge=1)
     max_replicas: int = Field(3, ge=1)
     target_cpu_utilization: int = Field(70, ge=1, le=100)

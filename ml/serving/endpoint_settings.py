@@ -43,20 +43,52 @@ def _problem(err: dict) -> str:
     return err["msg"]
 
 
-def settings_from_resource(key: str, resource: dict[str, Any]) -> EndpointSettings:
+def _split(resource: dict[str, Any]) -> tuple[dict, Any]:
+    """The resource's `rollout` mapping (with the strategy its shape implies) and its `sla`."""
     rollout = dict(resource.get("rollout") or {})
     sla = rollout.pop("sla", {}) or {}
     if "strategy" not in rollout:
         for k, v in rollouts.implied_by(resource).items():
             rollout.setdefault(k, v)
+    return rollout, sla
+
+
+def rollout_problems(resource: dict[str, Any]) -> list[tuple[tuple, str]]:
+    """Every problem of a resource's `rollout` mapping as (path in the resource, message), e.g.
+    `(("rollout", "sla", "max_rows_per_request"), "Input should be greater than or equal to 1")`:
+    what `conveyor bundle validate` reports at the value's file:line. An unknown `sla` key is one
+    (a typo would otherwise leave the default limit in force without a word)."""
+    from core.errors import did_you_mean
+
+    rollout, sla = _split(resource)
+    out: list[tuple[tuple, str]] = []
+    if isinstance(sla, dict):
+        for k in sla:
+            if k not in SLA.model_fields:
+                out.append((("rollout", "sla", k), f"unknown key {k!r} in sla{did_you_mean(str(k), SLA.model_fields)}"))
+    for prefix, model, value in ((("rollout",), Rollout, rollout), (("rollout", "sla"), SLA, sla)):
+        try:
+            model.model_validate(value)
+        except ValidationError as exc:
+            out.extend(((*prefix, *err["loc"]), _problem(err)) for err in exc.errors(include_url=False)
+                       if err["type"] != "extra_forbidden")
+    return out
+
+
+def settings_from_resource(key: str, resource: dict[str, Any]) -> EndpointSettings:
+    rollout, sla = _split(resource)
+    where = "rollout"
     try:
-        return EndpointSettings(key=key, model=resource.get("model"), use_case=resource.get("use_case"),
-                                default=bool(resource.get("default", False)), rollout=Rollout.model_validate(rollout),
-                                sla=SLA.model_validate(sla))
+        parsed = Rollout.model_validate(rollout)
+        where = "rollout.sla"
+        limits = SLA.model_validate(sla)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise EndpointSettingsError(f"serving endpoint {key!r}: rollout.{where}: {_problem(err)}") from None
+        field = ".".join(str(p) for p in err["loc"])
+        raise EndpointSettingsError(f"serving endpoint {key!r}: {where}{'.' + field if field else ''}: "
+                                    f"{_problem(err)}") from None
+    return EndpointSettings(key=key, model=resource.get("model"), use_case=resource.get("use_case"),
+                            default=bool(resource.get("default", False)), rollout=parsed, sla=limits)
 
 
 def _pick(endpoints: dict, key: str | None, where: str) -> str:

@@ -4,13 +4,17 @@ In an environment it runs as a Bento built from the deployed code (`bento.py`), 
 env's launcher (`launcher.py`) with CONVEYOR_ENV, CONVEYOR_ENDPOINT_DIR (endpoint configs),
 CONVEYOR_INFERENCE_TABLE, CONVEYOR_SERVING_TOKENS_FILE, BENTOML_HOME (the env's model store)
 and MLFLOW_TRACKING_* set. Which models it serves comes from the endpoint configs (see
-`engine.py`), each loaded by its tag from the BentoML model store. This is the only service,
-with the one request schema of each endpoint's use case.
+`engine.py`), each loaded by its tag from the BentoML model store. This is the only service.
 
-One process serves every endpoint of the env (`endpoints.py`): the default one on `/predict`
-and `/candidate/predict` (BentoML APIs, adaptive batching), each named one on
-`/<name>/predict` (`router.py`, a mounted FastAPI app, the same batcher). Each endpoint's
-request/response models are derived from its use case (`schema.py`).
+One process serves every endpoint of the env (`endpoints.py`). The service declares no
+`@bentoml.api`: the gate middleware (`gate.py`) answers every predict route itself — the
+default endpoint's `/predict` and `/candidate/predict`, each named one's `/<name>/predict`
+and `/<name>/candidate/predict` — with that endpoint's `PredictRoute` (`predict.py`: limits,
+schema from its use case via `schema.py`, batching and shedding in `batcher.py`), as well as
+the tokens, `/status` and the OpenAPI documents. BentoML provides the process, the workers,
+`/livez`, `/readyz` (`__is_ready__`), `/metrics` and the shutdown hook. `router.ROUTES`, an
+empty FastAPI app, is mounted only so the gate has an ASGI app to sit in front of; requests the
+gate does not answer itself reach BentoML's own routes (else 404).
 """
 
 from __future__ import annotations
@@ -22,20 +26,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import bentoml
 
-from core import settings
-from ml.serving.endpoints import default_binding
 from ml.serving.engine import get_engine
-from ml.serving.errors import NoModelDeployed
 from ml.serving.gate import GateMiddleware
 from ml.serving.metrics import Metrics
 from ml.serving.router import ROUTES, get_endpoint_set
-from ml.serving.schema import for_use_case
-
-MAX_LATENCY_MS = settings.BATCH_MAX_LATENCY_MS.get()
-# The default endpoint's schema is fixed when the process starts (its APIs are typed by it).
-DEFAULT_SCHEMA = for_use_case(default_binding(settings.ENDPOINT_DIR.get()).use_case)
-Row = DEFAULT_SCHEMA.request
-Answer = DEFAULT_SCHEMA.response
 
 
 @bentoml.asgi_app(ROUTES, path="/")
@@ -56,26 +50,6 @@ class ConveyorEndpoint:
 
     def __is_ready__(self) -> bool:
         return self.engine.ready() and self.named.ready()
-
-    def _score(self, rows: list[Row], target: str) -> list[Answer]:
-        try:
-            out = self.engine.score([r.model_dump() for r in rows], target=target)
-        except NoModelDeployed as exc:  # raced with a config change; the gate usually answers first
-            raise bentoml.exceptions.ServiceUnavailable(f"no {exc} model loaded") from None
-        return [Answer(**o) for o in out]
-
-    # max_latency_ms bounds both how long the adaptive batcher may wait to fill a batch and when
-    # it sheds load (503 for requests it predicts will miss it). Too low → 503s on a busy host;
-    # too high → the batcher may wait long on a noisy one. The SLA gate checks the real figures.
-    @bentoml.api(route="/predict", batchable=True, max_batch_size=256, max_latency_ms=MAX_LATENCY_MS)
-    def predict(self, rows: list[Row]) -> list[Answer]:
-        """Score rows of the default endpoint (one or many); requests arriving together are batched."""
-        return self._score(rows, "traffic")
-
-    @bentoml.api(route="/candidate/predict", batchable=True, max_batch_size=256, max_latency_ms=MAX_LATENCY_MS)
-    def predict_candidate(self, rows: list[Row]) -> list[Answer]:
-        """Score with the default endpoint's staged candidate only (pre-traffic readiness and load tests)."""
-        return self._score(rows, "candidate")
 
     @bentoml.on_shutdown
     def drain(self) -> None:

@@ -144,8 +144,6 @@ class UseCase:
         self._check_gates(params, source)
         if params.deployment.primary_metric is None:
             params.deployment.primary_metric = self.metrics.primary
-        if not params.deployment.bento_service:
-            params.deployment.bento_service = self.name
         return params
 
     def raw_params(self, overrides: list[str] | None = None, path: str | Path | None = None) -> dict:

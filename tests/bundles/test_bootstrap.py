@@ -111,9 +111,11 @@ def test_a_failing_bootstrap_fails_the_deploy_and_the_next_deploy_retries(boot_p
     with pytest.raises(BundleError) as failed:
         release.deploy(force=True)
     assert "bootstrap job seed_job failed" in str(failed.value) and "fraud_endpoint serves no model" in str(failed.value)
+    assert _champion(env_outputs) is None
     monkeypatch.delenv("BOOT_FAIL")
     release.deploy(force=True)
-    assert _champion(env_outputs) is not None
+    assert _champion(env_outputs)["version"] == "1"
+    assert [r["status"] for r in list_runs(release.store)] == ["failed", "success"]
 
 
 def test_the_repository_endpoints_name_their_training_jobs_and_bootstrap_in_prod_only():

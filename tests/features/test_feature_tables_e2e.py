@@ -1,6 +1,6 @@
 """Refresh → offline version + online values → point-in-time training → serving lookups logged.
 
-One dev env (real MLflow server, real DVC remote in env storage, the real tasks as
+One env (the session's real MLflow server, real DVC remote in env storage, the real tasks as
 subprocesses, the serving engine in-process on the model the job registered); 4000 rows.
 """
 
@@ -15,7 +15,7 @@ import yaml
 
 from core.feature_tables import FeatureTableSpec, definition_key, dump_definition
 from core.storage import Blobs
-from tests.ml.harness import MlEnv, new_run_id, start_mlflow
+from tests.ml.harness import MlEnv, new_run_id
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "customer_aggregates"
@@ -23,11 +23,12 @@ SPEC = FeatureTableSpec.model_validate(
     yaml.safe_load((ROOT / "resources" / "features.yml").read_text())["resources"]["feature_tables"][KEY])
 
 
+ENV = "features"  # its own env name on the shared server: its model is fraud-detector-features
+
+
 @pytest.fixture(scope="module")
-def mlflow_uri(tmp_path_factory):
-    server = start_mlflow(tmp_path_factory.mktemp("mlflow"))
-    yield server.uri
-    server.stop()
+def mlflow_uri(mlflow_server):
+    return mlflow_server.uri
 
 
 def deploy_definition(env: MlEnv) -> None:
@@ -41,7 +42,7 @@ def refresh(env: MlEnv, *args: str):
 
 @pytest.fixture(scope="module")
 def refreshed(mlflow_uri, tmp_path_factory):
-    env = MlEnv("dev", tmp_path_factory.mktemp("env-features"), mlflow_uri)
+    env = MlEnv(ENV, tmp_path_factory.mktemp("env-features"), mlflow_uri)
     deploy_definition(env)
     first = env.run_task(new_run_id(), "ingest", "ml.data.ingest", "--use-case", "fraud", "--rows", "4000")
     assert first.returncode == 0, first.stderr[-3000:]
@@ -138,7 +139,7 @@ def test_serving_looks_features_up_by_entity_logs_them_and_survives_a_missing_st
     path = mlflow.artifacts.download_artifacts(values["model_uri"], dst_path=str(tmp_path / "model"))
     update_config(tmp_path / "endpoint", lambda cfg: promote(cfg, served(Path(path), values["model_version"],
                                                                           values["model_name"])), by="test", reason="setup")
-    engine = Engine(None, tmp_path / "inference", env="dev")
+    engine = Engine(None, tmp_path / "inference", env=ENV)
     engine.endpoint_dir = tmp_path / "endpoint"
     engine.refresh()
     with sqlite3.connect(root / "feature-store" / "online" / f"{KEY}.sqlite") as con:

@@ -59,3 +59,12 @@ def test_the_program_fails_with_the_message(tmp_path, kubernetes, extra, message
     proc = run("staging", stack_config("staging", kubernetes=kubernetes, **extra), tmp_path)
     assert proc.returncode != 0
     assert message in proc.stderr
+
+
+def test_a_stack_that_still_sets_the_deprecated_serving_service_keeps_loading():
+    """`serving.service` is ignored (pods run the launcher) but still accepted: unknown keys are refused,
+    so dropping it would fail `pulumi preview` on a stack written before it was deprecated."""
+    cfg = parse_kubernetes_config({"serving": {"service": "ml.serving.service:ConveyorEndpoint", "max_replicas": 2}})
+    assert cfg.serving.max_replicas == 2
+    with pytest.raises(ValueError, match=r"conveyor:kubernetes\.serving\.servic: unknown key"):
+        parse_kubernetes_config({"serving": {"servic": "x"}})

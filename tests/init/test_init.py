@@ -77,6 +77,23 @@ def test_flags_answer_the_template(bare):
     assert "spend_training_job:" in (bare / "resources" / "spend.yml").read_text()
 
 
+
+def test_the_generated_job_gates_training_on_changes_like_the_shipped_jobs(bare):
+    """The template's job has the `changed` condition task (no empty retrains) between ingest and
+    validate_data, as model_training.yml and diabetes.yml have it."""
+    import yaml
+
+    proc = conveyor(bare, "init", "use-case", "spend", "--defaults", "--project-dir", str(bare))
+    assert proc.returncode == 0, proc.stderr
+    tasks = yaml.safe_load((bare / "resources" / "spend.yml").read_text())["resources"]["jobs"]["spend_training_job"]["tasks"]
+    shipped = yaml.safe_load((PROJECT / "resources" / "model_training.yml").read_text())
+    fraud = shipped["resources"]["jobs"]["model_training_job"]["tasks"]
+    assert tasks["changed"]["depends_on"] == ["ingest"] and tasks["validate_data"]["depends_on"] == ["changed"]
+    assert tasks["changed"]["condition"]["module"] == fraud["changed"]["condition"]["module"] == "ml.training.changed"
+    assert set(tasks["changed"]["condition"]["parameters"]) == set(fraud["changed"]["condition"]["parameters"])
+    assert tasks["changed"]["condition"]["parameters"]["model-name"] == "${resources.registered_models.spend_model.name}"
+
+
 @pytest.mark.slow
 def test_a_generated_use_case_validates_and_trains(mlflow_server, tmp_path):
     """Regression here; a classification use case trains in a generated project

@@ -1,10 +1,10 @@
-"""Fixtures for the ML job tests: one real MLflow server per session, envs in tmp dirs."""
+"""Fixtures for the ML job tests: envs in tmp dirs on the session's real MLflow server (tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.ml.harness import MlEnv, new_run_id, start_mlflow
+from tests.ml.harness import MlEnv, new_run_id
 
 TRAINING_TASKS = [
     ("ingest", "ml.data.ingest"),
@@ -13,13 +13,6 @@ TRAINING_TASKS = [
     ("validate_model", "ml.validation.validate_model"),
     ("deploy_model", "ml.deployment.deploy_model"),
 ]
-
-
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory):
-    server = start_mlflow(tmp_path_factory.mktemp("mlflow"))
-    yield server
-    server.stop()
 
 
 def run_training_job(env: MlEnv, *ingest_args: str, stop_after: str | None = None, extra: dict | None = None) -> tuple[str, dict]:

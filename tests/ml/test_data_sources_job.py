@@ -1,7 +1,11 @@
 """Declared data sources through the real tasks (tests/ml/harness.py: a real MLflow server, DVC
 remote, PostgreSQL): partitions landing on the env's storage give new data versions, a rerun on
 unchanged data registers nothing, bad input stops the job before training and loses nothing, a
-SQL source is read from a real server."""
+SQL source is read from a real server.
+
+Lean by design (CI budget): one full job (the champion every later assertion compares with;
+validate_data, GX on the same columns, is the training job test's), later tests run only the
+tasks their assertion needs."""
 
 from __future__ import annotations
 
@@ -21,9 +25,8 @@ pytestmark = pytest.mark.slow
 
 WINDOW_DAYS = 3
 ROWS = 1000  # per day of partitions
-TASKS = [("ingest", "ml.data.ingest"), ("changed", "ml.training.changed"), ("validate_data", "ml.validation.validate_data"),
-         ("train", "ml.training.train"), ("validate_model", "ml.validation.validate_model"),
-         ("deploy_model", "ml.deployment.deploy_model")]
+TASKS = [("ingest", "ml.data.ingest"), ("changed", "ml.training.changed"), ("train", "ml.training.train"),
+         ("validate_model", "ml.validation.validate_model"), ("deploy_model", "ml.deployment.deploy_model")]
 
 
 def day(start: str, seed: int, rows: int = ROWS) -> pd.DataFrame:
@@ -48,7 +51,7 @@ def project_with_sources(root, targets: dict) -> MlEnv | dict:
 def pg(tmp_path_factory):
     if not pgserver.installed():
         pytest.skip("PostgreSQL server not installed (scripts/postgres.sh)")
-    with pgserver.postgres_server(tmp_path_factory.mktemp("pg")) as server:
+    with pgserver.postgres_server(tmp_path_factory.mktemp("pg")) as server:  # seconds: initdb --no-sync
         yield server
 
 
