@@ -1,3 +1,2 @@
-"""The init tests train what `conveyor init` generates against the ML tests' real MLflow server."""
-
-from tests.ml.conftest import mlflow_server  # noqa: F401  (a session fixture shared with tests/ml)
+"""The init tests train what `conveyor init` generates against the session's real MLflow server
+(the `mlflow_server` fixture of tests/conftest.py)."""

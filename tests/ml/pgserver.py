@@ -59,7 +59,7 @@ def postgres_server(root: Path) -> Iterator[PgServer]:
     init = subprocess.run(postgres.as_server_user([
         str(bin_dir / "initdb"), "-D", str(data), "-U", postgres.SUPERUSER, f"--pwfile={pwfile}",
         "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-instructions",
-        "--no-sync"]),  # a throw-away cluster: skipping fsync makes initdb seconds, not minutes, on a busy disk
+        "--no-sync"]),  # a throw-away cluster: no fsync (on a busy CI disk syncing is initdb's slow part)
         capture_output=True, text=True, timeout=300)
     pwfile.unlink()
     if init.returncode != 0:

@@ -51,7 +51,7 @@ def project_with_sources(root, targets: dict) -> MlEnv | dict:
 def pg(tmp_path_factory):
     if not pgserver.installed():
         pytest.skip("PostgreSQL server not installed (scripts/postgres.sh)")
-    with pgserver.postgres_server(tmp_path_factory.mktemp("pg")) as server:  # seconds: initdb --no-sync
+    with pgserver.postgres_server(tmp_path_factory.mktemp("pg")) as server:
         yield server
 
 

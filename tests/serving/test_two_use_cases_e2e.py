@@ -22,7 +22,7 @@ import yaml
 from core.contract import Credential
 from ml.serving import client
 from ml.serving.inference_log import read_table
-from tests.ml.conftest import mlflow_server, run_training_job  # noqa: F401 - the session's MLflow server
+from tests.ml.conftest import run_training_job
 from tests.ml.harness import PROJECT, MlEnv
 from tests.serving.serving_helpers import TOKEN, start_endpoint
 
