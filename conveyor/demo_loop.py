@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -20,6 +21,10 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
+
+# The loop loads both models in this process to compare them; MLflow's per-download progress
+# bars would interleave with the demo's own lines.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 DRIFT = 1.5          # the generator's knob for the shifted world
 DRIFTED_ROWS = 4000  # labelled requests: the window the retrain learns from (20% of it held out). It must
