@@ -54,7 +54,7 @@ def _train_and_serve(env: MlEnv, job: str, endpoint_file: Path, model: str, *tas
 
 
 @pytest.fixture(scope="module")
-def one_env(mlflow_server, tmp_path_factory):  # noqa: F811 - the fixture imported above
+def one_env(mlflow_server, tmp_path_factory):
     base = tmp_path_factory.mktemp("two-use-cases")
     env = MlEnv("dev", base / "env", mlflow_server.uri)
     storage = env.root / "storage"
