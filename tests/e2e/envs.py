@@ -88,3 +88,22 @@ def relax_latency_gates(project: Path) -> None:
                     changed = True
         if changed:
             resource_file.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def pause_schedules(project: Path) -> None:
+    """Pause every scheduled job of a project copy: the env's scheduler must not start a run of
+    its own in the middle of a test (staging and prod are production targets)."""
+    for path in (project / "resources").glob("*.yml"):
+        doc = yaml.safe_load(path.read_text()) or {}
+        for job in ((doc.get("resources") or {}).get("jobs") or {}).values():
+            if "schedule" in job:
+                job["schedule"]["pause_status"] = "PAUSED"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def bundle_cli_env(project: Path, outputs_dir: Path) -> dict[str, str]:
+    """The environment of `conveyor bundle ...` run in a project copy against a real env's outputs
+    (none of the suite's own CONVEYOR_/PULUMI_ settings leak in)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONVEYOR_", "PULUMI_"))}
+    env.update(CONVEYOR_PROJECT_DIR=str(project), CONVEYOR_OUTPUTS_DIR=str(outputs_dir), CONVEYOR_USER="e2e")
+    return env

@@ -21,7 +21,6 @@ schedules are paused so the env's scheduler stays out of the way.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -34,7 +33,7 @@ import yaml
 
 from core.contract import local_path
 from ml.serving.inference_log import read_table
-from tests.e2e.envs import relax_latency_gates
+from tests.e2e.envs import bundle_cli_env, pause_schedules, relax_latency_gates
 from usecases.fraud.generate import generate_transactions
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ci"))
@@ -67,19 +66,12 @@ def fast_loop(ws: Path) -> None:
         stages=[{"percent": 50, "seconds": 1, "min_requests": 20}, {"percent": 100, "seconds": 1, "min_requests": 20}],
         max_stage_wait_s=120)
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    # the env's scheduler must not start a run of its own mid-test (staging is a production target)
-    for path in (ws / "resources").glob("*.yml"):
-        doc = yaml.safe_load(path.read_text())
-        for job in ((doc.get("resources") or {}).get("jobs") or {}).values():
-            if "schedule" in job:
-                job["schedule"]["pause_status"] = "PAUSED"
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    pause_schedules(ws)
 
 
 def conveyor(project: Path, outputs_dir: Path, *args: str) -> subprocess.CompletedProcess:
     """`conveyor bundle <args>` in the project copy, pointed at the real env's outputs."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONVEYOR_", "PULUMI_"))}
-    env.update(CONVEYOR_PROJECT_DIR=str(project), CONVEYOR_OUTPUTS_DIR=str(outputs_dir), CONVEYOR_USER="e2e")
+    env = bundle_cli_env(project, outputs_dir)
     proc = subprocess.run([str(CONVEYOR), "bundle", *args], cwd=project, env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, (f"conveyor bundle {' '.join(args)}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"

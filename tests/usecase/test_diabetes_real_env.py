@@ -11,7 +11,6 @@ The test prints one request/response and the held-out metrics (the issue's closi
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -19,10 +18,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from ml.serving.client import sample_rows
-from tests.e2e.envs import relax_latency_gates
+from tests.e2e.envs import bundle_cli_env, pause_schedules, relax_latency_gates
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ci"))
 from local_runner import project_copy
@@ -36,17 +34,11 @@ ENDPOINT = "diabetes_endpoint"
 
 def _prepare(ws: Path) -> None:
     relax_latency_gates(ws)
-    for path in (ws / "resources").glob("*.yml"):
-        doc = yaml.safe_load(path.read_text())
-        for job in ((doc.get("resources") or {}).get("jobs") or {}).values():
-            if "schedule" in job:
-                job["schedule"]["pause_status"] = "PAUSED"
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    pause_schedules(ws)
 
 
 def conveyor(project: Path, outputs_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONVEYOR_", "PULUMI_"))}
-    env.update(CONVEYOR_PROJECT_DIR=str(project), CONVEYOR_OUTPUTS_DIR=str(outputs_dir), CONVEYOR_USER="e2e")
+    env = bundle_cli_env(project, outputs_dir)
     proc = subprocess.run([str(CONVEYOR), "bundle", *args], cwd=project, env=env, capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, f"conveyor bundle {' '.join(args)}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
