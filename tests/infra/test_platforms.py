@@ -91,7 +91,7 @@ def test_a_new_platform_is_one_module_and_one_registry_line(tmp_path):
            "PULUMI_CONFIG": json.dumps({f"conveyor:{k}": v if isinstance(v, str) else json.dumps(v)
                                         for k, v in stack_config("throwaway").items()})}
     proc = subprocess.run([sys.executable, "-c", CHECKLIST_RUN, str(tmp_path), str(ROOT / "infra" / "__main__.py")],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
 
