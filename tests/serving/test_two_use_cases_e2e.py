@@ -30,7 +30,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 DIABETES = "diabetes_endpoint"
-FRAUD_MODEL, DIABETES_MODEL = "fraud-detector-dev", "diabetes-progression-dev"
+# its own env name: the session MLflow server is shared, and tests/ml registers fraud-detector-dev
+FRAUD_MODEL, DIABETES_MODEL = "fraud-detector-both", "diabetes-progression-both"
 
 
 def _relaxed(resource_file: Path, dest: Path) -> Path:
@@ -56,9 +57,9 @@ def _train_and_serve(env: MlEnv, job: str, endpoint_file: Path, model: str, *tas
 @pytest.fixture(scope="module")
 def one_env(mlflow_server, tmp_path_factory):
     base = tmp_path_factory.mktemp("two-use-cases")
-    env = MlEnv("dev", base / "env", mlflow_server.uri)
+    env = MlEnv("both", base / "env", mlflow_server.uri)
     storage = env.root / "storage"
-    ep = start_endpoint(base, env="dev", endpoint_dir=storage / "endpoint", table_dir=storage / "tables" / "inference")
+    ep = start_endpoint(base, env="both", endpoint_dir=storage / "endpoint", table_dir=storage / "tables" / "inference")
     # the env's outputs point at its serving process, with the token it accepts
     env.outputs = env.outputs.model_copy(update={"serving_url": ep.url, "credentials": {
         p: Credential(username=p, password="x", token=TOKEN) for p in ("data_scientist", "ml_engineer", "ci")}})
