@@ -87,7 +87,9 @@ build()
 
 def test_a_new_platform_is_one_module_and_one_registry_line(tmp_path):
     (tmp_path / "throwaway_platform.py").write_text(textwrap.dedent(THROWAWAY))  # the platform module
-    env = {**os.environ, "CONVEYOR_HOME": str(tmp_path / "state"), "PYTHONPATH": str(ROOT),
+    # none of the suite's own CONVEYOR_/PULUMI_ settings (left by earlier tests) may reach the program
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("CONVEYOR_", "PULUMI_"))}
+    env = {**clean, "CONVEYOR_HOME": str(tmp_path / "state"), "PYTHONPATH": str(ROOT),
            "PULUMI_CONFIG": json.dumps({f"conveyor:{k}": v if isinstance(v, str) else json.dumps(v)
                                         for k, v in stack_config("throwaway").items()})}
     proc = subprocess.run([sys.executable, "-c", CHECKLIST_RUN, str(tmp_path), str(ROOT / "infra" / "__main__.py")],
