@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,3 +149,23 @@ def find(prefer: str | None = None, install: bool = True) -> LoadTool:
     names = " or ".join(t.package for t in tools)
     raise LoadToolMissing(f"serving benchmark needs a compiled load tool: install {names} "
                           f"(Debian/Ubuntu: `sudo apt-get install -y {tools[0].package}`) and run it again")
+
+
+def add_argument(ap, default: str = "first found") -> None:
+    """The `--tool` option every load benchmark takes."""
+    ap.add_argument("--tool", choices=[t.name for t in TOOLS], default=None, help=f"load tool (default: {default})")
+
+
+def chosen(name: str | None, prog: str, prefer: str | None = None) -> LoadTool | None:
+    """The tool named on the command line; unnamed, `prefer` when it can be had, else the first
+    found (`find`). None, after one line on stderr saying what to install, when there is none."""
+    try:
+        if name is None and prefer is not None:
+            try:
+                return find(prefer)
+            except LoadToolMissing:
+                pass
+        return find(name)
+    except LoadToolMissing as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return None

@@ -136,13 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=8.0, help="per load level (default 8)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 s per level")
     ap.add_argument("--model", help="MLflow model directory (default: fit a small one of the job's pipeline)")
-    ap.add_argument("--tool", choices=[t.name for t in loadtools.TOOLS], help="load tool (default: first found)")
+    loadtools.add_argument(ap)
     args = ap.parse_args(argv)
     seconds = 2.0 if args.quick else args.seconds
-    try:
-        tool = loadtools.find(args.tool)
-    except loadtools.LoadToolMissing as exc:
-        print(f"bench.serving: {exc}", file=sys.stderr)
+    tool = loadtools.chosen(args.tool, "bench.serving")
+    if tool is None:
         return 2
     raw = project.transactions(300, seed=9)
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:

@@ -62,15 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle", action="store_true", help="count waiting threads too (wall-clock profile)")
     ap.add_argument("--top", type=int, default=20, help="frames per table")
     ap.add_argument("--model", help="MLflow model directory (default: fit a small one)")
-    ap.add_argument("--tool", choices=[t.name for t in loadtools.TOOLS])
+    loadtools.add_argument(ap)
     args = ap.parse_args(argv)
     if pyspy.executable() is None:
         print(f"bench.serving_profile: py-spy not found: {pyspy.INSTALL_HINT}", file=sys.stderr)
         return 2
-    try:
-        tool = loadtools.find(args.tool)
-    except loadtools.LoadToolMissing as exc:
-        print(f"bench.serving_profile: {exc}", file=sys.stderr)
+    tool = loadtools.chosen(args.tool, "bench.serving_profile")
+    if tool is None:
         return 2
     PROFILES.mkdir(parents=True, exist_ok=True)
     raw = project.transactions(300, seed=9)

@@ -94,21 +94,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.stress", description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=4.0, help="per level (default 4)")
     ap.add_argument("--levels", default=",".join(map(str, DEFAULT_LEVELS)), help="connection counts of the ramp")
-    ap.add_argument("--tool", choices=[t.name for t in loadtools.TOOLS], default=None,
-                    help="load tool (default: hey, which reports every status; else wrk)")
+    loadtools.add_argument(ap, default="hey, which reports every status; else wrk")
     ap.add_argument("--budget-ms", type=int, default=250,
                     help="the endpoint's CONVEYOR_BATCH_MAX_LATENCY_MS: queueing past it is shed (default 250)")
     args = ap.parse_args(argv)
     os.environ[settings.BATCH_MAX_LATENCY_MS.name] = str(args.budget_ms)  # the endpoint started below inherits it
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
-    try:
-        tool = loadtools.find(args.tool or "hey")
-    except loadtools.LoadToolMissing:
-        try:
-            tool = loadtools.find(args.tool)
-        except loadtools.LoadToolMissing as exc:
-            print(f"bench.stress: {exc}", file=sys.stderr)
-            return 2
+    tool = loadtools.chosen(args.tool, "bench.stress", prefer="hey")
+    if tool is None:
+        return 2
     raw = project.transactions(300, seed=9)
     with tempfile.TemporaryDirectory(prefix="bench-stress-") as tmp:
         work = Path(tmp)

@@ -10,7 +10,7 @@ what was deployed with the code it runs.
 
 from __future__ import annotations
 
-from bundles.envstore import DeploymentStore, all_deployments
+from bundles.envstore import DeploymentStore, all_deployments, deploy_command
 from bundles.errors import BundleError
 from core import settings
 from core.contract import EnvironmentOutputs
@@ -34,11 +34,6 @@ def deployed_specs(outputs: EnvironmentOutputs, kind: str, deployment: str | Non
     return out
 
 
-def _redeploy(deployment: str) -> str:
-    parts = deployment.split(".")
-    return f"`conveyor bundle deploy -t {parts[1] if len(parts) > 1 else deployment}`"
-
-
 def task_specs(kind: str) -> dict[str, dict]:
     """Inside a job run: `{key: spec}` of one kind as deployed with the run's deployment.
 
@@ -53,7 +48,7 @@ def task_specs(kind: str) -> dict[str, dict]:
     ctx = runtime.context()
     store = DeploymentStore(ctx.outputs, deployment)
     if not store.exists():
-        raise BundleError(f"deployment {deployment} is no longer in env {ctx.env!r}; redeploy with {_redeploy(deployment)}")
+        raise BundleError(f"deployment {deployment} is no longer in env {ctx.env!r}; redeploy with {deploy_command(deployment)}")
     return {key: doc["spec"] for key, doc in store.objects(kind).items() if "spec" in doc}
 
 
@@ -70,7 +65,7 @@ def task_spec(kind: str, key: str) -> dict:
         ctx = runtime.context()
         specs, where = deployed_specs(ctx.outputs, kind), f"env {ctx.env}"
     if key not in specs:
-        fix = f"; declare it and redeploy with {_redeploy(deployment)}" if deployment else ""
+        fix = f"; declare it and redeploy with {deploy_command(deployment)}" if deployment else ""
         raise BundleError(f"no deployed {kind} {key!r} in {where}{did_you_mean(key, specs)} "
                           f"(deployed: {', '.join(specs) or 'none'}){fix}")
     return specs[key]

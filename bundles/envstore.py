@@ -123,6 +123,17 @@ def all_deployments(outputs: EnvironmentOutputs) -> list[str]:
     return bundle_blobs(outputs).list("deployments", dirs=True)
 
 
+def target_of(deployment_id: str) -> str:
+    """The bundle target of deployment id `<bundle>.<target>[.<user>]` (what `-t` names)."""
+    parts = deployment_id.split(".")
+    return parts[1] if len(parts) > 1 else deployment_id
+
+
+def deploy_command(deployment_id: str) -> str:
+    """The command that (re)deploys `deployment_id`, quoted for an error message."""
+    return f"`conveyor bundle deploy -t {target_of(deployment_id)}`"
+
+
 def work_dir(outputs: EnvironmentOutputs, deployment_id: str) -> Path:
     """Where this machine keeps a deployment's local side: run records/logs and unpacked code.
 

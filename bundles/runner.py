@@ -22,7 +22,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from bundles import artifact as artifacts
-from bundles.envstore import DeploymentStore, now_iso, write_json
+from bundles.envstore import DeploymentStore, deploy_command, now_iso, target_of, write_json
 from bundles.errors import BundleError
 from bundles.execution import RunExecution
 from bundles.models import Job
@@ -35,12 +35,6 @@ __all__ = ["JobRunner", "Reporter", "RunRecord", "TaskState", "check_deployed", 
            "list_runs", "log_tail", "new_run_id"]
 
 
-def _target(deployment: str) -> str:
-    """The bundle target of deployment id `<bundle>.<target>[.<user>]`."""
-    parts = deployment.split(".")
-    return parts[1] if len(parts) > 1 else deployment
-
-
 def find_job(jobs: dict[str, dict], key: str, deployment: str) -> str:
     """The key of deployed job `key` (a resource key or a job's name) among `jobs`."""
     if key in jobs:
@@ -51,18 +45,18 @@ def find_job(jobs: dict[str, dict], key: str, deployment: str) -> str:
     hint = did_you_mean(key, list(jobs)) if jobs else ""
     known = f" (deployed: {', '.join(jobs)})" if jobs else ""
     raise BundleError(f"job {key!r} is not deployed in {deployment}{hint}{known}; "
-                      f"deploy first with `conveyor bundle deploy -t {_target(deployment)}`")
+                      f"deploy first with {deploy_command(deployment)}")
 
 
 def check_deployed(store: DeploymentStore, state: dict) -> str:
     """The content hash of the code deployed as `store`'s deployment (`state`: its raw state),
     once this runner can run it; BundleError naming the deployment and what to do otherwise."""
-    dep, target = store.deployment_id, _target(store.deployment_id)
+    dep, target = store.deployment_id, target_of(store.deployment_id)
     artifact = state.get("artifact")
     if not artifact:
         what = "has no code deployed" if state else "has a deploy that did not finish" if store.has_journal() \
             else f"was never deployed to env {store.outputs.env!r}"
-        raise BundleError(f"deployment {dep} {what}; deploy it with `conveyor bundle deploy -t {target}`")
+        raise BundleError(f"deployment {dep} {what}; deploy it with {deploy_command(dep)}")
     record = (state.get("resources") or {}).get("artifact") or {}
     artifacts.check_format((record.get("spec") or {}).get("format"), dep, target)
     return artifact
@@ -133,7 +127,7 @@ class JobRunner:
         code_dir = self.store.ensure_code(artifact)
         if code_dir is None:
             raise BundleError(f"the code of {self.store.deployment_id} ({artifact[:12]}) is missing from env storage; "
-                              f"redeploy it with `conveyor bundle deploy -t {_target(self.store.deployment_id)}`")
+                              f"redeploy it with {deploy_command(self.store.deployment_id)}")
         params = dict(params or {})
         check_params(job_key, job.parameters, params)
         only_set = set(only or [])

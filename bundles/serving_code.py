@@ -17,7 +17,9 @@ from bundles.envstore import DeploymentState, bundle_blobs
 from bundles.errors import BundleError
 from bundles.loader import ResolvedBundle
 from core.contract import EnvironmentOutputs
-from core.serving_code import REQUEST, CodeRequest, ServingCodeError, launchers, read_request, request_code, wait_for_rollout
+from core.serving_code import (
+    REQUEST, CodeRequest, ServingCodeError, all_serve, launchers, read_request, request_code, wait_for_rollout,
+)
 
 ROLLOUT_TIMEOUT_S = 600.0
 
@@ -38,8 +40,7 @@ def ship(bundle: ResolvedBundle, outputs: EnvironmentOutputs, state: DeploymentS
     blobs = bundle_blobs(outputs)
     previous = read_request(blobs)
     live = launchers(blobs)
-    if previous is not None and previous.artifact == state.artifact and live \
-            and all(s.serving is not None and s.serving.artifact == state.artifact for s in live):
+    if previous is not None and previous.artifact == state.artifact and live and all_serve(live, state.artifact):
         return False  # already serving this code
     deployment = bundle.deployment_id()
     request = CodeRequest(artifact=state.artifact, deployment=deployment, git_sha=bundle.git.commit or "unknown",

@@ -167,7 +167,7 @@ def closed_loop(prod: dict) -> None:
                   f"(fraud rate {raw.is_fraud.mean():.1%}, the reference had ~2%)")
     part = loop.land_labels(prod, raw, tag)
     console.print(f"[green]✓[/] their labels landed in the labels feed: {part}")
-    with loop.LiveTraffic(prod, tag) as live:  # the canary advances on these requests
+    with loop.live_traffic(prod, tag) as live:  # the canary advances on these requests
         step("retraining_job in prod: monitor → drift? → fresh window → train → canary on live traffic",
              conveyor("bundle", "run", "retraining_job", "-t", "prod"), timeout=1200)
     [run] = json.loads(step("runs", conveyor("bundle", "runs", "-t", "prod", "-o", "json", "-n", "1", "--job",
@@ -180,7 +180,7 @@ def closed_loop(prod: dict) -> None:
         for line in _task_log("prod", child, "update_endpoint").splitlines():
             if line.startswith(("canary", "update_endpoint: rollout complete")):
                 console.print(f"  {line}", markup=False, highlight=False)
-    console.print(f"  live traffic during the rollout: {live.sent} requests")
+    console.print(f"  live traffic during the rollout: {live.sent} requests answered, {len(live.failed)} batches failed")
     new, _ = champion_summary(prod, model)
     if new == old:
         raise StepFailed(f"retraining did not promote a new champion (still v{old})")

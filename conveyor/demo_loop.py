@@ -12,15 +12,15 @@
 
 from __future__ import annotations
 
-import json
 import os
-import threading
 import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pandas as pd
+
+from ml.serving.loadtest import Background
 
 # The loop loads both models in this process to compare them; MLflow's per-download progress
 # bars would interleave with the demo's own lines.
@@ -42,8 +42,9 @@ class Client:
         self.http = httpx.Client(timeout=120)
 
     def send(self, raw: pd.DataFrame) -> list[dict]:
-        rows = json.loads(raw.drop(columns=["is_fraud"]).to_json(orient="records", date_format="iso"))
-        resp = self.http.post(self.url, json={"rows": rows}, headers=self.headers)
+        from ml.serving.client import request_rows
+
+        resp = self.http.post(self.url, json={"rows": request_rows(raw, "fraud")}, headers=self.headers)
         if resp.status_code != 200:
             raise RuntimeError(f"POST {self.url} answered {resp.status_code}: {resp.text[:300]}")
         return resp.json()
@@ -77,33 +78,22 @@ def land_labels(out: dict, raw: pd.DataFrame, tag: str) -> Path:
     return atomic_write(part, raw[["transaction_id", "is_fraud"]].to_parquet(index=False))
 
 
-class LiveTraffic:
-    """Drifted requests in the background (what a canary advances on) until the block ends."""
+def live_traffic(out: dict, tag: str) -> Background:
+    """Drifted requests in the background (what a canary advances on) until the block ends. A batch
+    that fails while the endpoint swaps revisions is counted in `failed`, and sending goes on."""
+    client = Client(out)
 
-    def __init__(self, out: dict, tag: str):
-        self.client, self.tag = Client(out), tag
-        self.stop, self.sent, self.errors = threading.Event(), 0, 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
+    def send(i: int) -> int:
+        raw = drifted(50, seed=5000 + i, tag=f"{tag}-live{5000 + i}")
+        try:
+            client.send(raw)
+        except (RuntimeError, httpx.HTTPError) as exc:
+            traffic.failed.append(str(exc)[:200])
+            return 0
+        return len(raw)
 
-    def _run(self) -> None:
-        seed = 5000
-        while not self.stop.is_set():
-            raw = drifted(50, seed=seed, tag=f"{self.tag}-live{seed}")
-            seed += 1
-            try:
-                self.client.send(raw)
-                self.sent += len(raw)
-            except (RuntimeError, httpx.HTTPError):  # the endpoint swaps revisions meanwhile: keep sending
-                self.errors += 1
-            self.stop.wait(0.25)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(30)
+    traffic = Background(send, pause_s=0.25)
+    return traffic
 
 
 def compare_on_drifted(out: dict, model_name: str, old: str, new: str, metric: str = "pr_auc") -> tuple[float, float]:

@@ -32,7 +32,6 @@ import typer
 from core.errors import ConveyorError
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-TEMPLATE = TEMPLATES / "use_case"
 PROJECT_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 TASKS = ("binary_classification", "regression")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -114,20 +113,20 @@ def template_repo(kind: str) -> Path:
         shutil.copytree(TEMPLATES / kind, repo, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
         _git(repo, "add", "-A")
         if _git(repo, "status", "--porcelain"):
-            _git(repo, "commit", "-q", "-m", f"conveyor {_version()}: {kind} template")
-            tags = _git(repo, "tag", "--list", f"v{_version()}*").split()
-            _git(repo, "tag", f"v{_version()}" if not tags else f"v{_version()}.post{len(tags)}")
+            version = _version()
+            _git(repo, "commit", "-q", "-m", f"conveyor {version}: {kind} template")
+            tags = _git(repo, "tag", "--list", f"v{version}*").split()
+            _git(repo, "tag", f"v{version}" if not tags else f"v{version}.post{len(tags)}")
     return repo
 
 
-def render(root: Path, name: str, answers: dict, defaults: bool, kind: str = "use_case",
-           answers_file: str | None = None) -> list[Path]:
+def render(root: Path, name: str, answers: dict, defaults: bool, kind: str = "use_case") -> list[Path]:
     """Render template `kind` into `root`; the files written, relative to it. Its answers land in
-    `answers_file` (default: `usecases/<name>/.copier-answers.yml` for a use case)."""
+    `usecases/<name>/.copier-answers.yml` for a use case, `.copier-answers.yml` for a project."""
     import copier
 
     data = {"name": name, **answers} if kind == "use_case" else dict(answers)
-    answers_file = answers_file or (f"usecases/{name}/.copier-answers.yml" if kind == "use_case" else ".copier-answers.yml")
+    answers_file = f"usecases/{name}/.copier-answers.yml" if kind == "use_case" else ".copier-answers.yml"
     before = {p for p in root.rglob("*") if p.is_file()} if root.is_dir() else set()
     try:
         copier.run_copy(str(template_repo(kind)), str(root), data=data, defaults=defaults, answers_file=answers_file,

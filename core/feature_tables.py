@@ -30,8 +30,6 @@ from core.errors import ConveyorError
 DEFINITIONS = "feature-store/tables"
 ONLINE = "feature-store/online"
 OFFLINE_WORKSPACE = "feature-tables"  # under <root>/dvc-workspaces/
-AGGREGATIONS = ("count", "sum", "mean", "min", "max")
-SOURCE_TABLES = ("silver",)
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _CRON_FIELD = re.compile(r"^[\d*/,\-]+$")

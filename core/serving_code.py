@@ -100,6 +100,11 @@ def launchers(blobs: Blobs) -> list[LauncherStatus]:
     return out
 
 
+def all_serve(live: list[LauncherStatus], artifact: str) -> bool:
+    """Every launcher in `live` serves code `artifact`."""
+    return all(s.serving is not None and s.serving.artifact == artifact for s in live)
+
+
 def wait_for_rollout(blobs: Blobs, request: CodeRequest, *, timeout_s: float = 600.0,
                      echo: Callable[[str], None] = print, poll_s: float = 1.0) -> list[LauncherStatus]:
     """Wait until every live launcher serves `request`'s artifact; returns their statuses
@@ -116,7 +121,7 @@ def wait_for_rollout(blobs: Blobs, request: CodeRequest, *, timeout_s: float = 6
             if f is not None and f.artifact == request.artifact and f.requested_at >= request.requested_at:
                 raise ServingCodeError(f"the endpoint could not start code {request.short} (the previous code keeps "
                                        f"serving): {f.reason}")
-        if all(s.serving is not None and s.serving.artifact == request.artifact for s in live):
+        if all_serve(live, request.artifact):
             return live
         if not announced:
             echo(f"endpoint: starting code {request.short} next to the running one")

@@ -85,7 +85,6 @@ SERVING_USE_CASE = _declare("SERVING_USE_CASE", str, "fraud", "the use case of t
 ONLINE_STORE_POLICY = _declare("ONLINE_STORE_POLICY", lambda v: _choice(v, ("defaults", "reject")), "defaults",
                                "an unreadable online feature store: serve the declared defaults (counted), or reject with 503")
 ONLINE_STORE_ROOT = _declare("ONLINE_STORE_ROOT", Path, None, "where the serving process finds feature-store/online/ (default: the env's storage root)")
-SERVING_CODE = _declare("SERVING_CODE", str, None, "the deployed code version a serving backend runs (set by the launcher)")
 
 # --- tracking server and platform bootstrap ----------------------------------------------------
 AUTH_DB_URI = _declare("AUTH_DB_URI", str, None, "SQLAlchemy URI of MLflow's basic-auth user database")

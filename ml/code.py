@@ -20,12 +20,7 @@ def code_root() -> Path:
     package and `dvc.yaml` (the deployed code in a job run). In this repository, and in its
     code wheel, `ml/` is there too; a project made by `conveyor init project` holds only its
     use cases and `dvc.yaml`, the platform's packages being installed."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("usecases")
-    if spec is not None and spec.submodule_search_locations:
-        return Path(list(spec.submodule_search_locations)[0]).resolve().parent
-    return Path(__file__).resolve().parent.parent
+    return package_dir("usecases").parent
 
 
 def package_dir(name: str) -> Path:

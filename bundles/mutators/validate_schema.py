@@ -22,7 +22,9 @@ from core.source import Located
 
 def apply(state: LoadState) -> list[Diagnostic]:
     try:
-        state.parsed = BundleFile.model_validate(state.doc.data)
+        # the root lets a resource check what it references inside this bundle (e.g. a feature
+        # table's source use case), not in whatever project the process runs from
+        state.parsed = BundleFile.model_validate(state.doc.data, context={"root": str(state.root)})
     except ValidationError as exc:
         return model_diagnostics(state.doc, exc)
     return []

@@ -4,9 +4,9 @@ versioned offline (DVC) and looked up online (docs/feature-tables.md).
 Deploy writes the resolved definition into the env's storage (`core.feature_tables`), where
 the refresh job, training and the serving process read it; the deployment keeps its usual
 document too (`StoredKind`). `bundle validate` checks each entry on its own (windows, ttl,
-cron, aggregations) and against its source use case's declared columns (an unknown entity
-key or column is an error at the entry); `plan` repeats the column check and checks that the
-refresh job exists.
+cron, aggregations) and against its source use case's declared columns in the bundle being
+loaded (the loader passes its root as validation context `root`; an unknown entity key or column
+is an error at the entry); `plan` checks that the refresh job exists and has the table's schedule.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import model_validator
+from pydantic import ValidationInfo, model_validator
 
 from bundles.errors import BundleError
 from bundles.resources.base import DeployContext
@@ -45,12 +45,13 @@ def declared_columns(use_case: str, root: Path | None = None) -> dict[str, str] 
 
 class FeatureTable(FeatureTableSpec):
     @model_validator(mode="after")
-    def _source_columns(self) -> FeatureTable:
-        columns = declared_columns(self.source.use_case)
-        if columns is None:
-            from core.paths import project_dir
+    def _source_columns(self, info: ValidationInfo) -> FeatureTable:
+        from core.paths import project_dir
 
-            if (project_dir() / "usecases").is_dir():
+        root = Path((info.context or {}).get("root") or project_dir())  # the bundle's, when the loader validates
+        columns = declared_columns(self.source.use_case, root)
+        if columns is None:
+            if (root / "usecases").is_dir():
                 raise ValueError(f"source.use_case: unknown use case {self.source.use_case!r} (no usecases/"
                                  f"{self.source.use_case}/usecase.yml)")
             return self
@@ -68,9 +69,6 @@ class FeatureTables(StoredKind):
 
     def check(self, ctx: DeployContext, key: str, spec: dict[str, Any]) -> None:
         table = FeatureTableSpec.model_validate(spec)
-        columns = declared_columns(table.source.use_case, Path(ctx.bundle.root))
-        for path, msg in column_problems(table, columns or {}) if columns is not None else []:
-            raise BundleError(f"{key}.{'.'.join(map(str, path))}: {msg}")
         jobs = getattr(ctx.bundle.resources, "jobs", {}) or {}
         if table.refresh_job and table.refresh_job not in jobs:
             raise BundleError(f"{key}: refresh_job {table.refresh_job!r} is not a job of this bundle "

@@ -93,11 +93,11 @@ def pin(ctx, uc, raw: dict) -> dict[str, str]:
     for key, w in wanted.items():
         version = w.version
         if version == "latest":
-            found = offline.latest(ws, key)
-            if found is None:  # the first ingest of an env: nothing to join yet, so the features are the defaults
+            version = offline.latest(ws, key)
+            if version is None:  # the first ingest of an env: nothing to join yet, so the features are the defaults
                 print(f"ingest: warning: feature table {key!r} was never refreshed in env {ctx.env!r}: its features are "
                       f"their defaults in this data version (run feature_refresh_job, then ingest again)", file=sys.stderr)
-            version = found.md5 if found is not None else NONE
+                version = NONE
         pins[key] = version
         raw[SECTION][key] = {"features": w.features, "version": version}
     return pins
@@ -155,8 +155,7 @@ def join_latest(ctx, uc, rows: pd.DataFrame) -> pd.DataFrame:
     ws, remote = offline_location(ctx)
     out = rows
     for key, w in wanted.items():
-        found = offline.latest(ws, key) if w.version == "latest" else None
-        version = found.md5 if found is not None else (None if w.version == "latest" else w.version)
+        version = offline.latest(ws, key) if w.version == "latest" else w.version
         if version is None:
             continue
         table, spec = offline.read(ws, remote, key, version)

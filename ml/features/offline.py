@@ -17,20 +17,16 @@ import pandas as pd
 import yaml
 from filelock import FileLock
 
-from core.feature_tables import OFFLINE_WORKSPACE, FeatureTableError, FeatureTableSpec
-from ml.data.versioning import WORKSPACES, _run, _tool, ensure_workspace, read_version
+from core.feature_tables import FeatureTableError, FeatureTableSpec
+from core.files import atomic_write
+from ml.data.versioning import _run, _tool, ensure_workspace, read_version
 
 
 @dataclass(frozen=True)
 class TableVersion:
     key: str
     md5: str
-    commit: str
-    lineage: dict
-
-
-def workspace(root: Path) -> Path:
-    return Path(root) / WORKSPACES / OFFLINE_WORKSPACE
+    commit: str  # the workspace commit that records it (and its lineage)
 
 
 def write(ws: Path, remote, key: str, table: pd.DataFrame, lineage: dict) -> TableVersion:
@@ -43,13 +39,13 @@ def write(ws: Path, remote, key: str, table: pd.DataFrame, lineage: dict) -> Tab
         _write_parquet(data, table, lineage.get("definition") or {})
         _run([_tool("dvc"), "add", "-q", str(data.relative_to(ws))], ws, ws, "dvc add")
         md5 = _pointer_md5(ws, key)
-        (folder / f"{key}.lineage.json").write_text(json.dumps({**lineage, "version": md5}, indent=2, sort_keys=True, default=str))
+        atomic_write(folder / f"{key}.lineage.json", json.dumps({**lineage, "version": md5}, indent=2, sort_keys=True, default=str))
         _run([_tool("dvc"), "push", "-q", "-r", "env", f"tables/{key}.parquet.dvc"], ws, ws, "dvc push")
         _run(["git", "add", f"tables/{key}.parquet.dvc", f"tables/{key}.lineage.json", "tables/.gitignore", ".gitignore",
               ".dvcignore", ".dvc/config"], ws, ws, "git add")
         _run(["git", "commit", "-q", "--allow-empty", "-m", f"refresh {key} -> {md5}"], ws, ws, "git commit")
         commit = _run(["git", "rev-parse", "HEAD"], ws, ws, "git rev-parse").strip()
-        return TableVersion(key, md5, commit, json.loads((folder / f"{key}.lineage.json").read_text()))
+        return TableVersion(key, md5, commit)
 
 
 META = b"conveyor.feature_table"
@@ -70,14 +66,11 @@ def _pointer_md5(ws: Path, key: str) -> str:
     return yaml.safe_load(pointer.read_text())["outs"][0]["md5"]
 
 
-def latest(ws: Path, key: str) -> TableVersion | None:
-    """The newest refresh of `key` in this env, or None when it was never refreshed."""
+def latest(ws: Path, key: str) -> str | None:
+    """The version (md5) of the newest refresh of `key` in this env, or None when it was never refreshed."""
     if not (ws / "tables" / f"{key}.parquet.dvc").is_file():
         return None
-    lineage_file = ws / "tables" / f"{key}.lineage.json"
-    lineage = json.loads(lineage_file.read_text()) if lineage_file.is_file() else {}
-    commit = _run(["git", "rev-parse", "HEAD"], ws, ws, "git rev-parse").strip()
-    return TableVersion(key, _pointer_md5(ws, key), commit, lineage)
+    return _pointer_md5(ws, key)
 
 
 def read(ws: Path, remote, key: str, md5: str) -> tuple[pd.DataFrame, FeatureTableSpec]:

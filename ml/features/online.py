@@ -25,7 +25,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -76,42 +76,50 @@ def materialise(path: Path, key: str, spec: FeatureTableSpec, latest: pd.DataFra
     return len(latest)
 
 
-@dataclass
-class _Reader:
-    """A read-only connection per thread, reopened when the file is replaced (new inode)."""
+@dataclass(frozen=True)
+class _Store:
+    """One opened store file and what it says about itself, read once when it is opened."""
 
-    path: Path
-    local: threading.local = field(default_factory=threading.local)
-
-    def connection(self) -> tuple[sqlite3.Connection, dict[str, str]]:
-        ino = os.stat(self.path).st_ino  # FileNotFoundError: the store is not there
-        cached = getattr(self.local, "con", None)
-        if cached is None or self.local.ino != ino:
-            con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-            meta = dict(con.execute("SELECT k, v FROM meta").fetchall())
-            self.local.con, self.local.meta, self.local.ino = con, meta, ino
-        return self.local.con, self.local.meta
+    con: sqlite3.Connection
+    ino: int
+    version: str
+    spec: FeatureTableSpec
+    limits: dict[str, float]  # feature -> max age in seconds (`pit.max_age`)
 
 
 class TableLookup:
-    """Lookups of one table's features by entity key."""
+    """Lookups of one table's features by entity key: a read-only connection per thread, reopened
+    when a refresh has replaced the file (a new inode); the definition and max ages are parsed
+    once per opened file, not per request."""
 
     def __init__(self, path: Path, key: str, features: list[str], spec: FeatureTableSpec | None):
-        self.key, self.features, self.spec = key, features, spec
-        self._reader = _Reader(path)
+        self.path, self.key, self.features = path, key, features
+        self.spec = spec  # the deployed definition, then the last opened store's: the defaults when it is down
+        self._local = threading.local()
+
+    def _store(self) -> _Store:
+        ino = os.stat(self.path).st_ino  # FileNotFoundError: the store is not there
+        store: _Store | None = getattr(self._local, "store", None)
+        if store is None or store.ino != ino:
+            con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            meta = dict(con.execute("SELECT k, v FROM meta").fetchall())
+            spec = FeatureTableSpec.model_validate_json(meta["definition"])
+            limits = {f: max_age(spec, f).total_seconds() for f in self.features}
+            store = self._local.store = _Store(con, ino, meta.get("version", ""), spec, limits)
+            self.spec = spec
+        return store
 
     def fetch(self, rows: list[dict], now: float) -> tuple[dict[str, list[float]], list[str], str]:
         """({feature: values}, per-row status, version); raises OSError/sqlite3.Error when unreadable."""
-        con, meta = self._reader.connection()
-        spec = self.spec = FeatureTableSpec.model_validate_json(meta["definition"])
+        store = self._store()
+        spec, limits = store.spec, store.limits
         entities = [str(r.get(spec.entity_key, "")) for r in rows]
         unique = list(dict.fromkeys(entities))
         marks = ",".join("?" * len(unique))
         found = {e: (ts, json.loads(p)) for e, ts, p in
-                 con.execute(f"SELECT entity, event_ts, payload FROM features WHERE entity IN ({marks})", unique)}
+                 store.con.execute(f"SELECT entity, event_ts, payload FROM features WHERE entity IN ({marks})", unique)}
         out = {f: [] for f in self.features}
         status = []
-        limits = {f: max_age(spec, f).total_seconds() for f in self.features}
         for e in entities:
             hit = found.get(e)
             fresh = False
@@ -120,7 +128,7 @@ class TableLookup:
                 out[f].append(hit[1][f] if ok else spec.features[f].default)
                 fresh = fresh or ok
             status.append("hit" if fresh else ("stale" if hit is not None else "missing"))
-        return out, status, meta.get("version", "")
+        return out, status, store.version
 
 
 class Lookups:
@@ -180,6 +188,10 @@ _CACHE_LOCK = threading.Lock()
 def for_use_case(uc) -> Lookups | None:
     """The serving process's lookups of use case `uc` (None: it looks nothing up). Built once per
     use case from its params.yaml `feature_tables` and the env's deployed definitions."""
+    try:
+        return _CACHE[uc.name]  # every request after the first: no lock
+    except KeyError:
+        pass
     with _CACHE_LOCK:
         if uc.name not in _CACHE:
             _CACHE[uc.name] = _build(uc)

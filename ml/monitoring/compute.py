@@ -55,13 +55,18 @@ def _quality(task: str, y: pd.Series, p: pd.Series) -> dict[str, float]:
     return {m: found[m] for m in QUALITY[task]}
 
 
-def _quality_violation(metric: str, value: float, th) -> float | None:
-    """The threshold `value` crosses, or None."""
-    if metric == "roc_auc" and value < th.min_roc_auc:
-        return th.min_roc_auc
-    if metric == "rmse" and th.max_rmse is not None and value > th.max_rmse:
-        return th.max_rmse
-    return None
+# the quality bounds monitored: metric -> (its `Thresholds` field, the side that violates it)
+QUALITY_BOUNDS = {"roc_auc": ("min_roc_auc", "<"), "rmse": ("max_rmse", ">")}
+
+
+def _quality_bound(metric: str, th) -> tuple[float | None, str]:
+    """(the threshold `metric` is held to or None, the comparison a violating value makes with it)."""
+    field, side = QUALITY_BOUNDS.get(metric, (None, ""))
+    return (getattr(th, field) if field else None), side
+
+
+def _violates(value: float, limit: float | None, side: str) -> bool:
+    return limit is not None and (value < limit if side == "<" else value > limit)  # NaN never violates
 
 
 def compute(table: pd.DataFrame, reference: pd.DataFrame, settings: MonitorSettings,
@@ -123,12 +128,12 @@ def compute(table: pd.DataFrame, reference: pd.DataFrame, settings: MonitorSetti
                 if len(labeled) >= settings.config.min_labels:
                     stats.update(_quality(task, labeled["label"], labeled[score]))
             for m, v in stats.items():
-                bound = _quality_violation(m, v, th) if role != "shadow" else None
-                limit = {"roc_auc": th.min_roc_auc, "rmse": th.max_rmse}.get(m)
+                limit, side = _quality_bound(m, th)
+                violated = role != "shadow" and _violates(v, limit, side)
                 rows.append({**base, "metric": m, "feature": "", "served_by": role, "value": float(v),
-                             "threshold": np.nan if limit is None else limit, "violated": bound is not None})
-                if bound is not None:
-                    reasons.append(f"{role} quality: {m}={v:.3f} {'<' if m == 'roc_auc' else '>'} {bound}")
+                             "threshold": np.nan if limit is None else limit, "violated": violated})
+                if violated:
+                    reasons.append(f"{role} quality: {m}={v:.3f} {side} {limit}")
         versions = ",".join(sorted(win["model_version"].astype(str).unique()))
         windows.append({**base, "model_versions": versions, "violated": bool(reasons), "reasons": " | ".join(reasons)})
     return pd.DataFrame(rows), pd.DataFrame(windows)

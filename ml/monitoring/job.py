@@ -115,13 +115,7 @@ def run(table_dir: Path, metric_dir: Path, settings: MonitorSettings, *, env: st
     (features, description): called only when there is traffic), joined with the labels feed."""
     uc = uc or load_use_case()
     table = read_table(table_dir)
-    where = Path(labels_dir or tables.labels_dir(table_dir))
-    labels = tables.read_labels(where, uc.id_column, uc.label)
-    if len(labels):
-        if table.empty:
-            raise tables.LabelsError(f"labels feed {where}: {len(labels)} labels but the inference table is empty")
-        labels = tables.check_labels(tables.join_keys(labels, table, uc.spec.dataset.entity_key, uc.timestamp), table,
-                                     f"labels feed {where}")
+    labels = tables.joined_labels(Path(labels_dir or tables.labels_dir(table_dir)), table, uc)
     described = "the reference given"
     if callable(reference):
         if table.empty:  # nothing to compare: the training data is not restored

@@ -115,3 +115,17 @@ def check_labels(labels: pd.DataFrame, table: pd.DataFrame, where: Path | str = 
     if labels["label"].isna().any():
         raise LabelsError(f"{where}: {int(labels['label'].isna().sum())} labels are empty")
     return labels.assign(request_id=ids)
+
+
+def joined_labels(feed: Path, table: pd.DataFrame, uc) -> pd.DataFrame:
+    """The labels feed at `feed` for use case `uc`, keyed by request id (`join_keys`) and checked
+    against the inference `table` (`check_labels`): what monitoring, a fresh training window and
+    the `labelled_traffic` source all join. An empty feed is an empty frame; labels for an empty
+    table are one `LabelsError`."""
+    labels = read_labels(feed, uc.id_column, uc.label)
+    if labels.empty:
+        return labels
+    where = f"labels feed {feed}"
+    if table.empty:
+        raise LabelsError(f"{where}: {len(labels)} labels but the inference table is empty")
+    return check_labels(join_keys(labels, table, uc.spec.dataset.entity_key, uc.timestamp), table, where)

@@ -74,10 +74,7 @@ def build(uc: UseCase, table_dir: Path, labels_dir: Path, out_dir: Path, *, hour
           min_rows: int, verdict: str | None = None) -> dict:
     """Write the window and its lineage under `out_dir`; returns what was written."""
     table = read_table(table_dir)
-    labels = tables.read_labels(labels_dir, uc.id_column, uc.label)
-    if len(labels):
-        labels = tables.check_labels(tables.join_keys(labels, table, uc.spec.dataset.entity_key, uc.timestamp), table,
-                                     f"labels feed {labels_dir}")
+    labels = tables.joined_labels(labels_dir, table, uc)
     since = time.time() - hours * 3600
     frame = labelled_traffic(uc, table, labels, since)
     if len(frame) < min_rows:

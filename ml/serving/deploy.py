@@ -25,10 +25,10 @@ from ml.serving.errors import DeployError, EndpointNotReady
 __all__ = ["DeployError", "check_sla", "deploy", "materialize", "resolve_alias", "rollback"]
 
 
-def materialize(name: str, version: str, endpoint_dir: Path, bentoml_home: Path | None = None) -> ServedModel:
+def materialize(name: str, version: str, bentoml_home: Path | None = None) -> ServedModel:
     """`models:/name/version` as the endpoint serves it: by tag from the env's BentoML model store
     (`bentoml_home`, default: the running task's `storage.bentos`), imported first if it is not
-    there yet (needs MLFLOW_* env). `endpoint_dir` is the endpoint the model is for."""
+    there yet (needs MLFLOW_* env)."""
     from ml.deployment.package import import_model
     from ml.serving.models import bentoml_uri
 

@@ -179,3 +179,12 @@ def promote(cfg: EndpointConfig, model: ServedModel) -> EndpointConfig:
     cfg.rollout = Rollout()
     cfg.state = "serving"
     return cfg
+
+
+def drop_challenger(cfg: EndpointConfig, state: str = "rolled_back") -> EndpointConfig:
+    """Take the challenger off (the champion answers everything again); clears the rollout.
+    `state`: `rolled_back` (a guard or a failed rollout), `serving` (a test the champion won)."""
+    cfg.challenger = None
+    cfg.rollout = Rollout()
+    cfg.state = state
+    return cfg

@@ -33,7 +33,7 @@ import pandas as pd
 
 from core import settings
 from ml.serving import rollouts, routing
-from ml.serving.endpoint_config import EndpointConfig, Rollout, read_config, update_config
+from ml.serving.endpoint_config import EndpointConfig, drop_challenger, read_config, update_config
 from ml.serving.errors import NoModelDeployed
 from ml.serving.guard import LiveGuard
 from ml.serving.inference_log import InferenceLogger
@@ -282,10 +282,7 @@ class Engine:
             if cfg.rollout.strategy != strategy or cfg.challenger is None or \
                     cfg.challenger.version != tripped.challenger.version:
                 return None  # someone already moved on
-            cfg.challenger = None
-            cfg.rollout = Rollout()
-            cfg.state = "rolled_back"
-            return cfg
+            return drop_challenger(cfg)
 
         try:
             update_config(self.endpoint_dir, change, by=f"{strategy}-guard@{os.getpid()}", reason=reason)

@@ -17,39 +17,13 @@ The same for each named endpoint (`ml.serving.endpoints`) under `/<name>/`: `/<n
 
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
-
 from core import settings
 from ml.serving.predict import PredictRoute, answer
+from ml.serving.tokens import OPEN_PATHS, TokenSet, bearer
 
-OPEN_PATHS = {"/livez", "/readyz", "/healthz", "/"}
 DOC_PATHS = {"/docs.json", "/openapi.json"}
 PREDICT_PATHS = {"/predict": "traffic", "/candidate/predict": "candidate"}
 NAMED_PATHS = {"predict": "traffic", "candidate/predict": "candidate"}
-
-
-class TokenSet:
-    def __init__(self, path: Path | str | None):
-        self.path = Path(path) if path else None
-        self._mtime: int | None = None
-        self._digests: frozenset[str] = frozenset()
-
-    def digests(self) -> frozenset[str]:
-        if self.path is None:
-            return frozenset()
-        try:
-            mtime = self.path.stat().st_mtime_ns
-        except FileNotFoundError:
-            return frozenset()
-        if mtime != self._mtime:
-            self._digests = frozenset(str(d).lower() for d in json.loads(self.path.read_text() or "[]"))
-            self._mtime = mtime
-        return self._digests
-
-    def allows(self, token: str) -> bool:
-        return hashlib.sha256(token.encode()).hexdigest() in self.digests()
 
 
 class GateMiddleware:
@@ -59,11 +33,15 @@ class GateMiddleware:
         self.engine_factory = engine_factory
         self.endpoints_factory = endpoints_factory
         self._default: PredictRoute | None = None
+        self._default_engine = None
 
     def _engine(self):
-        from ml.serving.engine import get_engine
+        """The worker's default engine, looked up once (not under `get_engine`'s lock per request)."""
+        if self._default_engine is None:
+            from ml.serving.engine import get_engine
 
-        return (self.engine_factory or get_engine)()
+            self._default_engine = (self.engine_factory or get_engine)()
+        return self._default_engine
 
     def _named(self, path: str):
         """(named endpoint, rest of the path) when `path` is under a served endpoint's name, else (None, "")."""
@@ -103,12 +81,11 @@ class GateMiddleware:
         if target is not None and method != "POST":
             return await answer(send, 405, {"error": f"{method} is not allowed on {path}: use POST"},
                                 [(b"allow", b"POST")])
-        auth = next((v for k, v in scope.get("headers") or [] if k == b"authorization"), b"").decode("latin-1")
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer(scope)
+        if not token:
             return await answer(send, 401, {"error": "missing bearer token: send 'Authorization: Bearer <serving token>'"},
                                 [(b"www-authenticate", b"Bearer")])
-        if not self.tokens.allows(token.strip()):
+        if not self.tokens.allows(token):
             return await answer(send, 401, {"error": "invalid serving token for this environment"},
                                 [(b"www-authenticate", b"Bearer")])
         if path == "/status" or (named is not None and rest == "status"):

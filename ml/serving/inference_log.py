@@ -84,13 +84,24 @@ class InferenceLogger:
         self._thread = None
 
 
-def read_table(table_dir: Path) -> pd.DataFrame:
-    """All records of an inference table as one frame (empty frame if none)."""
+def read_table(table_dir: Path, since: float | None = None) -> pd.DataFrame:
+    """The records of an inference table as one frame (empty frame if none); with `since`, only
+    those logged at or after it (part files last written before then are not read)."""
     table_dir = Path(table_dir)
     frames = []
-    for part in sorted(table_dir.glob("part-*.jsonl")) if table_dir.exists() else []:
-        if part.stat().st_size:
-            frames.append(pd.read_json(part, lines=True, dtype=False, convert_dates=False))
+    for part in sorted(table_dir.glob("part-*.jsonl")) if table_dir.is_dir() else []:
+        try:
+            stat = part.stat()
+        except FileNotFoundError:
+            continue
+        if stat.st_size == 0 or (since is not None and stat.st_mtime < since - 1):
+            continue
+        frame = pd.read_json(part, lines=True, dtype=False, convert_dates=False)
+        if since is not None:
+            if not len(frame) or "timestamp" not in frame.columns:
+                continue
+            frame = frame[frame["timestamp"].astype(float) >= since]
+        frames.append(frame)
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames, ignore_index=True)

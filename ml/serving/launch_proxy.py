@@ -9,39 +9,19 @@ Before any backend runs it answers itself (health 200, else 401 without a valid 
 
 from __future__ import annotations
 
-import hashlib
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 
 from core import settings
+from ml.serving.tokens import OPEN_PATHS, TokenSet, bearer
 
 if TYPE_CHECKING:
     from ml.serving.launcher import Backend, Launcher
 
 HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"host", b"content-length",
               b"proxy-connection", b"te", b"trailer"}
-OPEN_PATHS = {"/livez", "/readyz", "/healthz", "/"}  # as the endpoint's gate: the rest needs a token
-
-
-class _Tokens:
-    """The serving tokens' sha256 digests (the gate's file format), re-read when the file changes.
-    Its own few lines: the gate imports the whole scoring stack, the launcher must stay small."""
-
-    def __init__(self, path: Path | None):
-        self.path, self._mtime, self._digests = path, None, frozenset()
-
-    def allows(self, token: str) -> bool:
-        try:
-            mtime = self.path.stat().st_mtime_ns if self.path else None
-        except FileNotFoundError:
-            return False
-        if mtime is not None and mtime != self._mtime:
-            self._digests = frozenset(str(d).lower() for d in json.loads(self.path.read_text() or "[]"))
-            self._mtime = mtime
-        return bool(token) and hashlib.sha256(token.encode()).hexdigest() in self._digests
 
 
 class Proxy:
@@ -50,7 +30,7 @@ class Proxy:
     def __init__(self, launcher: Launcher):
         self.launcher = launcher
         self.client: httpx.AsyncClient | None = None
-        self.tokens = _Tokens(settings.SERVING_TOKENS_FILE.get())
+        self.tokens = TokenSet(settings.SERVING_TOKENS_FILE.get())
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -110,9 +90,7 @@ class Proxy:
         path, method = scope["path"], scope["method"]
         if method in ("GET", "HEAD") and path in OPEN_PATHS:
             return await _json(send, 200, {"status": "no serving code deployed yet"})
-        auth = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not self.tokens.allows(token.strip()):
+        if not self.tokens.allows(bearer(scope)):  # the gate's tokens and open paths
             return await _json(send, 401, {"error": "missing or invalid serving token for this environment"},
                                [(b"www-authenticate", b"Bearer")])
         if method == "GET" and path == "/status":

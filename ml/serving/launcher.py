@@ -261,7 +261,6 @@ class Launcher:
         logs = private_dir(self.state_dir / "logs")
         log_path = logs / f"{req.short}-{port}.log"
         env = self._child_env(source)
-        env[settings.SERVING_CODE.name] = req.short
         with open(log_path, "w") as out:
             proc = subprocess.Popen([self._bentoml, "serve", bento, "--host", "127.0.0.1", "--port", str(port)],
                                     cwd=self.state_dir, env=env, stdout=out, stderr=subprocess.STDOUT,

@@ -1,13 +1,15 @@
 """A short closed-loop load test: `concurrency` clients sending one request after another.
 
 Used before traffic moves (the SLA gate). Every request counts:
-non-2xx answers and transport errors are errors.
+non-2xx answers and transport errors are errors. `Background` keeps requests flowing while
+something else happens (a canary walking its stages, a code rollout).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -82,3 +84,39 @@ def run(url: str, bodies: list, *, token: str | None = None, duration_s: float =
     seconds = time.perf_counter() - started
     return LoadResult(requests=len(latencies) + len(errors), errors=len(errors), seconds=seconds,
                       latencies_ms=latencies, error_samples=errors[:5])
+
+
+class Background:
+    """Requests in the background until the `with` block ends: the live traffic a canary advances on.
+
+    `send(i)` sends the i-th batch and returns how many rows were answered (added to `sent`). An
+    exception `send` lets through stops the traffic and is raised again when the block ends (in
+    the caller's thread, not lost with this one). `failed` is for what a `send` chooses to tolerate
+    and count instead."""
+
+    def __init__(self, send: Callable[[int], int], pause_s: float = 0.05, join_s: float = 30):
+        self.send, self.pause_s, self.join_s = send, pause_s, join_s
+        self.stop, self.sent, self.error = threading.Event(), 0, None
+        self.failed: list[str] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        i = 0
+        while not self.stop.is_set():
+            try:
+                self.sent += self.send(i)
+            except BaseException as exc:  # re-raised in the caller's thread by __exit__
+                self.error = exc
+                return
+            i += 1
+            self.stop.wait(self.pause_s)
+
+    def __enter__(self) -> Background:
+        self.thread.start()
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        self.stop.set()
+        self.thread.join(self.join_s)
+        if self.error is not None and exc_type is None:
+            raise AssertionError(f"background traffic failed after {self.sent} rows: {self.error!r}") from self.error

@@ -12,9 +12,6 @@ dir and inference table and a `PredictRoute` (`predict.py`) built from its use c
 Rows of requests arriving together are scored as one batch (`batcher.py`: no waiting when
 alone, shedding with 503 past capacity). An endpoint whose binding goes away loses its
 routes (404) and its engine.
-
-`ROUTES` is the (empty) FastAPI app the BentoML service mounts; requests the gate does not
-answer itself reach BentoML's own routes.
 """
 
 import logging
@@ -23,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
-
 from core import settings
 from ml.serving import endpoints, openapi
 from ml.serving.engine import Engine
@@ -32,9 +27,6 @@ from ml.serving.predict import PredictRoute
 from ml.serving.schema import ServingSchema, for_use_case
 
 log = logging.getLogger("conveyor.serving")
-
-ROUTES = FastAPI(title="Conveyor named endpoints", docs_url=None, redoc_url=None, openapi_url=None)
-
 
 @dataclass
 class NamedEndpoint:
@@ -51,10 +43,10 @@ class NamedEndpoint:
 
 class EndpointSet:
     def __init__(self, endpoint_root: Path | None, inference_root: Path | None, *, env: str = "local",
-                 metrics: Any = None, app: FastAPI = ROUTES, poll_s: float = 1.0, engine_poll_s: float = 0.25):
+                 metrics: Any = None, poll_s: float = 1.0, engine_poll_s: float = 0.25):
         self.endpoint_root = Path(endpoint_root) if endpoint_root else None
         self.inference_root = Path(inference_root) if inference_root else None
-        self.env, self.metrics, self.app = env, metrics, app
+        self.env, self.metrics = env, metrics
         self.engine_poll_s = engine_poll_s
         self.max_latency_ms = settings.BATCH_MAX_LATENCY_MS.get()
         self._endpoints: dict[str, NamedEndpoint] = {}

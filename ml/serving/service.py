@@ -12,7 +12,7 @@ default endpoint's `/predict` and `/candidate/predict`, each named one's `/<name
 and `/<name>/candidate/predict` — with that endpoint's `PredictRoute` (`predict.py`: limits,
 schema from its use case via `schema.py`, batching and shedding in `batcher.py`), as well as
 the tokens, `/status` and the OpenAPI documents. BentoML provides the process, the workers,
-`/livez`, `/readyz` (`__is_ready__`), `/metrics` and the shutdown hook. `router.ROUTES`, an
+`/livez`, `/readyz` (`__is_ready__`), `/metrics` and the shutdown hook. `UNMATCHED`, an
 empty FastAPI app, is mounted only so the gate has an ASGI app to sit in front of; requests the
 gate does not answer itself reach BentoML's own routes (else 404).
 """
@@ -25,14 +25,17 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import bentoml
+from fastapi import FastAPI
 
 from ml.serving.engine import get_engine
 from ml.serving.gate import GateMiddleware
 from ml.serving.metrics import Metrics
-from ml.serving.router import ROUTES, get_endpoint_set
+from ml.serving.router import get_endpoint_set
+
+UNMATCHED = FastAPI(title="Conveyor endpoint", docs_url=None, redoc_url=None, openapi_url=None)
 
 
-@bentoml.asgi_app(ROUTES, path="/")
+@bentoml.asgi_app(UNMATCHED, path="/")
 @bentoml.service(
     name="conveyor_endpoint",
     workers=1,

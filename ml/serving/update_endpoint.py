@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             table = endpoints.table_dir(ctx.storage_path("inference_table"), named)
             rollout = rollout.model_copy(update={"evidence_table": str(table)})
             rolling = _hold_alias(args.model_name, version, current, args.alias)
-            model = materialize(args.model_name, version, endpoint_dir)
+            model = materialize(args.model_name, version)
             cfg = deploy(model, endpoint_dir=endpoint_dir, serving_url=ctx.outputs.serving_url,
                          token=ctx.outputs.credential(ctx.persona).token, rollout=rollout, sla=settings.sla,
                          by=f"{ctx.job}/{ctx.run_id}", endpoint=named, use_case=use_case)

@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         name = task.model_name(args, ctx)
         client = mlflow.MlflowClient()
         champion = alias_version(client, name, CHAMPION)
-        judged = sorted((mv for mv in _versions(client, name) if mv.tags.get(VALIDATION_TAG) in JUDGED),
+        # a search, so a model not registered yet is no versions (not an error)
+        judged = sorted((mv for mv in client.search_model_versions(f"name='{name}'") if mv.tags.get(VALIDATION_TAG) in JUDGED),
                         key=lambda mv: int(mv.version), reverse=True)
         train, why = decide(now, champion, judged)
         run_id = task.upstream("ingest", "mlflow_run_id", args.run_id)
@@ -75,17 +76,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     return task.run_task("changed", body)
-
-
-def _versions(client, name: str) -> list:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return list(client.search_model_versions(f"name='{name}'"))
-    except MlflowException as exc:
-        if "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")):
-            return []
-        raise
 
 
 if __name__ == "__main__":

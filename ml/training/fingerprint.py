@@ -23,7 +23,6 @@ from ml.code import package_dir
 TRAINING_CODE = ("training", "usecase", "config.py")  # under ml/
 NOT_CODE = ("params.yaml",)
 CODE_SUFFIXES = (".py", ".yml", ".yaml")
-TAGS = ("data_version", "code_version", "params_version")
 
 
 def _files(base: Path) -> list[Path]:

@@ -16,10 +16,10 @@ from core import runtime
 from ml import task
 from ml.data.versioning import read_version, workspace_for
 from ml.features.lookups import feature_table_tags
+from ml.registry import VALIDATION_TAG
 from ml.training import fingerprint, plots
 from ml.training.estimator import evaluate, fit, predict, split
 
-VALIDATION_TAG = "model_validation_status"
 # Types in our own pipelines that skops does not trust by default (we wrote the file).
 TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 

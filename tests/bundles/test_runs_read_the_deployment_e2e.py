@@ -14,7 +14,6 @@ The run skips `validate_data` (GX suites; not what this test is about) to stay l
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from bundles.envstore import DeploymentStore
 from bundles.runner import list_runs
 from core.contract import local_path
 from ml.data.versioning import WORKSPACES, cache_file
-from tests.e2e.envs import relax_latency_gates
+from tests.e2e.envs import bundle_cli, relax_latency_gates
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ci"))
 from local_runner import project_copy
@@ -36,20 +35,14 @@ from local_runner import project_copy
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-CONVEYOR = Path(sys.executable).with_name("conveyor")
 JOB, ENDPOINT = "diabetes_training_job", "diabetes_endpoint"
 ONLY = "ingest,train,validate_model,deploy_model,update_endpoint"
 DEPLOYMENT = "conveyor.dev.runs14"
 
 
 def conveyor(project: Path, outputs_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONVEYOR_", "PULUMI_", "MLFLOW_"))}
     # a deployment of its own: other tests of the session deploy dev as `e2e`
-    env.update(CONVEYOR_PROJECT_DIR=str(project), CONVEYOR_OUTPUTS_DIR=str(outputs_dir), CONVEYOR_USER="runs14")
-    proc = subprocess.run([str(CONVEYOR), "bundle", *args], cwd=project, env=env, capture_output=True, text=True,
-                          timeout=900)
-    assert proc.returncode == 0, f"conveyor bundle {' '.join(args)}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    return proc
+    return bundle_cli(project, outputs_dir, *args, user="runs14")
 
 
 def edit_checkout(project: Path) -> None:

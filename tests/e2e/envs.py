@@ -101,9 +101,25 @@ def pause_schedules(project: Path) -> None:
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
-def bundle_cli_env(project: Path, outputs_dir: Path) -> dict[str, str]:
+CONVEYOR = Path(sys.executable).with_name("conveyor")
+
+
+def bundle_cli_env(project: Path, outputs_dir: Path, user: str = "e2e") -> dict[str, str]:
     """The environment of `conveyor bundle ...` run in a project copy against a real env's outputs
-    (none of the suite's own CONVEYOR_/PULUMI_ settings leak in)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONVEYOR_", "PULUMI_"))}
-    env.update(CONVEYOR_PROJECT_DIR=str(project), CONVEYOR_OUTPUTS_DIR=str(outputs_dir), CONVEYOR_USER="e2e")
+    (none of the suite's own CONVEYOR_/PULUMI_/MLFLOW_ settings leak in: the env's outputs say
+    where MLflow is; `mlflow.set_tracking_uri` in an earlier test sets MLFLOW_TRACKING_URI)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONVEYOR_", "PULUMI_", "MLFLOW_"))}
+    env.update(CONVEYOR_PROJECT_DIR=str(project), CONVEYOR_OUTPUTS_DIR=str(outputs_dir), CONVEYOR_USER=user)
     return env
+
+
+def bundle_cli(project: Path, outputs_dir: Path, *args: str, user: str = "e2e", timeout: float = 900,
+               explain=None) -> subprocess.CompletedProcess:
+    """`conveyor bundle <args>` in a project copy, pointed at a real env's outputs; fails the test
+    with the output tails (plus `explain(env)`, e.g. failed task logs) unless it exits 0."""
+    env = bundle_cli_env(project, outputs_dir, user)
+    proc = subprocess.run([str(CONVEYOR), "bundle", *args], cwd=project, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, (f"conveyor bundle {' '.join(args)}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+                                  + (explain(env) if explain else ""))
+    return proc

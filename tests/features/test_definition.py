@@ -55,7 +55,7 @@ def test_bundle_validate_reports_a_bad_column_at_the_entry(tmp_path):
 
     from bundles.loader import load_bundle
 
-    for name in ("bundle.yml", "resources"):
+    for name in ("bundle.yml", "resources", "usecases"):  # the columns are the bundle's own
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, tmp_path / name)
     path = tmp_path / "resources" / "features.yml"
     path.write_text(path.read_text().replace("entity_key: customer_id", "entity_key: client_id"))
@@ -64,6 +64,22 @@ def test_bundle_validate_reports_a_bad_column_at_the_entry(tmp_path):
     text = "\n".join(d.render() for d in diags)
     assert "resources/features.yml" in text and "unknown column 'client_id'" in text
 
+
+
+def test_columns_are_checked_against_the_validated_bundle_not_the_working_directory(tmp_path):
+    """A bundle whose own use case calls the key `client_id` is valid, wherever validate runs from
+    (this checkout's fraud use case has no such column)."""
+    import shutil
+
+    from bundles.loader import load_bundle
+
+    for name in ("bundle.yml", "resources", "usecases"):
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, tmp_path / name)
+    for rel in ("resources/features.yml", "usecases/fraud/usecase.yml"):
+        path = tmp_path / rel
+        path.write_text(path.read_text().replace("customer_id", "client_id"))
+    _, diags = load_bundle(tmp_path, target="dev")
+    assert not [d.render() for d in diags if d.severity == "error" and "feature_tables" in d.render()]
 
 def test_deploy_writes_the_definition_the_refresh_and_serving_read_and_destroy_removes_it(tmp_path):
     from bundles.envstore import DeploymentStore

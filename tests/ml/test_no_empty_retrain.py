@@ -4,6 +4,7 @@ the champion is no improvement."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 
 import pytest
@@ -50,10 +51,16 @@ def test_a_version_already_judged_on_the_same_three_is_not_trained_again():
     assert decide(NOW, None, []) == (True, "no champion yet")
 
 
-def test_code_and_params_versions_follow_what_shapes_the_model():
-    uc = load_use_case("fraud", root=PROJECT)
+def test_code_and_params_versions_follow_what_shapes_the_model(tmp_path):
+    shutil.copytree(PROJECT / "usecases", tmp_path / "usecases", ignore=shutil.ignore_patterns("__pycache__"))
+    uc = load_use_case("fraud", root=tmp_path)
     params = uc.load_params()
-    assert fingerprint.code_version(uc) == fingerprint.code_version(uc)
+    code = fingerprint.code_version(uc)
+    assert code == fingerprint.code_version(load_use_case("fraud", root=PROJECT))  # contents and names, not where
+    (uc.dir / "params.yaml").write_text((uc.dir / "params.yaml").read_text() + "\n# a comment\n")
+    assert fingerprint.code_version(uc) == code  # params.yaml is the params' part, not code
+    (uc.dir / "features.py").write_text((uc.dir / "features.py").read_text() + "\n# an edit\n")
+    assert fingerprint.code_version(uc) != code
     base = fingerprint.params_version(params)
     assert fingerprint.params_version(uc.load_params(["model_validation.min_roc_auc=0.5"])) == base  # a gate judges
     assert fingerprint.params_version(uc.load_params(["train.max_iter=7"])) != base

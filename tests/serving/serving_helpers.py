@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from ml.serving.loadtest import Background as Traffic
 from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,3 +131,28 @@ def start_endpoint(base: Path, env: str = "test", *, endpoint_dir: Path | None =
         time.sleep(0.3)
     proc.kill()
     raise RuntimeError(f"endpoint did not start: {log.read_text()[-3000:]}")
+
+
+def endpoint_traffic(ep: Endpoint, rows: list[dict], token: str = TOKEN, batch: int = 10) -> Traffic:
+    """Batches of `batch` rows posted to `ep`'s /predict; every one must be answered (200)."""
+
+    def send(i: int) -> int:
+        start = (i * batch) % len(rows)
+        chunk = rows[start:start + batch]
+        resp = ep.post(chunk, token=token)
+        assert resp.status_code == 200, f"{resp.status_code} {resp.text[:300]}"
+        return len(chunk)
+
+    return Traffic(send)
+
+
+def import_into_store(model: Path, home: Path, name: str, version: str, env: dict, *, data_version: str) -> str:
+    """Put the MLflow model at `model` into the BentoML model store at `home` as `deploy_model` does
+    (ml.deployment.package.import_model, in a subprocess: BentoML binds its home per process); its tag."""
+    script = ("import sys, mlflow.sklearn; from pathlib import Path; from ml.deployment.package import import_model\n"
+              "print(import_model(sys.argv[3], sys.argv[4], bentoml_home=Path(sys.argv[2]), data_version=sys.argv[5], "
+              "git_sha='0123456789abcdef', sk_model=mlflow.sklearn.load_model(sys.argv[1]), model_uri=sys.argv[1]))")
+    proc = subprocess.run([sys.executable, "-c", script, str(model), str(home), name, version, data_version], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip().splitlines()[-1]

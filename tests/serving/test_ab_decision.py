@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from ml.serving.endpoint_config import ABDecision, Rollout, ServedModel, promote, read_config, update_config
 from ml.serving.rollouts.ab import watch_ab
@@ -58,9 +59,16 @@ def test_the_decision_rule_promotes_only_a_significantly_better_challenger(tmp_p
     [written] = list((ep / "decisions").glob("ab-v2-*.json"))
     figures = json.loads(written.read_text())
     assert figures["winner"] == winner and figures["samples"] == {"champion": 400, "challenger": 400}
-    assert set(figures["values"]) == {"champion", "challenger"} and 0 < figures["p_value"] <= 1
-    if winner == "challenger":
-        assert figures["difference"] > 0.01 and figures["p_value"] < 0.05
+    assert 0 < figures["p_value"] <= 1
+    # the figures are the arms' roc_auc on the labelled requests, as sklearn scores them
+    logged = pd.read_json(ep.parent / "tables" / "inference" / "part-a.jsonl", lines=True)
+    labelled = logged.merge(pd.read_parquet(ep.parent / "tables" / "labels" / "feed.parquet"), on="request_id")
+    expected = {role: roc_auc_score(arm["label"], arm["probability"]) for role, arm in labelled.groupby("served_by")}
+    assert figures["values"] == pytest.approx(expected)
+    assert figures["difference"] == pytest.approx(expected["challenger"] - expected["champion"])
+    # the rule: better by more than the margin AND significant at alpha; otherwise the champion stays
+    wins = figures["difference"] > 0.01 and figures["p_value"] < 0.05
+    assert wins == (winner == "challenger"), figures
     assert any(line.startswith(f"a/b decision: {winner}") for line in said)
 
 

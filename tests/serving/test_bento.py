@@ -16,7 +16,7 @@ import pytest
 
 from ml.serving import client
 from ml.serving.endpoint_config import ServedModel, promote, update_config
-from tests.serving.serving_helpers import ROOT, TOKEN, Endpoint, free_port
+from tests.serving.serving_helpers import ROOT, TOKEN, Endpoint, free_port, import_into_store
 
 pytestmark = pytest.mark.slow
 
@@ -53,13 +53,7 @@ def test_endpoint_bento_serves_the_configured_model_by_its_tag_in_the_store(tmp_
                            text=True, timeout=600)
     assert again.stdout.strip().splitlines()[-1] == tag  # same code → same Bento, nothing rebuilt
 
-    imported = subprocess.run([sys.executable, "-c", (
-        "import sys, mlflow.sklearn; from pathlib import Path; from ml.deployment.package import import_model\n"
-        "print(import_model('fraud-detector-test', '1', bentoml_home=Path(sys.argv[2]), data_version='abc', "
-        "git_sha='0123456789abcdef', sk_model=mlflow.sklearn.load_model(sys.argv[1]), model_uri=sys.argv[1]))")
-        , str(models["v1"]), str(home)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert imported.returncode == 0, imported.stderr
-    model_tag = imported.stdout.strip().splitlines()[-1]
+    model_tag = import_into_store(models["v1"], home, "fraud-detector-test", "1", env, data_version="abc")
     assert model_tag == "fraud-detector-test:v1"
 
     ep_dir, table = tmp_path / "endpoint", tmp_path / "inference"

@@ -4,7 +4,6 @@ only after each stage's challenger requests are in the inference table, then pro
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -14,32 +13,7 @@ from ml.serving.deploy import DeployError
 from ml.serving.endpoint_config import CanaryGuard, CanaryStage, Rollout, history, promote, read_config, update_config
 from ml.serving.inference_log import read_table
 from ml.serving.rollouts.canary import Canary, watch_canary
-from tests.serving.serving_helpers import TOKEN, served
-
-
-class Traffic:
-    """Batches of 10 rows posted in the background until the block ends (the live traffic a canary needs)."""
-
-    def __init__(self, ep, rows, token: str = TOKEN):
-        self.ep, self.rows, self.token, self.stop, self.sent = ep, rows, token, threading.Event(), 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        i = 0
-        while not self.stop.is_set():
-            batch = self.rows[i % len(self.rows):i % len(self.rows) + 10]
-            assert self.ep.post(batch, token=self.token).status_code == 200
-            self.sent += len(batch)
-            i += 10
-            time.sleep(0.05)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(30)
+from tests.serving.serving_helpers import TOKEN, endpoint_traffic, served
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +50,7 @@ def test_a_canary_advances_only_on_challenger_requests_then_promotes(shared_endp
     stages = [CanaryStage(percent=20, seconds=0.5, min_requests=15), CanaryStage(percent=60, seconds=0.5, min_requests=30)]
     start = _start(ep, served(models["v1"], "1"), served(models["v2"], "2"), stages, wait_s=60)
     said: list[str] = []
-    with Traffic(ep, rows):
+    with endpoint_traffic(ep, rows):
         cfg = watch_canary(ep.endpoint_dir, served(models["v2"], "2"), by="test", echo=said.append, poll_s=0.2)
     assert cfg.champion.version == "2" and cfg.challenger is None and cfg.state == "serving"
     walked = [c for c in history(ep.endpoint_dir) if c.revision > start.revision]

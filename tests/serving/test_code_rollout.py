@@ -33,7 +33,7 @@ from core.contract import Credential, EnvironmentOutputs, storage_layout
 from ml.serving import client
 from ml.serving.endpoint_config import ServedModel, promote, update_config
 from tests.ports import free_port
-from tests.serving.serving_helpers import ROOT, TOKEN
+from tests.serving.serving_helpers import ROOT, TOKEN, import_into_store
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -146,16 +146,12 @@ def env(tmp_path_factory, models):
             except httpx.HTTPError:
                 assert launcher.poll() is None, log.read_text()[-3000:]
                 time.sleep(0.2)
+        else:
+            pytest.fail(f"the launcher never answered /livez: {log.read_text()[-3000:]}")
         # the champion, in the env's BentoML model store (as deploy_model puts it there)
-        imported = subprocess.run([sys.executable, "-c", (
-            "import sys, mlflow.sklearn; from pathlib import Path; from ml.deployment.package import import_model\n"
-            f"print(import_model({MODEL!r}, '1', bentoml_home=Path(sys.argv[2]), data_version='d41d8cd9', "
-            "git_sha='0123456789abcdef', sk_model=mlflow.sklearn.load_model(sys.argv[1]), model_uri=sys.argv[1]))")
-            , str(models["v1"]), str(storage / "bentos")], cwd=ROOT, env=proc_env, capture_output=True, text=True,
-            timeout=300)
-        assert imported.returncode == 0, imported.stderr
+        model_tag = import_into_store(models["v1"], storage / "bentos", MODEL, "1", proc_env, data_version="d41d8cd9")
         yield {"base": base, "storage": storage, "url": url, "outputs": outputs, "env": proc_env, "log": log,
-               "project": _copy_project(base / "project"), "model_tag": imported.stdout.strip().splitlines()[-1]}
+               "project": _copy_project(base / "project"), "model_tag": model_tag}
     finally:
         os.killpg(launcher.pid, 15)
         launcher.wait(30)

@@ -65,7 +65,7 @@ def test_bad_rows_are_4xx_naming_the_field(deployed, rows, mutate, field):
 
 
 def test_malformed_bodies_are_4xx(deployed):
-    headers = {"Authorization": "Bearer test-serving-token", "content-type": "application/json"}
+    headers = {"Authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
     for body in (b"{not json", b"[]", b'{"rows": 5}', b'{"rows": [1]}'):
         r = httpx.post(deployed.url + "/predict", content=body, headers=headers)
         assert 400 <= r.status_code < 500, (body, r.status_code, r.text)
@@ -93,7 +93,7 @@ def test_on_demand_distance_is_logged_with_each_request(deployed, rows):
 
 def test_metrics_are_prometheus(deployed, rows):
     deployed.post(rows[:3])
-    text = httpx.get(deployed.url + "/metrics", headers={"Authorization": "Bearer test-serving-token"}).text
+    text = httpx.get(deployed.url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
     assert "conveyor_predictions_total" in text and 'served_by="champion"' in text
 
 

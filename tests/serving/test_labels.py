@@ -81,6 +81,17 @@ def test_labels_keyed_by_entity_and_event_time_join_too():
     assert dict(zip(joined["request_id"], joined["label"])) == {"b": 1, "c": 0}
 
 
+def test_labels_for_an_empty_inference_table_are_one_clear_error(tmp_path):
+    """Whoever joins the feed (monitoring, a fresh training window, the labelled_traffic source):
+    labels but no logged request is a LabelsError, also for a feed keyed by entity + event time."""
+    feed = tmp_path / "labels"
+    _land(feed, "day-1", pd.DataFrame({"customer_id": ["c1"], "timestamp": pd.to_datetime(["2026-01-01 11:00"]),
+                                       "is_fraud": [1]}))
+    with pytest.raises(tables.LabelsError, match=r"labels feed .*labels: 1 labels but the inference table is empty"):
+        tables.joined_labels(feed, pd.DataFrame(), FRAUD)
+    assert tables.joined_labels(tmp_path / "no-feed", pd.DataFrame(), FRAUD).empty
+
+
 @pytest.mark.parametrize("bad, message", [
     ("duplicates", "2 request ids are labelled more than once (e.g. t"),
     ("unknown", "3 of 403 request ids are not in the inference table (e.g. nope-0, nope-1, nope-2)"),

@@ -33,7 +33,8 @@ import yaml
 
 from core.contract import local_path
 from ml.serving.inference_log import read_table
-from tests.e2e.envs import bundle_cli_env, pause_schedules, relax_latency_gates
+from tests.e2e.envs import CONVEYOR, bundle_cli, pause_schedules, relax_latency_gates
+from tests.serving.serving_helpers import Traffic
 from usecases.fraud.generate import generate_transactions
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ci"))
@@ -42,7 +43,6 @@ from local_runner import project_copy
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-CONVEYOR = Path(sys.executable).with_name("conveyor")
 WINDOW_S = 3.0          # fraud_monitor.config.window_minutes = 0.05
 BURST_ROWS = 800        # one request per burst: one request time, so one window each. 3 drifted bursts =
                         # 2400 labelled rows (480 held out, ~80 frauds): a window the retrained model can be
@@ -71,12 +71,8 @@ def fast_loop(ws: Path) -> None:
 
 def conveyor(project: Path, outputs_dir: Path, *args: str) -> subprocess.CompletedProcess:
     """`conveyor bundle <args>` in the project copy, pointed at the real env's outputs."""
-    env = bundle_cli_env(project, outputs_dir)
-    proc = subprocess.run([str(CONVEYOR), "bundle", *args], cwd=project, env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, (f"conveyor bundle {' '.join(args)}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-                                  + (failed_task_logs(project, env) if args[0] == "run" else ""))
-    return proc
+    explain = (lambda env: failed_task_logs(project, env)) if args[0] == "run" else None
+    return bundle_cli(project, outputs_dir, *args, timeout=600, explain=explain)
 
 
 def failed_task_logs(project: Path, env: dict) -> str:
@@ -117,38 +113,28 @@ def model_versions(real_env) -> list[str]:
     return sorted(v["version"] for v in resp.json().get("model_versions", []))
 
 
-class LiveTraffic:
-    """Drifted requests in the background while a job runs (what the canary advances on)."""
+def live_traffic(real_env) -> Traffic:
+    """Drifted requests in the background while a job runs (what the canary advances on). A request
+    the endpoint fails while it swaps revisions is counted in `failed`, not raised."""
+    out = real_env.outputs
+    url, headers = f"{out.serving_url}/predict", {"Authorization": f"Bearer {out.credentials['ci'].token}"}
 
-    def __init__(self, real_env):
-        import threading
+    def send(i: int) -> int:
+        raw = generate_transactions(20, seed=9000 + i, drift=1.5).drop(columns=["is_fraud"])
+        raw["transaction_id"] = [f"{t}-live" for t in raw["transaction_id"]]
+        try:
+            resp = httpx.post(url, json={"rows": json.loads(raw.to_json(orient="records", date_format="iso"))},
+                              headers=headers, timeout=60)
+        except httpx.HTTPError as exc:
+            traffic.failed.append(f"{type(exc).__name__}: {exc}")
+            return 0
+        if resp.status_code != 200:
+            traffic.failed.append(f"{resp.status_code} {resp.text[:200]}")
+            return 0
+        return len(raw)
 
-        out = real_env.outputs
-        self.url, self.headers = f"{out.serving_url}/predict", {"Authorization": f"Bearer {out.credentials['ci'].token}"}
-        self.stop, self.sent = threading.Event(), 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        seed = 9000
-        while not self.stop.is_set():
-            raw = generate_transactions(20, seed=seed, drift=1.5).drop(columns=["is_fraud"])
-            raw["transaction_id"] = [f"{t}-live" for t in raw["transaction_id"]]
-            try:
-                if httpx.post(self.url, json={"rows": json.loads(raw.to_json(orient="records", date_format="iso"))},
-                              headers=self.headers, timeout=60).status_code == 200:
-                    self.sent += len(raw)
-            except httpx.HTTPError:
-                pass
-            seed += 1
-            self.stop.wait(0.1)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(60)
+    traffic = Traffic(send, pause_s=0.1, join_s=60)
+    return traffic
 
 
 def land_labels(real_env, drift: float, seed: int, bursts: int = 3) -> int:
@@ -223,9 +209,11 @@ def test_drift_triggers_retraining_and_clean_traffic_does_not(real_env, tmp_path
     # model_training_job runs on the labelled window, then rolls out through the canary on live traffic.
     send_bursts(real_env, drift=1.5, seed=2000)
     assert land_labels(real_env, drift=1.5, seed=2000) == 3 * BURST_ROWS
-    with LiveTraffic(real_env) as live:
+    with live_traffic(real_env) as live:
         conveyor(project, outputs_dir, "run", "retraining_job", "-t", "staging")
     assert live.sent > 0
+    print(f"live traffic during the canary: {live.sent} rows answered, {len(live.failed)} requests failed "
+          f"{live.failed[:3]}")
     drifted = runs(project, outputs_dir, "--job", "retraining_job")[0]
     tasks = drifted["tasks"]
     assert drifted["run_id"] != clean["run_id"] and drifted["status"] == "success", drifted

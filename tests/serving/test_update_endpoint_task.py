@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from core.contract import Credential, EnvironmentOutputs, storage_layout
 from ml.serving.endpoint_config import read_config
-from tests.serving.serving_helpers import ROOT
+from tests.serving.serving_helpers import ROOT, endpoint_traffic
 
 pytestmark = pytest.mark.slow
 NAME = "fraud-detector-svc"
@@ -23,11 +23,10 @@ TOKEN = "ci-token"
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, models):
-    from tests.ml.harness import start_mlflow
-
+def env(tmp_path_factory, models, mlflow_server):
+    """An env on the session's MLflow server (its registered model, NAME, is this module's alone)."""
     root = tmp_path_factory.mktemp("svcenv")
-    server = start_mlflow(root / "mlflow")
+    server = mlflow_server
     import mlflow
     from mlflow import MlflowClient
 
@@ -51,7 +50,6 @@ def env(tmp_path_factory, models):
     yield {"root": root, "outputs": root / "outputs.json", "endpoint": endpoint, "client": MlflowClient(server.uri),
            "tracking": server.uri, "ep_dir": ep_dir}
     endpoint.stop()
-    server.stop()
 
 
 def _serve(root, ep_dir, table, tokens):
@@ -119,9 +117,7 @@ def test_update_endpoint_follows_the_champion_alias_and_rollback_restores(env, t
     assert ep.post(rows[:1], token=TOKEN).json()[0]["model_version"] == "1"
 
     client.set_registered_model_alias(NAME, "champion", "2")
-    from tests.serving.test_canary_evidence import Traffic
-
-    with Traffic(ep, rows, token=TOKEN):  # a canary advances on challenger requests: live traffic
+    with endpoint_traffic(ep, rows, token=TOKEN):  # a canary advances on challenger requests: live traffic
         proc, values = _run(env, "--endpoint-file", _endpoint_file(tmp_path, "canary"))
     assert proc.returncode == 0, proc.stderr
     assert "canary passed" in proc.stdout and values["served_version"] == "2"

@@ -11,7 +11,6 @@ The test prints one request/response and the held-out metrics (the issue's closi
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,8 @@ import httpx
 import pytest
 
 from ml.serving.client import sample_rows
-from tests.e2e.envs import bundle_cli_env, pause_schedules, relax_latency_gates
+from tests.e2e.envs import bundle_cli as conveyor
+from tests.e2e.envs import pause_schedules, relax_latency_gates
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ci"))
 from local_runner import project_copy
@@ -28,21 +28,12 @@ from local_runner import project_copy
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-CONVEYOR = Path(sys.executable).with_name("conveyor")
 ENDPOINT = "diabetes_endpoint"
 
 
 def _prepare(ws: Path) -> None:
     relax_latency_gates(ws)
     pause_schedules(ws)
-
-
-def conveyor(project: Path, outputs_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = bundle_cli_env(project, outputs_dir)
-    proc = subprocess.run([str(CONVEYOR), "bundle", *args], cwd=project, env=env, capture_output=True, text=True,
-                          timeout=900)
-    assert proc.returncode == 0, f"conveyor bundle {' '.join(args)}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    return proc
 
 
 def test_diabetes_trains_deploys_and_serves_in_a_real_dev_env(real_env, tmp_path):

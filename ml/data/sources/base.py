@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ml.usecase.usecase import UseCase
 
 KEYS = ("function", "params", "path", "url", "query", "window")
+SUFFIXES = (".parquet", ".csv")  # the table files a file or partitions source reads (`read_file`)
 STORAGE = "{storage}"  # a path starting with it lives on the env's storage (a directory or an s3:// prefix)
 
 

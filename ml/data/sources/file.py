@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from ml.data.sources.base import SourceError, SourceKind, filesystem, locate, read_file
-
-SUFFIXES = (".parquet", ".csv")
+from ml.data.sources.base import SUFFIXES, SourceError, SourceKind, filesystem, locate, read_file
 
 
 class File(SourceKind):

@@ -35,10 +35,7 @@ class LabelledTraffic(SourceKind):
         feed = tables.labels_dir(table_dir)
         try:
             table = read_table(table_dir)
-            labels = tables.read_labels(feed, uc.id_column, uc.label)
-            if len(labels):
-                labels = tables.check_labels(tables.join_keys(labels, table, uc.spec.dataset.entity_key, uc.timestamp),
-                                             table, f"labels feed {feed}")
+            labels = tables.joined_labels(feed, table, uc)
             frame = labelled_traffic(uc, table, labels)
         except ConveyorError as exc:  # a feed that cannot be joined: the source's error, one line
             raise SourceError(f"labelled traffic {location}: {exc}") from None

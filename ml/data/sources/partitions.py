@@ -7,9 +7,9 @@ and lands that snapshot, so a new partition gives a new data version and none gi
 
 from __future__ import annotations
 
-from ml.data.sources.base import SourceError, SourceKind, filesystem, locate, read_file, require_columns, storage_error
+from ml.data.sources.base import (SUFFIXES, SourceError, SourceKind, filesystem, locate, read_file, require_columns,
+                                  storage_error)
 
-SUFFIXES = (".parquet", ".csv")
 GLOB = set("*?[")
 
 

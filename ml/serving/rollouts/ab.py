@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ml.serving.endpoint_config import EndpointConfig, Rollout, ServedModel, promote, read_config, update_config
+from ml.serving.endpoint_config import EndpointConfig, ServedModel, drop_challenger, promote, read_config, update_config
 from ml.serving.errors import DeployError
 from ml.serving.rollouts import ab_decision
 from ml.serving.rollouts.base import RolloutStrategy
@@ -77,7 +77,6 @@ def watch_ab(endpoint_dir: Path, model: ServedModel, *, by: str, echo: Callable[
             return None
         if decision.winner == "challenger":
             return promote(cfg, model)
-        cfg.challenger, cfg.rollout, cfg.state = None, Rollout(), "serving"
-        return cfg
+        return drop_challenger(cfg, "serving")
 
     return update_config(endpoint_dir, apply, by=by, reason=f"a/b decision: {decision.winner} — {decision.why}")

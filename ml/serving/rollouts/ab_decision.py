@@ -21,7 +21,7 @@ import pandas as pd
 
 from core.files import atomic_write
 from ml.serving.endpoint_config import ABDecision
-from ml.usecase.metrics import TASK_METRICS, scores
+from ml.usecase.metrics import TASK_METRICS, higher_is_better, scores
 
 PERMUTATIONS = 300
 
@@ -90,7 +90,7 @@ def decide(rule: ABDecision, arms: dict[str, pd.DataFrame], versions: dict[str, 
     if min(samples.values()) < rule.min_samples:
         return None
     task = task_of(rule.metric)
-    sign = 1.0 if rule.metric in TASK_METRICS[task].higher_is_better else -1.0
+    sign = 1.0 if higher_is_better(task, rule.metric) else -1.0
     values = {role: _metric(task, rule.metric, arms[role]["label"].to_numpy(), arms[role]["score"].to_numpy())
               for role in ("champion", "challenger")}
     diff = sign * (values["challenger"] - values["champion"])
@@ -114,9 +114,9 @@ def no_decision(rule: ABDecision, samples: dict[str, int], versions: dict[str, s
 def arms(table_dir: Path, labels_dir: Path, versions: dict[str, str], since: float, metric: str) -> dict[str, pd.DataFrame]:
     """Each arm's labelled requests since `since`: role -> frame (label, score)."""
     from ml.monitoring.tables import read_labels
-    from ml.serving.rollouts.evidence import _recent
+    from ml.serving.inference_log import read_table
 
-    rows = _recent(table_dir, since)
+    rows = read_table(table_dir, since)
     labels = read_labels(labels_dir)
     if rows.empty or labels.empty:
         return {}

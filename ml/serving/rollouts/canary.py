@@ -25,6 +25,7 @@ from ml.serving.endpoint_config import (
     EndpointConfig,
     Rollout,
     ServedModel,
+    drop_challenger,
     promote,
     read_config,
     update_config,
@@ -62,10 +63,7 @@ def _take_off(endpoint_dir: Path, model: ServedModel, by: str, reason: str) -> N
     def change(cfg: EndpointConfig):
         if cfg.challenger is None or cfg.challenger.version != model.version:
             return None
-        cfg.challenger = None
-        cfg.rollout = Rollout()
-        cfg.state = "rolled_back"
-        return cfg
+        return drop_challenger(cfg)
 
     update_config(endpoint_dir, change, by=by, reason=reason)
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+
+from ml.serving.inference_log import read_table
 
 
 @dataclass(frozen=True)
@@ -24,26 +25,9 @@ class Evidence:
     total: int           # rows of every role since `since` (0: no traffic at all)
 
 
-def _recent(table_dir: Path, since: float) -> pd.DataFrame:
-    """Rows logged at or after `since` (only part files written since then are read)."""
-    table_dir = Path(table_dir)
-    frames = []
-    for part in sorted(table_dir.glob("part-*.jsonl")) if table_dir.is_dir() else []:
-        try:
-            stat = part.stat()
-        except FileNotFoundError:
-            continue
-        if stat.st_size == 0 or stat.st_mtime < since - 1:
-            continue
-        frame = pd.read_json(part, lines=True, dtype=False, convert_dates=False)
-        if len(frame) and "timestamp" in frame.columns:
-            frames.append(frame[frame["timestamp"].astype(float) >= since])
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
 def challenger(table_dir: Path, version: str, since: float, role: str = "challenger") -> Evidence:
     """The challenger's (model `version`, answering as `role`) requests logged since `since`."""
-    rows = _recent(table_dir, since)
+    rows = read_table(table_dir, since)
     if rows.empty:
         return Evidence(0, float("nan"), 0)
     mine = rows[(rows["served_by"] == role) & (rows["model_version"].astype(str) == str(version))]
