@@ -24,7 +24,7 @@ from bundles.errors import BundleError
 from bundles.loader import ResolvedBundle
 from bundles.planner import Plan
 from core.contract import EnvironmentOutputs
-from core.endpoints import config_dir
+from core.endpoints import CONFIG_FILE, config_dir
 
 
 def serves_a_model(outputs: EnvironmentOutputs, key: str, default: bool) -> bool | None:
@@ -35,7 +35,7 @@ def serves_a_model(outputs: EnvironmentOutputs, key: str, default: bool) -> bool
         root = local_storage_path(outputs, "endpoint")
     except (RuntimeContextError, AttributeError):
         return None
-    path = (root if default else config_dir(root, key)) / "endpoint.json"
+    path = (root if default else config_dir(root, key)) / CONFIG_FILE
     try:
         return json.loads(path.read_text()).get("champion") is not None
     except FileNotFoundError:

@@ -30,6 +30,7 @@ from pathlib import Path
 import typer
 
 from core.errors import ConveyorError
+from core.paths import templates_dir
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 PROJECT_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -66,14 +67,6 @@ def check_answers(root: Path, name: str, task: str | None, entity_key: str | Non
             raise InitError(f"{flag} {column!r} is a column of the sample dataset ({', '.join(SAMPLE_COLUMNS)})")
     if entity_key is not None and entity_key == label:
         raise InitError(f"--entity-key and --label are both {label!r}; they name different columns")
-
-
-def templates_dir() -> Path:
-    """$CONVEYOR_TEMPLATES_DIR, else ~/.cache/conveyor/templates: the templates' git repositories."""
-    from core import settings
-
-    given = settings.TEMPLATES_DIR.get()
-    return given.resolve() if given is not None else Path.home() / ".cache" / "conveyor" / "templates"
 
 
 def _version() -> str:

@@ -22,6 +22,8 @@ class InvalidEndpointName(ConveyorError):
 
 
 BINDING_FILE = "serving.json"
+# the rollout state serving follows (`ml.serving.endpoint_config` writes it; deploy reads whether it has a champion)
+CONFIG_FILE = "endpoint.json"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 # first path segments the process itself uses; an endpoint cannot be named after one
 RESERVED = frozenset({"models", "predict", "candidate", "status", "livez", "readyz", "healthz", "metrics", "docs",

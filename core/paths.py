@@ -26,7 +26,17 @@ def state_dir() -> Path:
     return given.resolve() if given is not None else project_dir() / ".conveyor"
 
 
+def cache_dir(setting: settings.Setting, name: str) -> Path:
+    """`setting`'s path if set, else ~/.cache/conveyor/<name>: state shared by every checkout of this machine."""
+    given = setting.get()
+    return given.resolve() if given is not None else Path.home() / ".cache" / "conveyor" / name
+
+
 def tools_dir() -> Path:
-    """The cached toolchain build (pulumi CLI); shared by every checkout of this machine."""
-    given = settings.TOOLS_DIR.get()
-    return given.resolve() if given is not None else Path.home() / ".cache" / "conveyor" / "tools"
+    """The cached toolchain build (pulumi CLI)."""
+    return cache_dir(settings.TOOLS_DIR, "tools")
+
+
+def templates_dir() -> Path:
+    """The `conveyor init` templates' git repositories, which `copier update` reads."""
+    return cache_dir(settings.TEMPLATES_DIR, "templates")

@@ -17,9 +17,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from core.endpoints import CONFIG_FILE
 from core.files import atomic_write
 
-CONFIG_FILE = "endpoint.json"
 HISTORY_FILE = "history.jsonl"
 LOCK_FILE = ".endpoint.lock"
 
