@@ -1,13 +1,18 @@
 """Serving benchmark: single-row requests to the Conveyor endpoint and to `mlflow models serve`
 of the same model, driven by a compiled load tool, next to the in-process floor.
 
-    python -m bench.serving [--seconds 8] [--quick] [--model DIR] [--tool hey|wrk]
+    python -m bench.serving [--seconds 8] [--quick] [--no-direct] [--model DIR] [--tool hey|wrk]
 
 Rows of the one table:
-- the floor: one row through the model's features + `predict_proba`, in this process;
+- the floor: one row through the model's features + score in this process, on the endpoint's
+  few-row path (array features, compiled pipeline); below it the same with pandas + sklearn;
 - each server at 1, 4, 16 and 64 connections (closed loop, `--seconds` per level), then
-  1 connection again right after the 64 burst (light traffic after heavy traffic);
-- the targets, each under the figure it bounds, with PASS/FAIL.
+  1 connection again right after the 64 burst (light traffic after heavy traffic): Conveyor
+  as users reach it (through the env's launcher: its proxy on the public port in front of
+  `bentoml serve` of the deployed code), Conveyor direct (`bentoml serve` alone: the proxy
+  hop is the difference), and `mlflow models serve`;
+- the targets, each under the figure it bounds, with PASS/FAIL, on the user-facing path
+  (via the launcher).
 Conveyor gets the real request: bearer token, the `/predict` schema with raw transaction
 fields (it computes the on-demand features), the inference table on. `mlflow models serve`
 gets the precomputed feature row, as its callers must send it. Without --model a small model
@@ -47,19 +52,35 @@ def measure(tool: LoadTool, req: Request, seconds: float, work: Path) -> dict[st
     return levels
 
 
-def floor(model_dir: Path, raw, seconds: float) -> Level:
-    """One raw row → features → predict_proba, sequentially, one native thread (as a worker)."""
+def floor(model_dir: Path, raw, seconds: float, fast: bool = True) -> Level:
+    """One raw row → features → score, sequentially, one native thread (as a worker). `fast`: the
+    endpoint's few-row path (the use case's array features, the compiled pipeline, each checked
+    equal first); else pandas `build_features` + the sklearn pipeline's `predict_proba`."""
     import mlflow.sklearn
     from threadpoolctl import threadpool_limits
 
+    from ml.serving import compiled, fastpath
+
     model = mlflow.sklearn.load_model(str(model_dir))
-    frames = [raw.iloc[[i]] for i in range(len(raw))]
+    uc = project.use_case()
+    if fast:
+        features = fastpath.Features(uc)
+        scorer = compiled.compile_scorer(model, uc.feature_names, True)
+        if not features.array_ok or scorer is None:
+            raise RuntimeError(f"the fast path is not available: {features.problem or 'the pipeline does not compile'}")
+        rows = [dict(r) for r in raw[uc.request_columns].to_dict(orient="records")]
+        for r in rows:
+            r.update({c: v.to_pydatetime() for c, v in r.items() if hasattr(v, "to_pydatetime")})
+        calls = [lambda r=r: scorer(features.build([r], None).arrays) for r in rows]
+    else:
+        frames = [raw.iloc[[i]] for i in range(len(raw))]
+        calls = [lambda f=f: model.predict_proba(project.model_input(f)) for f in frames]
     latencies = []
     with threadpool_limits(limits=1):
         deadline = time.perf_counter() + seconds
         while time.perf_counter() < deadline:
             t0 = time.perf_counter()
-            model.predict_proba(project.model_input(frames[len(latencies) % len(frames)]))
+            calls[len(latencies) % len(calls)]()
             latencies.append((time.perf_counter() - t0) * 1000)
     p50, p99 = np.percentile(latencies, [50, 99])
     return Level(1, float(p50), float(p99), len(latencies) / seconds, len(latencies), 0)
@@ -92,7 +113,7 @@ def _checked(req: Request) -> Request:
 
 
 def targets(fl: Level, cv: dict[str, Level], mf: dict[str, Level]) -> list[tuple[str, Target]]:
-    """(column it sits under, target) for each performance bound."""
+    """(column it sits under, target) for each performance bound; `cv` is the user-facing path."""
     mlflow_best = max((lv.rps for lv in mf.values() if lv.errors == 0), default=float("nan"))
     out = []
     for key, when in (("1", "1 conn"), (AFTER_BURST, "1 conn after 64")):
@@ -110,7 +131,13 @@ def targets(fl: Level, cv: dict[str, Level], mf: dict[str, Level]) -> list[tuple
 COLUMNS = ("", "conns", "p50 ms", "p99 ms", "req/s", "errors", "target", "verdict")
 
 
-def table(fl: Level, cv: dict[str, Level], mf: dict[str, Level], title: str) -> Table:
+VIA_LAUNCHER = "Conveyor POST /predict via launcher"
+DIRECT = "Conveyor direct (bentoml serve)"
+MLFLOW = "mlflow models serve /invocations"
+
+
+def table(fl: Level, servers_: dict[str, dict[str, Level]], title: str, slow: Level | None = None) -> Table:
+    """The floor, each server's levels (in `servers_` order), then the targets on the launcher path."""
     t = Table(title=title)
     for col in COLUMNS:
         t.add_column(col, justify="left" if col in ("", "target") else "right")
@@ -118,13 +145,15 @@ def table(fl: Level, cv: dict[str, Level], mf: dict[str, Level], title: str) -> 
     def row(name: str, conns: str, lv: Level, rps_label: str = "") -> None:
         t.add_row(name, conns, f"{lv.p50_ms:.1f}", f"{lv.p99_ms:.1f}", f"{lv.rps:,.0f}{rps_label}", str(lv.errors), "", "")
 
-    row("in-process floor (features + predict_proba, 1 row)", "—", fl, " calls/s")
-    for name, levels in (("Conveyor POST /predict", cv), ("mlflow models serve /invocations", mf)):
+    row("in-process floor (features + score, 1 row, fast path)", "—", fl, " calls/s")
+    if slow is not None:
+        row("in-process, pandas features + sklearn predict_proba", "—", slow, " calls/s")
+    for name, levels in servers_.items():
         t.add_section()
         for key, lv in levels.items():
             row(name if key == "1" else "", key, lv)
     t.add_section()
-    for column, tg in targets(fl, cv, mf):
+    for column, tg in targets(fl, servers_[VIA_LAUNCHER], servers_[MLFLOW]):
         cells = dict.fromkeys(COLUMNS, "")
         cells.update({"": tg.what, column: tg.measured(), "target": tg.bound(), "verdict": tg.verdict()})
         t.add_row(*cells.values())
@@ -136,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=8.0, help="per load level (default 8)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 s per level")
     ap.add_argument("--model", help="MLflow model directory (default: fit a small one of the job's pipeline)")
+    ap.add_argument("--no-direct", action="store_true", help="skip `bentoml serve` without the launcher in front")
     loadtools.add_argument(ap)
     args = ap.parse_args(argv)
     seconds = 2.0 if args.quick else args.seconds
@@ -151,15 +181,21 @@ def main(argv: list[str] | None = None) -> int:
                 model_dir = project.save_small_model(work / "model")
         with console.status("in-process floor"):
             fl = floor(model_dir, raw, seconds)
-        with console.status(f"Conveyor endpoint under {tool.name}"), servers.endpoint(model_dir, work) as srv:
-            cv = measure(tool, conveyor_request(srv, raw, work), seconds, work)
+            slow = floor(model_dir, raw, min(seconds, 4.0), fast=False)
+        load_before = os.getloadavg()[0]
+        measured: dict[str, dict[str, Level]] = {}
+        with console.status(f"Conveyor via the launcher under {tool.name}"), servers.launcher(model_dir, work) as srv:
+            measured[VIA_LAUNCHER] = measure(tool, conveyor_request(srv, raw, work), seconds, work)
+        if not args.no_direct:
+            with console.status(f"Conveyor direct under {tool.name}"), servers.endpoint(model_dir, work) as srv:
+                measured[DIRECT] = measure(tool, conveyor_request(srv, raw, work), seconds, work)
         with console.status(f"mlflow models serve under {tool.name}"), servers.mlflow_serve(model_dir, work) as srv:
-            mf = measure(tool, mlflow_request(srv, raw, work), seconds, work)
+            measured[MLFLOW] = measure(tool, mlflow_request(srv, raw, work), seconds, work)
     title = (f"single-row scoring: {tool.name}, {seconds:g} s per level, {os.cpu_count()} CPUs, "
-             f"load average {os.getloadavg()[0]:.1f}")
-    console.print(table(fl, cv, mf, title))
-    save({"tool": tool.name, "seconds": seconds, "floor": fl.__dict__,
-          "conveyor": {k: v.__dict__ for k, v in cv.items()}, "mlflow": {k: v.__dict__ for k, v in mf.items()}})
+             f"load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} after")
+    console.print(table(fl, measured, title, slow))
+    save({"tool": tool.name, "seconds": seconds, "load_average": [load_before, os.getloadavg()[0]],
+          "floor": fl.__dict__, "pandas_sklearn": slow.__dict__, **{name: {k: v.__dict__ for k, v in levels.items()} for name, levels in measured.items()}})
     return 0
 
 

@@ -5,13 +5,14 @@
 With a compiled load tool (`hey` preferred: it reports every status code), closed loop:
 1. *before*: 4 connections (the baseline p99);
 2. the ramp, one level per connection count; the highest 2xx rate of any level is the
-   saturation QPS; the last (largest) level is *at* saturation, while a probe polls `/livez`
-   every 100 ms (it must keep answering);
+   saturation QPS; the last (largest) level is *at* saturation. A probe polls `/livez` every
+   100 ms (5 s timeout) through every phase and must keep answering: the gate answers it
+   first, before anything else runs (`ml/serving/gate.py`);
 3. *after*: the load stops; recovery time = from then until five requests in a row are
    answered 200 within 3× the baseline p50 (+10 ms); then 4 connections again.
 
-Printed: each level's p50/p99, 2xx req/s and answers by status (503 = shed with
-Retry-After, the designed answer past capacity), the `/livez` probe, saturation QPS and the
+Printed: each level's p50/p99, 2xx req/s, answers by status (503 = shed with
+Retry-After, the designed answer past capacity) and its `/livez` probes, saturation QPS and the
 recovery time. Figures depend on the machine and its load (the title carries the load average).
 The load tools do not honour Retry-After: past saturation every connection resends at once, so
 the top levels measure a storm of 503s, which a well-behaved client would not send.
@@ -41,12 +42,14 @@ DEFAULT_LEVELS = (4, 16, 64, 256, 1024)
 
 
 class LivenessProbe(threading.Thread):
-    """GET /livez every 100 ms while the load runs: latencies and failures."""
+    """GET /livez every 100 ms while the load runs (5 s timeout, as a liveness probe would):
+    latencies and failures, cut into one segment per load level (`segment()`)."""
 
     def __init__(self, url: str):
         super().__init__(daemon=True)
         self.url, self.latencies_ms, self.failures = url + "/livez", [], 0
         self._halt = threading.Event()
+        self._cut = (0, 0)
 
     def run(self) -> None:
         with httpx.Client(timeout=5) as c:
@@ -58,6 +61,15 @@ class LivenessProbe(threading.Thread):
                     ok = False
                 self.latencies_ms.append((time.perf_counter() - t0) * 1000)
                 self.failures += not ok
+
+    def segment(self) -> str:
+        """The probes since the last call: `<n>, <failed> failed, p99 <ms>`."""
+        n, failed = len(self.latencies_ms), self.failures
+        (n0, f0), self._cut = self._cut, (n, failed)
+        lat = sorted(self.latencies_ms[n0:n])
+        if not lat:
+            return "no probe"
+        return f"{len(lat)}, {failed - f0} failed, p99 {lat[int(0.99 * (len(lat) - 1))]:.0f} ms"
 
     def stop(self) -> None:
         self._halt.set()
@@ -111,33 +123,35 @@ def main(argv: list[str] | None = None) -> int:
         with console.status(f"Conveyor endpoint under {tool.name}"), servers.endpoint(model_dir, work) as srv:
             req = conveyor_request(srv, raw, work)
             tool.run(req, 4, min(args.seconds, 2.0), work)  # warm-up
-            before = tool.run(req, 4, args.seconds, work)
-            ramp = []
             probe = LivenessProbe(srv.url)
-            for i, conns in enumerate(levels):
-                if i == len(levels) - 1:
-                    probe.start()
+            probe.start()
+            before = tool.run(req, 4, args.seconds, work)
+            live = {id(before): probe.segment()}
+            ramp = []
+            for conns in levels:
                 ramp.append(tool.run(req, conns, args.seconds, work))
-            probe.stop()
+                live[id(ramp[-1])] = probe.segment()
             recovered = recovery_s(req, 3 * before.p50_ms + 10)
+            probe.segment()  # not the recovery's probes
             after = tool.run(req, 4, args.seconds, work)
+            live[id(after)] = probe.segment()
+            probe.stop()
     at = ramp[-1]
     saturation = max(ramp, key=lambda lv: lv.ok_rps)
     t = Table(title=f"overload: {tool.name}, {args.seconds:g} s per level, single-row POST /predict, "
                     f"shedding budget {args.budget_ms} ms, "
                     f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    for col in ("phase", "conns", "p50 ms", "p99 ms", "2xx req/s", "answers by status"):
-        t.add_column(col, justify="left" if col in ("phase", "answers by status") else "right")
+    for col in ("phase", "conns", "p50 ms", "p99 ms", "2xx req/s", "answers by status", "/livez probes"):
+        t.add_column(col, justify="left" if col in ("phase", "answers by status", "/livez probes") else "right")
     rows = [("before", before), *((("ramp" if lv is not at else "at saturation"), lv) for lv in ramp), ("after", after)]
     for phase, lv in rows:
-        t.add_row(phase, str(lv.connections), f"{lv.p50_ms:.1f}", f"{lv.p99_ms:.1f}", f"{lv.ok_rps:,.0f}", _statuses(lv))
+        t.add_row(phase, str(lv.connections), f"{lv.p50_ms:.1f}", f"{lv.p99_ms:.1f}", f"{lv.ok_rps:,.0f}", _statuses(lv),
+                  live[id(lv)])
     console.print(t)
-    live = sorted(probe.latencies_ms)
-    live_p99 = live[int(0.99 * (len(live) - 1))] if live else float("nan")
     console.print(f"saturation: {saturation.ok_rps:,.0f} req/s answered 2xx (at {saturation.connections} connections)")
     console.print(f"p99 before / at / after: {before.p99_ms:.1f} / {at.p99_ms:.1f} / {after.p99_ms:.1f} ms")
-    console.print(f"/livez during the {at.connections}-connection level: {len(live)} probes, {probe.failures} failed, "
-                  f"p99 {live_p99:.1f} ms")
+    console.print(f"/livez (GET every 100 ms, 5 s timeout) during the {at.connections}-connection level: {live[id(at)]}; "
+                  f"over the whole run: {len(probe.latencies_ms)} probes, {probe.failures} failed")
     console.print(f"recovery: {recovered:.2f} s from the end of the overload to five healthy answers in a row")
     return 0
 

@@ -73,6 +73,7 @@ def one_size(rows: int, tracking_uri: str, root: Path, profile: bool) -> dict:
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
     out.update(floor(rows))
     model_name = env.task_values(run_id, "train").get("model_name")
+    serve(env, model_name, env.task_values(run_id, "deploy_model").get("champion_version"))
     out.update(score_speed(env, model_name, min(rows, SCORE_ROWS_MAX), root))
     return out
 
@@ -87,6 +88,19 @@ def floor(rows: int) -> dict:
     parts = project.floor(raw)
     total = generate_s + parts["features_s"] + parts["split_s"] + parts["fit_s"] + parts["predict_s"]
     return {"floor_s": round(total, 2), "bare_fit_s": round(parts["fit_s"], 2), "fit_rows": parts["train_rows"]}
+
+
+def serve(env, model_name: str, version: str | None) -> None:
+    """Stand in for the rollout the job ends with (`update_endpoint`, which needs a serving
+    endpoint): the version `deploy_model` decided becomes `champion`, which batch scoring reads."""
+    import os
+
+    from mlflow import MlflowClient
+
+    if not version:
+        raise SystemExit(f"deploy_model decided no champion for {model_name}: nothing to score with")
+    os.environ["MLFLOW_TRACKING_URI"] = env.tracking_uri
+    MlflowClient().set_registered_model_alias(model_name, "champion", str(version))
 
 
 def score_speed(env, model_name: str, rows: int, root: Path) -> dict:

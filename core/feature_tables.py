@@ -32,7 +32,6 @@ ONLINE = "feature-store/online"
 OFFLINE_WORKSPACE = "feature-tables"  # under <root>/dvc-workspaces/
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_CRON_FIELD = re.compile(r"^[\d*/,\-]+$")
 
 
 class FeatureTableError(ConveyorError, ValueError):
@@ -104,8 +103,11 @@ class FeatureTableSpec(_Strict):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        if value is not None and (len(value.split()) != 5 or not all(_CRON_FIELD.match(f) for f in value.split())):
-            raise ValueError(f"{value!r} is not a 5-field cron expression like '0 * * * *'")
+        from core.cron import cron_problem
+
+        problem = cron_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("features")

@@ -85,6 +85,9 @@ SERVING_USE_CASE = _declare("SERVING_USE_CASE", str, "fraud", "the use case of t
 ONLINE_STORE_POLICY = _declare("ONLINE_STORE_POLICY", lambda v: _choice(v, ("defaults", "reject")), "defaults",
                                "an unreadable online feature store: serve the declared defaults (counted), or reject with 503")
 ONLINE_STORE_ROOT = _declare("ONLINE_STORE_ROOT", Path, None, "where the serving process finds feature-store/online/ (default: the env's storage root)")
+ONLINE_STORE_URL = _declare("ONLINE_STORE_URL", str, None,
+                            "a networked online feature store (refresh job and serving), e.g. postgresql+psycopg://user@host/db "
+                            "with no password (libpq reads PGPASSWORD); unset: SQLite files under the env's storage")
 
 # --- tracking server and platform bootstrap ----------------------------------------------------
 AUTH_DB_URI = _declare("AUTH_DB_URI", str, None, "SQLAlchemy URI of MLflow's basic-auth user database")

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from croniter import croniter
 from pydantic import BaseModel, Field, WithJsonSchema, field_validator, model_validator
 
 from bundles.errors import BundleError
 from bundles.resources.base import DeployContext
 from bundles.resources.spec import MODULE_RE, Scalar, Strict
 from bundles.resources.stored import StoredKind, resource_key
+from core.cron import cron_problem  # the one cron check (feature tables use it too)
 
 if TYPE_CHECKING:
     from bundles.envstore import ResourceRecord
@@ -104,15 +104,6 @@ class Task(Strict):
     @property
     def kind(self) -> str:
         return "python" if self.python else "condition" if self.condition else "run_job"
-
-
-def cron_problem(expr: str) -> str | None:
-    """Why a 5-field cron expression is invalid, or None."""
-    if len(expr.split()) != 5:
-        return f"bad cron {expr!r}: expected 5 fields (minute hour day month weekday)"
-    if not croniter.is_valid(expr):
-        return f"bad cron {expr!r}: not a valid cron expression"
-    return None
 
 
 class Schedule(Strict):

@@ -119,6 +119,17 @@ class ExternalPostgres(_Strict):
     egress_cidr: str = "0.0.0.0/0"
 
 
+class FeatureStore(_Strict):
+    """Where the env's online feature store lives (infra/kubernetes/feature_store.py)."""
+
+    online: Literal["postgresql", "sqlite"] = Field(
+        "postgresql", description="postgresql: a database on the env's PostgreSQL server, shared by every serving "
+                                  "replica and job pod; sqlite: files on the serving state volume (one node)")
+    database: str = Field("feature_store", pattern=r"^[a-z_][a-z0-9_]*$")
+    user: str = Field("features", pattern=r"^[a-z_][a-z0-9_]*$", description="its own login role")
+    password: SecretStr | None = Field(None, description="with postgres.kind external: the role's password (secret)")
+
+
 class Serving(_Strict):
     # Deprecated, ignored: pods run the launcher (`python -m ml.serving.launcher`), which serves the Bento
     # of the code the last bundle deploy shipped. Still accepted because unknown keys are refused, and a
@@ -179,6 +190,7 @@ class KubernetesConfig(_Strict):
     storage: Annotated[MinioStorage | ExternalS3Storage, Field(discriminator="kind")] = MinioStorage()
     postgres: Annotated[InClusterPostgres | ExternalPostgres, Field(discriminator="kind")] = InClusterPostgres()
     serving: Serving = Serving()
+    feature_store: FeatureStore = FeatureStore()
     access: dict[str, PersonaAccess] = Field(default_factory=dict, description="overrides of DEFAULT_ACCESS[env]")
     ingress: Ingress | None = None
     wait_for_ready: bool = Field(

@@ -59,8 +59,12 @@ class InClusterDatabase(pulumi.ComponentResource):
         images: Images,
         sizing: Sizing,
         password: pulumi.Input[str],
+        feature_store_password: pulumi.Input[str] | None = None,
+        feature_store_init: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`feature_store_*`: the online feature store's role password and the init script creating
+        its role and database (infra/kubernetes/feature_store.py), when the env has one."""
         super().__init__("conveyor:kubernetes:InClusterDatabase", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         component = "postgres"
@@ -70,7 +74,9 @@ class InClusterDatabase(pulumi.ComponentResource):
             f"{name}-secret",
             metadata=meta("postgres"),
             type="Opaque",
-            string_data={"POSTGRES_USER": DB_USER, "POSTGRES_DB": TRACKING_DB, "POSTGRES_PASSWORD": pulumi.Output.secret(password)},
+            string_data={"POSTGRES_USER": DB_USER, "POSTGRES_DB": TRACKING_DB, "POSTGRES_PASSWORD": pulumi.Output.secret(password),
+                         **({"FEATURES_PASSWORD": pulumi.Output.secret(feature_store_password)}
+                            if feature_store_password is not None else {})},
             opts=child,
         )
         # Short Service name: MLflow always runs in the same namespace as its database.
@@ -83,7 +89,9 @@ class InClusterDatabase(pulumi.ComponentResource):
             opts=child,
         )
         self.init_sql = k8s.core.v1.ConfigMap(
-            f"{name}-init", metadata=meta("postgres-init"), data={"10-auth-db.sql": _INIT_SQL}, opts=child
+            f"{name}-init", metadata=meta("postgres-init"), data={"10-auth-db.sql": _INIT_SQL,
+                                                                **({"20-feature-store.sh": feature_store_init}
+                                                                   if feature_store_init else {})}, opts=child
         )
         self.service = k8s.core.v1.Service(
             f"{name}-service",

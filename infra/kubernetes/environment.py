@@ -18,7 +18,7 @@ from core.contract import storage_layout
 from infra.components.secrets import RandomSecret
 from infra.config import StackConfig
 from infra.environment import Environment, EnvironmentArgs, credentials_output
-from infra.kubernetes import pods
+from infra.kubernetes import feature_store, pods
 from infra.kubernetes.access import PersonaAccessControl
 from infra.kubernetes.config import KubernetesConfig, parse_kubernetes_config
 from infra.kubernetes.database import ExternalDatabase, InClusterDatabase
@@ -61,6 +61,9 @@ def preflight(stack: StackConfig) -> None:
         cfg = parse_kubernetes_config(stack.kubernetes)
     except ValueError as exc:
         raise pulumi.RunError(str(exc)) from None
+    problem = feature_store.config_problem(cfg)
+    if problem:
+        raise pulumi.RunError(problem)
     if cfg.kubeconfig and not settings.RENDER_ONLY.get():
         path = os.path.expanduser(cfg.kubeconfig)
         if not os.path.isfile(path):
@@ -132,14 +135,27 @@ class KubernetesEnvironment(Environment):
         storage = store.endpoint
         layout = storage_layout(storage.root_uri)
 
-        # ---- database
+        # ---- database (MLflow's; the online feature store's too, under its own role)
+        features_password = self._feature_store_password(env, cfg)
         if cfg.postgres.kind == "statefulset":
             db = InClusterDatabase(f"{name}-postgres", env=env, namespace=namespace, cfg=cfg.postgres,
                                    images=cfg.images, sizing=cfg.sizing,
-                                   password=_random_secret(f"{env}-postgres-password", self), opts=child)
+                                   password=_random_secret(f"{env}-postgres-password", self),
+                                   feature_store_password=features_password,
+                                   feature_store_init=feature_store.init_script(cfg) if features_password else None,
+                                   opts=child)
         else:
             db = ExternalDatabase(f"{name}-postgres", env=env, namespace=namespace, cfg=cfg.postgres,
                                   password=_secret_setting("postgres", "password"), opts=child)
+
+        if features_password is not None:  # PGPASSWORD of serving and job pods (infra/kubernetes/feature_store.py)
+            k8s.core.v1.Secret(
+                f"{name}-feature-store",
+                metadata={"name": feature_store.SECRET, "namespace": namespace, "labels": pods.labels(env, "feature-store")},
+                type="Opaque",
+                string_data={feature_store.PASSWORD_KEY: pulumi.Output.secret(features_password)},
+                opts=child,
+            )
 
         # ---- access
         self.access = PersonaAccessControl(f"{name}-access", env=env, namespace=namespace, access=access, opts=child)
@@ -147,6 +163,7 @@ class KubernetesEnvironment(Environment):
             f"{name}-network", env=env, namespace=namespace,
             storage_egress=storage.egress, database_egress=db.database.egress,
             in_cluster_storage=cfg.storage.kind == "minio", in_cluster_database=cfg.postgres.kind == "statefulset",
+            feature_store_clients=feature_store.enabled(cfg),
             ingress_namespace=cfg.ingress.controller_namespace if cfg.ingress else None, opts=child,
         )
 
@@ -218,6 +235,17 @@ class KubernetesEnvironment(Environment):
         self.cluster_serving_url = serving.cluster_url
         self.publish(tracking_uri=tracking_uri, serving_url=serving_url, storage_uri=layout.root,
                      storage=layout.model_dump(), credentials=credentials_output(args.personas))
+
+    def _feature_store_password(self, env: str, cfg: KubernetesConfig) -> pulumi.Output[str] | None:
+        """The online feature store role's password: generated in-cluster, from stack config for an
+        external server (where the role and database must exist); None without a networked store."""
+        if not feature_store.enabled(cfg):
+            return None
+        if cfg.postgres.kind == "statefulset":
+            return _random_secret(f"{env}-feature-store-password", self)
+        if feature_store.config_problem(cfg):  # (preflight already stopped `pulumi up` on it)
+            raise pulumi.RunError(feature_store.config_problem(cfg))
+        return _secret_setting("feature_store", "password")
 
     def _ingress(self, name: str, env: str, namespace, cfg: KubernetesConfig, opts: pulumi.ResourceOptions) -> None:
         ing = cfg.ingress

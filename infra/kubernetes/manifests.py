@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from infra.kubernetes import pods
+from infra.kubernetes import feature_store, pods
 from infra.kubernetes.config import KubernetesConfig, Resources
 from infra.kubernetes.names import (
     CREDENTIALS_SECRET,
@@ -62,6 +62,7 @@ class ClusterTarget(BaseModel):
     resources: Resources
     tracking_uri: str
     storage_env: dict[str, str] = Field(default_factory=dict)
+    feature_store_env: list[dict] = Field(default_factory=list, description="the online feature store's URL and PGPASSWORD ref")
 
     @classmethod
     def from_config(cls, env: str, cfg: KubernetesConfig) -> ClusterTarget:
@@ -80,6 +81,7 @@ class ClusterTarget(BaseModel):
             resources=cfg.sizing.jobs,
             tracking_uri=f"http://mlflow.{namespace}.svc.cluster.local:{MLFLOW_PORT}",
             storage_env=storage_env,
+            feature_store_env=feature_store.pod_env(cfg),
         )
 
 
@@ -133,6 +135,7 @@ def pod_spec(
         pods.secret_env("MLFLOW_TRACKING_PASSWORD", secret, "password"),
         *state_env(),
         *pods.plain_env(**target.storage_env),
+        *target.feature_store_env,  # the refresh job writes the online store the endpoint reads
         *pods.plain_env(**(extra_env or {})),
     ]
     tmp_vol, tmp_mount = pods.tmp_volume()

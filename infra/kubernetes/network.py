@@ -3,10 +3,10 @@
 Flows (all inside the namespace unless noted):
   every pod      → kube-dns (kube-system) :53
   mlflow         ← serving, job :5000 (+ ingress controller);  → postgres :5432, storage
-  postgres       ← mlflow :5432
+  postgres       ← mlflow, and serving + job with a networked online feature store :5432
   minio          ← mlflow, serving, job :9000
-  serving        ← job :3000 (+ ingress controller);  → mlflow :5000, storage
-  job            → mlflow :5000, serving :3000, storage
+  serving        ← job :3000 (+ ingress controller);  → mlflow :5000, storage (+ postgres: feature store)
+  job            → mlflow :5000, serving :3000, storage (+ postgres: feature store)
 Peers without a namespaceSelector match only this namespace, so envs cannot reach each other.
 """
 
@@ -55,6 +55,7 @@ class NetworkIsolation(pulumi.ComponentResource):
         database_egress: dict,
         in_cluster_storage: bool,
         in_cluster_database: bool,
+        feature_store_clients: bool = False,
         ingress_namespace: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -89,8 +90,11 @@ class NetworkIsolation(pulumi.ComponentResource):
             ingress=[_from([components("serving", "job"), *controller], MLFLOW_PORT)],
             egress=[database_egress, storage_egress],
         )
+        # the online feature store's role reaches only its database; MLflow's need MLflow's password
+        clients = ("mlflow", "serving", "job") if feature_store_clients else ("mlflow",)
+        store = [database_egress] if feature_store_clients else []
         if in_cluster_database:
-            policy("postgres", {"matchLabels": pods.selector("postgres")}, ingress=[_from([components("mlflow")], 5432)])
+            policy("postgres", {"matchLabels": pods.selector("postgres")}, ingress=[_from([components(*clients)], 5432)])
         if in_cluster_storage:
             port = storage_egress["ports"][0]["port"]
             policy("minio", {"matchLabels": pods.selector("minio")},
@@ -99,11 +103,11 @@ class NetworkIsolation(pulumi.ComponentResource):
             "serving",
             {"matchLabels": pods.selector("serving")},
             ingress=[_from([components("job"), *controller], SERVING_PORT)],
-            egress=[_to("mlflow", MLFLOW_PORT), storage_egress],
+            egress=[_to("mlflow", MLFLOW_PORT), storage_egress, *store],
         )
         policy(
             "job",
             {"matchLabels": pods.selector("job")},
-            egress=[_to("mlflow", MLFLOW_PORT), _to("serving", SERVING_PORT), storage_egress],
+            egress=[_to("mlflow", MLFLOW_PORT), _to("serving", SERVING_PORT), storage_egress, *store],
         )
         self.register_outputs({})

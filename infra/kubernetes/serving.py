@@ -16,7 +16,7 @@ import json
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.kubernetes import pods
+from infra.kubernetes import feature_store, pods
 from infra.kubernetes.config import KubernetesConfig
 from infra.kubernetes.names import SERVING_PORT, STATE_CLAIM, STATE_DIR
 from infra.kubernetes.pods import state_env, state_volume
@@ -98,6 +98,7 @@ class Serving(pulumi.ComponentResource):
                 pods.secret_env("MLFLOW_TRACKING_PASSWORD", "serving", "MLFLOW_TRACKING_PASSWORD"),
                 *state_env(),
                 *storage.client_env(),
+                *feature_store.pod_env(cfg),  # the online feature store (PGPASSWORD from its Secret)
             ],
             envFrom=storage.env_from(),
             ports=[{"name": "http", "containerPort": SERVING_PORT}],

@@ -1,5 +1,6 @@
 """One `supervisord` per environment: it restarts what dies, and one env's teardown never
-reaches another's processes (separate daemon, socket, config and logs per env).
+reaches another's processes (separate daemon, socket, config and logs per env). The daemon
+runs under a keeper (`keeper.py`) that starts it again if it dies itself.
 
 Everything here is owner-only: the run dir and its config files (they hold credentials)
 are 0700/0600, and the daemon and every program run with umask 077, so the databases,
@@ -93,11 +94,38 @@ def _quote_env(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%") + '"'
 
 
+KEEPER = Path(__file__).with_name("keeper.py")
+
+
+def keeper_pid(run_dir: Path) -> int | None:
+    """The pid of the env's keeper (the process that restarts a dead supervisord) if it runs."""
+    try:
+        pid = int((run_dir / "keeper.pid").read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if KEEPER.name.encode() in cmdline else None
+
+
+def _wait_daemon(run_dir: Path, timeout: float) -> int | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid = daemon_pid(run_dir)
+        if pid:
+            return pid
+        time.sleep(0.2)
+    return None
+
+
 def ensure_daemon(env: str, run_dir: Path) -> int:
-    """Start the env's supervisord if it is not running; return its pid."""
+    """Start the env's supervisord (under its keeper) if it is not running; return its pid."""
     pid = daemon_pid(run_dir)
     if pid:
         return pid
+    if keeper_pid(run_dir):  # the keeper is bringing a dead daemon back: a second one would fight it
+        pid = _wait_daemon(run_dir, 60)
+        if pid:
+            return pid
     for sub in ("logs", "programs"):
         private_dir(run_dir / sub)
     private_dir(run_dir)
@@ -108,13 +136,16 @@ def ensure_daemon(env: str, run_dir: Path) -> int:
         stale.unlink()
     supervisord = Path(sys.executable).with_name("supervisord")
     # umask from the start: supervisord opens its log before it applies its own `umask=`
-    subprocess.run([str(supervisord), "-c", str(conf)], check=True, cwd=run_dir, umask=0o077)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        pid = daemon_pid(run_dir)
-        if pid:
-            return pid
-        time.sleep(0.2)
+    fd = os.open(run_dir / "logs" / "keeper.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        subprocess.Popen([sys.executable, str(KEEPER), "--conf", str(conf), "--pidfile", str(run_dir / "keeper.pid"),
+                          "--supervisord", str(supervisord)], cwd=run_dir, umask=0o077, start_new_session=True,
+                         stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, close_fds=True)
+    finally:
+        os.close(fd)
+    pid = _wait_daemon(run_dir, 20)
+    if pid:
+        return pid
     raise RuntimeError(f"supervisord for {env} did not start; see {run_dir / 'logs' / 'supervisord.log'}")
 
 
@@ -184,20 +215,34 @@ def remove_program(run_dir: Path, name: str) -> None:
         apply(run_dir)
 
 
-def stop_daemon(run_dir: Path) -> None:
-    """Stop the env's daemon (and with it every program it supervises)."""
-    pid = daemon_pid(run_dir)
-    if not pid:
-        return
+def _alive(pid: int) -> bool:
     try:
-        _rpc(run_dir).shutdown()
-    except (OSError, xmlrpc.client.Error):
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (e.g. the keeper, a child of the process that started it) is gone too
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def stop_daemon(run_dir: Path) -> None:
+    """Stop the env's daemon (and with it every program it supervises), and its keeper."""
+    pid, keeper = daemon_pid(run_dir), keeper_pid(run_dir)
+    if not pid and not keeper:
+        return
+    if pid:
+        try:
+            _rpc(run_dir).shutdown()  # exits 0: the keeper exits with it
+        except (OSError, xmlrpc.client.Error):
+            os.kill(pid, signal.SIGTERM)
+    elif keeper:
+        os.kill(keeper, signal.SIGTERM)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not any(p and _alive(p) for p in (pid, keeper)):
             return
         time.sleep(0.2)
-    os.kill(pid, signal.SIGKILL)
+    for p in (keeper, pid):  # the keeper first: it would start a killed daemon again
+        if p and _alive(p):
+            os.kill(p, signal.SIGKILL)

@@ -50,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         source, snap = None, None
         if args.source in ("", "generate"):
             args.source = None
-        if args.source:
+        if args.source and ("://" in args.source or args.source.startswith("{storage}")):
+            # on the env's storage or object storage (a retrain's window: ml/monitoring/training_window.py)
+            snap = sources.given(uc, args.source, sources.Where(code_root(), ctx.outputs.storage.root))
+        elif args.source:
             source = Path(args.source).expanduser().resolve()
             if not source.is_file():
                 raise task.TaskError(f"--source {args.source}: no such file")

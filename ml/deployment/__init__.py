@@ -1,5 +1,6 @@
-"""The `deploy_model` task: decide champion vs challenger in the registry, package the champion.
+"""The `deploy_model` task: decide champion vs challenger in the registry, package the winner.
 
 It never touches a running endpoint; `ml.serving` owns the endpoint and rolls it to the
-champion (task `update_endpoint`). See `ml/serving/README.md` for the split.
+decided version (task `update_endpoint`), which moves the `champion` alias when the rollout
+completes (`promote.py`). See `ml/serving/README.md` for the split.
 """

@@ -1,23 +1,24 @@
-"""Task `deploy_model`: challenger vs champion on held-out data; the winner becomes `champion`.
+"""Task `deploy_model`: challenger vs champion on held-out data; decides which version should serve.
 
 The first model (no champion yet) must beat the configured baseline
 (`deployment.baseline`). The comparison (metrics side by side, a plot, the decision)
-is logged to the challenger's MLflow run. A new champion is packaged: imported into the env's
-BentoML model store (`ml.deployment.package`, labelled with registered model, version, data
-version and git sha), from which the endpoint loads it by tag once `update_endpoint` rolls it
-out; `storage.models/<registered model>/champion.json` says what was promoted (see docs/model-handoff.md).
+is logged to the challenger's MLflow run. A promoted challenger keeps the `challenger` alias and
+is packaged: imported into the env's BentoML model store (`ml.deployment.package`, labelled with
+registered model, version, data version and git sha), from which the endpoint loads it by tag.
+The decided version is the task value `champion_version` (the new one when promoted, else the
+current champion's, empty when there is none); `update_endpoint` rolls it out and only then
+moves the `champion` alias and writes `storage.models/<registered model>/champion.json`
+(`ml.deployment.promote`; docs/model-handoff.md). Until the rollout completes, `champion` names
+what the endpoint serves.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 from core import runtime
-from core.files import atomic_write
 from ml import task
-from ml.registry import (CHALLENGER, CHAMPION, VALIDATION_TAG, alias_version, champion_pointer, held_out, load_model,
-                         parse_uri)
+from ml.registry import CHALLENGER, CHAMPION, VALIDATION_TAG, alias_version, held_out, load_model, parse_uri
 from ml.training.estimator import evaluate
 from ml.usecase.metrics import beats, bound_operator, improvement, meets
 
@@ -127,14 +128,18 @@ def main(argv: list[str] | None = None) -> int:
             mlflow.set_tag("deployment_decision", "promoted" if promote else "kept_champion")
         client.set_model_version_tag(name, version, "deployment_decision", "promoted" if promote else "kept_champion")
         task.publish("promoted", promote)
+        task.publish("model_name", name)
         if not promote:
-            task.publish("champion_version", champ_mv.version if champ_mv else None)
+            # what update_endpoint then rolls out: the champion that serves (empty: none yet, nothing to roll out)
+            task.publish("champion_version", champ_mv.version if champ_mv else "")
             print(f"deploy_model: v{version} not promoted — {why}; champion stays {('v' + champ_mv.version) if champ_mv else 'none'}")
             return 0
-        client.set_registered_model_alias(name, CHAMPION, version)
+        # the decision only: `champion` moves when the rollout completes (update_endpoint → ml.deployment.promote)
+        client.set_registered_model_alias(name, CHALLENGER, version)
         task.publish("champion_version", version)
         task.publish("champion_uri", f"models:/{name}/{version}")
-        print(f"deploy_model: v{version} is champion — {why}")
+        print(f"deploy_model: v{version} promoted — {why}; the endpoint rolls it out, alias champion moves when that completes"
+              + (f" (until then: v{champ_mv.version})" if champ_mv is not None and champ_mv.version != version else ""))
         if args.no_package:
             return 0
         import mlflow.sklearn
@@ -147,10 +152,6 @@ def main(argv: list[str] | None = None) -> int:
             git_sha=mv.tags.get("git_sha", ctx.git_sha), threshold=threshold, use_case=uc.name,
             sk_model=mlflow.sklearn.load_model(f"models:/{name}/{version}"),
         )
-        pointer = {"registered_model": name, "version": version, "model_uri": f"models:/{name}/{version}",
-                   "data_version": data_version, "git_sha": mv.tags.get("git_sha", ctx.git_sha), "metrics": chall_metrics,
-                   "promoted_at": comparison["decided_at"], "bentoml_model": bentoml_model, "bentoml_home": str(home)}
-        atomic_write(champion_pointer(ctx.storage_path("models"), name), json.dumps(pointer, indent=2))
         client.set_model_version_tag(name, version, "bentoml_model", bentoml_model)
         task.publish("bentoml_model", bentoml_model)
         print(f"deploy_model: imported {bentoml_model} into the env's BentoML model store (BENTOML_HOME={home})")

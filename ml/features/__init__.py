@@ -3,7 +3,8 @@
 - `compute`: a table's rows (per entity and event time, trailing-window aggregates) from source rows;
 - `pit`: the point-in-time join (each row gets the values as of its own timestamp, never later);
 - `offline`: the offline store, one DVC version per refresh with its lineage;
-- `online`: the online store (latest values per entity, SQLite per env) and serving lookups;
+- `online`: serving lookups (defaults, policy, counts) and the refresh's write of the online store;
+- `stores`: the online store backends (SQLite files by default, PostgreSQL on kubernetes);
 - `lookups`: what a use case looks up (its params.yaml `feature_tables`), pinned at ingest,
   joined into the gold table;
 - `refresh`: the job task (`python -m ml.features.refresh`).

@@ -5,7 +5,8 @@ For each table (`--table KEY`, repeatable; default: every table deployed to the 
 2. read its source: the env's current silver table of the source use case (the last ingest);
 3. compute it (`ml.features.compute`), checking the source has the declared columns;
 4. write a new offline version (DVC add + push, lineage committed: `ml.features.offline`);
-5. materialise each entity's newest values into the online store (`ml.features.online`).
+5. materialise each entity's newest values into the online store (`ml.features.online`): SQLite under
+   the env's storage, or the networked store the platform names (CONVEYOR_ONLINE_STORE_URL).
 
 Publishes `<key>_version` per table (and `version` when there is one). A missing
 definition or source stops the task with one line saying what to run first; the online
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from core import runtime
+from core import runtime, settings
 from core.feature_tables import DEFINITIONS, FeatureTableError, FeatureTableSpec, definition_key, load_definition
 from ml import task
 
@@ -53,6 +54,7 @@ def refresh(ctx, key: str) -> dict:
     from core.storage import Blobs
     from ml.features import compute, offline, online
     from ml.features.lookups import offline_location
+    from ml.features.stores import open_store
 
     spec = load_definition(key, Blobs(ctx.outputs.storage.root).read_text(definition_key(key)))
     source, source_lineage = read_source(ctx, key, spec)
@@ -67,7 +69,8 @@ def refresh(ctx, key: str) -> dict:
     ws, remote = offline_location(ctx)
     version = offline.write(ws, remote, key, table, lineage)
     latest = compute.latest_per_entity(spec, table)
-    online_rows = online.materialise(online.store_file(ctx.storage_path("root"), key), key, spec, latest, version.md5)
+    store = open_store(ctx.storage_path("root"), settings.ONLINE_STORE_URL.get())  # the platform's choice
+    online_rows = online.materialise(store, key, spec, latest, version.md5)
     return {"key": key, "version": version.md5, "commit": version.commit, "rows": len(table), "online_rows": online_rows,
             "source_md5": source_lineage["md5"]}
 

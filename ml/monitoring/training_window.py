@@ -4,10 +4,13 @@ The requests an endpoint answered (its inference table: the raw fields every req
 joined with the labels that came back for them (the labels feed, checked as monitoring checks
 it) are the newest rows with ground truth a team has: the window a drift-triggered retrain
 learns from. This task writes them in the use case's raw schema (id, declared columns, label) to
-`<storage.root>/tables/training_windows/window-<run>.parquet`, with `window-<run>.lineage.json`
-next to it (which table and feed, how many requests and labels, the time span, the monitoring
-run's verdict), and publishes `source` (that file) for `run_job` to hand `model_training_job` as its
-`source` parameter; `ingest` then DVC-versions exactly these rows and records where they came from.
+the env's storage (`core.storage.Blobs` of `storage.root`: a directory on the local platform, an
+`s3://` prefix on kubernetes, so the `ingest` pod of the retrain reads it wherever it runs) as
+`tables/training_windows/window-<run>.parquet`, with `window-<run>.lineage.json` next to it (which
+table and feed, how many requests and labels, the time span, the monitoring run's verdict), and
+publishes `source` = `{storage}/tables/training_windows/window-<run>.parquet` for `run_job` to hand
+`model_training_job` as its `source` parameter; `ingest` then reads it as a `file` source
+(`ml.data.sources.given`), DVC-versions exactly these rows and records where they came from.
 
 Only requests answered by the champion or the challenger count (a shadow's copies are the same
 requests). Bad input — a feed with unknown ids or duplicates, requests that lack a declared raw
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +32,8 @@ import pandas as pd
 
 from core import settings as env_settings
 from core.cli import guarded
-from core.files import atomic_write
+from core.files import PRIVATE_FILE, atomic_write
+from core.storage import Blobs
 from ml.monitoring import tables
 from ml.monitoring.settings import MonitorError, monitor_settings
 from ml.serving.inference_log import read_table
@@ -70,9 +75,14 @@ def labelled_traffic(uc: UseCase, table: pd.DataFrame, labels: pd.DataFrame, sin
     return frame.drop_duplicates(uc.id_column).reset_index(drop=True)
 
 
-def build(uc: UseCase, table_dir: Path, labels_dir: Path, out_dir: Path, *, hours: float, run_id: str,
+WINDOWS = "tables/training_windows"  # under the env's storage root
+
+
+def build(uc: UseCase, table_dir: Path, labels_dir: Path, out: Blobs, *, hours: float, run_id: str,
           min_rows: int, verdict: str | None = None) -> dict:
-    """Write the window and its lineage under `out_dir`; returns what was written."""
+    """Write the window and its lineage into `out` (the env's `tables/training_windows`); returns
+    what was written: `source` and `lineage` as `{storage}/…` locations (`out` is under the env's
+    storage root) or `out`'s own URIs (it is not), and `rows`."""
     table = read_table(table_dir)
     labels = tables.joined_labels(labels_dir, table, uc)
     since = time.time() - hours * 3600
@@ -80,7 +90,8 @@ def build(uc: UseCase, table_dir: Path, labels_dir: Path, out_dir: Path, *, hour
     if len(frame) < min_rows:
         raise MonitorError(f"only {len(frame)} labelled requests in the last {hours:g} h (of {len(table)} logged, "
                            f"{len(labels)} labels in {labels_dir}); retraining needs data_validation.min_rows = {min_rows}")
-    path = atomic_write(Path(out_dir) / f"window-{run_id}.parquet", frame.to_parquet(index=False))
+    name = f"window-{run_id}"
+    _put(out, f"{name}.parquet", frame.to_parquet(index=False))
     logged = table[table["request_id"].astype(str).isin(set(frame[uc.id_column]))]
     lineage = {
         "kind": "labelled_traffic", "use_case": uc.name, "rows": len(frame), "hours": hours,
@@ -91,8 +102,26 @@ def build(uc: UseCase, table_dir: Path, labels_dir: Path, out_dir: Path, *, hour
         "label_rate": float(frame[uc.label].mean()) if uc.is_classification else None,
         "monitoring_verdict": verdict, "written_at": time.time(), "run_id": run_id,
     }
-    lineage_path = atomic_write(Path(out_dir) / f"window-{run_id}.lineage.json", json.dumps(lineage, indent=2))
-    return {"source": str(path), "lineage": str(lineage_path), "rows": len(frame)}
+    _put(out, f"{name}.lineage.json", json.dumps(lineage, indent=2).encode())
+    return {"source": f"{out.uri}/{name}.parquet", "lineage": f"{out.uri}/{name}.lineage.json", "rows": len(frame)}
+
+
+def _put(out: Blobs, key: str, data: bytes) -> None:
+    """One whole blob: renamed into place on a disk, one PUT on object storage (readers never see half)."""
+    if out.local is not None:
+        atomic_write(out.local / key, data, PRIVATE_FILE)
+        return
+    with tempfile.TemporaryDirectory(prefix="conveyor-window-") as tmp:
+        staged = Path(tmp) / key
+        staged.write_bytes(data)
+        out.upload(staged, key)
+
+
+def on_storage(location: str, storage_root: str) -> str:
+    """`location` under the env's storage root as a `{storage}/…` source path (so any platform's
+    ingest resolves it), else unchanged."""
+    root = storage_root.rstrip("/")
+    return "{storage}" + location[len(root):] if location.startswith(root + "/") else location
 
 
 @guarded
@@ -115,9 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     table_dir = endpoints.table_dir(ctx.storage_path("inference_table"), args.endpoint)
     params = uc.load_params()
     min_rows = int(getattr(getattr(params, "data_validation", None), "min_rows", 1) or 1)
-    written = build(uc, table_dir, tables.labels_dir(table_dir), ctx.storage_path("root") / "tables" / "training_windows",
+    storage_root = ctx.outputs.storage.root
+    written = build(uc, table_dir, tables.labels_dir(table_dir), Blobs(storage_root).child(WINDOWS),
                     hours=args.hours or settings.config.training_window_hours, run_id=ctx.run_id or "manual",
                     min_rows=min_rows, verdict=args.verdict)
+    written.update(source=on_storage(written["source"], storage_root), lineage=on_storage(written["lineage"], storage_root))
     print(f"fresh window: {written['rows']} labelled requests -> {written['source']} (lineage {written['lineage']})")
     if env_settings.TASK_VALUES_DIR.is_set():
         for key in ("source", "lineage", "rows"):

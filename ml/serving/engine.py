@@ -8,7 +8,10 @@
 - a challenger whose strategy sets guard bounds and that errors or is slow trips
   `LiveGuard`; the worker then rewrites the endpoint config without it (rollback on its
   own), and meanwhile its rows fall back to the champion so callers never see the broken model;
-- every row and response goes to the inference table.
+- every row and response goes to the inference table;
+- a small batch takes the fast path where the use case and the model allow it: features by the
+  use case's array twin (`fastpath.py`), scores by the model's compiled transforms
+  (`compiled.py`), each used only once checked identical to the pandas / scikit-learn path.
 
 The request and response fields, the features and the id/entity columns come from the
 endpoint's use case (`ml.serving.schema.ServingSchema`); this module names none of them.
@@ -35,6 +38,7 @@ from core import settings
 from ml.serving import rollouts, routing
 from ml.serving.endpoint_config import EndpointConfig, drop_challenger, read_config, update_config
 from ml.serving.errors import NoModelDeployed
+from ml.serving.fastpath import FeatureBatch, Features
 from ml.serving.guard import LiveGuard
 from ml.serving.inference_log import InferenceLogger
 from ml.serving.models import LoadedModel, load
@@ -62,6 +66,7 @@ class Engine:
                  schema: ServingSchema | None = None, name: str | None = None):
         self.env = env
         self.schema = schema or for_use_case(settings.SERVING_USE_CASE.get())
+        self.features = Features(self.schema.use_case)
         self.name = name  # None: the environment's default endpoint
         self.endpoint_dir = Path(endpoint_dir) if endpoint_dir else None
         self.logger = InferenceLogger(table_dir)
@@ -78,6 +83,9 @@ class Engine:
         self._shadow_lock = threading.Lock()
         self._shadow_pending = 0
         self.shadow_dropped = 0
+        from ml.features.online import LookupCounts  # rows per feature table and outcome, for /status
+
+        self.feature_lookups = LookupCounts()
         self._stop = threading.Event()
         self._seen_mtime: int | None = None
         self._failed_mtime: int | None = None
@@ -138,12 +146,38 @@ class Engine:
             if spec is None:
                 continue
             key = (spec.name, spec.version, spec.path or spec.uri)
-            models[role] = by_version.get(key) or self._loader(spec)
+            known = by_version.get(key)
+            models[role] = known or self._loader(spec)
             if models[role].columns is None:  # no signature: the use case's feature columns
                 models[role].columns = self.schema.use_case.feature_names
+            if known is None:
+                self._compile(models[role])
         self.snapshot = Snapshot(cfg, models)  # the atomic swap
         self.load_error = self.load_error_revision = None
         return models
+
+    def _compile(self, model: LoadedModel) -> None:
+        """Give `model` its compiled scorer when its pipeline compiles and scores the same as
+        `predict_proba` on rows drawn from the use case's declared columns; else it keeps sklearn's path."""
+        from ml.serving import compiled, fastpath
+
+        if not isinstance(model, LoadedModel) or model.columns is None:
+            return
+        scorer = compiled.compile_scorer(model.model, model.columns, model.has_proba)
+        if scorer is None:
+            return
+        uc = self.schema.use_case
+        try:
+            sample = FeatureBatch(self.features.names,
+                                  frame=uc.build_features(pd.DataFrame(fastpath.sample_raw(uc)))).arrays
+        except Exception as exc:  # the use case's features of drawn rows: no sample, no fast path
+            log.info("model %s: no compiled scorer (%s)", model.version, exc)
+            return
+        problem = compiled.check(scorer, lambda cols: model.predict_proba(pd.DataFrame(cols)), sample)
+        if problem:
+            log.warning("model %s: compiled scorer not used (%s)", model.version, problem)
+            return
+        model.compiled = scorer
 
     # ---- scoring -----------------------------------------------------------------------
     def score(self, rows: list[dict], target: str = "traffic") -> list[dict]:
@@ -159,8 +193,8 @@ class Engine:
                 r[rid] = uuid.uuid4().hex
         from ml.features import online as feature_tables  # looked-up features by entity key; rows note what happened
 
-        raw = feature_tables.augment(self.schema.use_case, rows)
-        frame = self.schema.use_case.build_features(raw)  # on-demand features too: the code training used
+        looked_up = feature_tables.lookup(self.schema.use_case, rows, self.feature_lookups)
+        frame = self.features.build(rows, looked_up)  # on-demand features too: the code training used
         cfg = snap.config
         roles = ["candidate" if target == "candidate" else "champion"] * len(rows)
         challenger = snap.get("challenger") if target == "traffic" else None
@@ -180,7 +214,7 @@ class Engine:
             idx = by_role.pop("challenger")
             t0 = time.perf_counter()
             try:
-                p = challenger.predict_proba(frame.iloc[idx])
+                p = _predict(challenger, frame.take(idx))
                 for j, i in enumerate(idx):
                     probs[i] = float(p[j])
                 self._observe_challenger(cfg, strategy, True, (time.perf_counter() - t0) * 1000, len(idx))
@@ -192,13 +226,13 @@ class Engine:
                 by_role.setdefault("champion", []).extend(idx)
         for idx in by_role.values():
             # the whole batch (the common case) goes as it is: no row-selection copy
-            p = champion.predict_proba(frame if len(idx) == len(rows) else frame.iloc[idx])
+            p = _predict(champion, frame if len(idx) == len(rows) else frame.take(idx))
             for j, i in enumerate(idx):
                 probs[i] = float(p[j])
         latency_ms = (time.perf_counter() - started) * 1000
         now = time.time()
         out, records = [], []
-        features = _feature_records(frame)
+        features = frame.records()
         for i, r in enumerate(rows):
             model = challenger if roles[i] == "challenger" else champion
             resp = self.schema.answer(r[rid], probs[i], model.spec.threshold, model.version, roles[i])
@@ -243,14 +277,14 @@ class Engine:
         limit_native_threads()
         t0 = time.perf_counter()
         try:
-            p = challenger.predict_proba(frame)
+            p = _predict(challenger, frame)
         except Exception as exc:
             log.warning("shadow model %s failed: %s", challenger.version, exc)
             return
         latency_ms = (time.perf_counter() - t0) * 1000
         now = time.time()
         records = []
-        features = _feature_records(frame)
+        features = frame.records()
         for i, r in enumerate(rows):
             resp = self.schema.answer(r[self.schema.id_column], float(p[i]), challenger.spec.threshold,
                                       challenger.version, "shadow")
@@ -309,6 +343,8 @@ class Engine:
                        for role, m in snap.models.items()},
             "reason": cfg.reason, "load_error": self.load_error, "load_error_revision": self.load_error_revision,
             "logged_rows": self.logger.written, "shadow_dropped_rows": self.shadow_dropped,
+            "feature_lookups": self.feature_lookups.snapshot(),  # {table: {hit, missing, stale, unavailable, defaults}}
+            "inference_table": self.logger.status(),  # pending/dropped/error while its disk refuses writes
         }
 
     def close(self) -> None:
@@ -317,11 +353,10 @@ class Engine:
         self.logger.close()
 
 
-def _feature_records(frame: pd.DataFrame) -> list[dict]:
-    """Each row's features as `{"f_<column>": python value}` for the inference table, in one pass."""
-    cols = [f"f_{c}" for c in frame.columns]
-    return [dict(zip(cols, (v.item() if hasattr(v, "item") else v for v in values)))
-            for values in frame.itertuples(index=False, name=None)]
+def _predict(model: LoadedModel, batch: FeatureBatch):
+    """The model's score per row: its compiled scorer on the feature arrays when it has one."""
+    compiled = getattr(model, "compiled", None)
+    return compiled(batch.arrays) if compiled is not None else model.predict_proba(batch.frame)
 
 
 _thread_state = threading.local()

@@ -1,5 +1,6 @@
 """ASGI middleware in front of the BentoML app: auth, the predict routes, `/status`, the docs.
 
+- `GET /livez` is answered first, by the gate itself: liveness must stay cheap under overload;
 - every route but health (`/livez`, `/readyz`, `/healthz`) and the docs (`/`, `/docs.json`,
   `/openapi.json`, `/<name>/openapi.json`) needs a valid bearer token → else 401 (tokens are
   sha256 digests in the JSON file at $CONVEYOR_SERVING_TOKENS_FILE, re-read when it
@@ -24,6 +25,7 @@ from ml.serving.tokens import OPEN_PATHS, TokenSet, bearer
 DOC_PATHS = {"/docs.json", "/openapi.json"}
 PREDICT_PATHS = {"/predict": "traffic", "/candidate/predict": "candidate"}
 NAMED_PATHS = {"predict": "traffic", "candidate/predict": "candidate"}
+LIVE = {"status": "alive"}
 
 
 class GateMiddleware:
@@ -70,6 +72,11 @@ class GateMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path, method = scope.get("path", ""), scope["method"]
+        if path == "/livez" and method in ("GET", "HEAD"):
+            # Liveness first and cheap: answered here, before anything else (no token, routing,
+            # metrics or tracing middleware), so a worker that sheds a flood of requests still
+            # says it is alive (bench.stress probes it at its top level).
+            return await answer(send, 200, LIVE)
         if path in OPEN_PATHS and method in ("GET", "HEAD"):
             return await self.app(scope, receive, send)
         if path in DOC_PATHS and method == "GET":

@@ -3,12 +3,22 @@
 Requests put records on an in-memory queue; one writer thread appends them as JSON
 lines to a part file of this worker (`part-<utc date>-<pid>-<start>.jsonl`) and
 flushes+fsyncs each batch. `close()` drains the queue, so a graceful shutdown or
-restart loses nothing. Readers (`read_table`) take every part file.
+restart loses nothing; a hard kill loses at most what was queued but not yet on disk
+(the writer takes the queue at least every `flush_interval_s`). Readers (`read_table`)
+take every part file.
+
+A write that fails (a full disk: ENOSPC, a quota, an I/O error) never reaches the request
+path and never kills the writer: the part file is cut back to its last whole line, the
+records stay pending in memory (up to `max_pending` rows; beyond that the oldest are
+dropped and counted in `dropped`) and are written, in order, once the disk takes them again
+(retried every `retry_s`). `status()` says which state the table is in.
 """
 
 from __future__ import annotations
 
+import collections
 import json
+import logging
 import os
 import queue
 import threading
@@ -19,14 +29,20 @@ from pathlib import Path
 import pandas as pd
 
 _STOP = object()
+log = logging.getLogger(__name__)
 
 
 class InferenceLogger:
-    def __init__(self, table_dir: Path | None, flush_interval_s: float = 0.2):
+    def __init__(self, table_dir: Path | None, flush_interval_s: float = 0.2, *, retry_s: float = 1.0,
+                 max_pending: int = 200_000):
         self.table_dir = Path(table_dir) if table_dir else None
-        self.flush_interval_s = flush_interval_s
+        self.flush_interval_s, self.retry_s, self.max_pending = flush_interval_s, retry_s, max_pending
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._written = 0
+        self._pending: collections.deque[str] = collections.deque()  # json lines not on disk yet, oldest first
+        self.dropped = 0  # rows given up on: pending past `max_pending` while the disk refused them
+        self.last_error: str | None = None  # set while writes fail, None once they succeed again
+        self._retry_at = 0.0
         self._thread: threading.Thread | None = None
         self._started = f"{int(time.time() * 1000)}"
         if self.table_dir is not None:
@@ -37,6 +53,11 @@ class InferenceLogger:
     @property
     def written(self) -> int:
         return self._written
+
+    def status(self) -> dict:
+        """Rows written, pending (not on disk yet), dropped, and the failing write's error if any."""
+        return {"written": self._written, "pending": len(self._pending), "dropped": self.dropped,
+                "error": self.last_error}
 
     def log(self, records: list[dict]) -> None:
         """Cheap: enqueue only. Safe from any thread."""
@@ -54,8 +75,8 @@ class InferenceLogger:
             try:
                 item = self._queue.get(timeout=self.flush_interval_s)
             except queue.Empty:
-                continue
-            while True:
+                item = None
+            while item is not None:
                 if item is _STOP:
                     stop = True
                 else:
@@ -63,25 +84,68 @@ class InferenceLogger:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
-                    break
-            if batch:
-                self._write(batch)
+                    item = None
+            try:
+                if batch:
+                    self._hold(batch)
+                if self._pending and (stop or time.monotonic() >= self._retry_at):
+                    self._flush()
+            except Exception:  # a bug here must not end the table for the rest of the worker's life
+                log.exception("inference table writer")
 
-    def _write(self, batch: list[dict]) -> None:
-        data = "".join(json.dumps(r, default=str) + "\n" for r in batch)
-        with open(self._path(), "a") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        self._written += len(batch)
+    def _hold(self, batch: list[dict]) -> None:
+        self._pending.extend(json.dumps(r, default=str) + "\n" for r in batch)
+        while len(self._pending) > self.max_pending:
+            self._pending.popleft()
+            self.dropped += 1
+
+    def _flush(self) -> None:
+        data, rows = "".join(self._pending), len(self._pending)
+        try:
+            _append(self._path(), data.encode())
+        except OSError as exc:
+            if self.last_error is None:
+                log.warning("inference table %s: write failed (%s); %d rows kept pending, retried every %.1f s",
+                            self.table_dir, exc, rows, self.retry_s)
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self._retry_at = time.monotonic() + self.retry_s
+            return
+        if self.last_error is not None:
+            log.warning("inference table %s: writing again (%d pending rows written)", self.table_dir, rows)
+        self.last_error = None
+        self._pending.clear()
+        self._written += rows
 
     def close(self, timeout: float = 30.0) -> None:
-        """Drain everything queued so far, then stop the writer."""
+        """Drain everything queued so far (one last try for what the disk refused), then stop the writer."""
         if self._thread is None:
             return
         self._queue.put(_STOP)
         self._thread.join(timeout)
         self._thread = None
+        if self._pending:
+            log.error("inference table %s: %d rows could not be written (%s)", self.table_dir,
+                      len(self._pending), self.last_error)
+
+
+def _append(path: Path, data: bytes) -> None:
+    """Append whole lines and fsync; on failure cut the file back, so a reader never sees half a line."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        start = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError:
+            try:
+                os.ftruncate(fd, start)
+            except OSError:
+                pass
+            raise
+    finally:
+        os.close(fd)
 
 
 def read_table(table_dir: Path, since: float | None = None) -> pd.DataFrame:

@@ -2,7 +2,8 @@
 
 Each request is read whole, sent to the backend that is active when it arrives (counted in
 its `inflight`, so the launcher drains a backend only once its requests have answered), and
-answered whole. Clients' connections end at this proxy, never at a backend, so handing over to
+answered whole. The hop is a pool of kept-alive raw HTTP/1.1 connections per backend
+(`forward.py`): it costs far less than scoring a row. Clients' connections end at this proxy, never at a backend, so handing over to
 new code closes none of them. `GET /status` (and `/<endpoint>/status`) gain the launcher's `code`.
 Before any backend runs it answers itself (health 200, else 401 without a valid token, 503).
 """
@@ -12,9 +13,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-import httpx
-
 from core import settings
+from ml.serving.forward import BackendConnectError, BackendError, BackendPool
 from ml.serving.tokens import OPEN_PATHS, TokenSet, bearer
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"host", b"content-length",
               b"proxy-connection", b"te", b"trailer"}
+MAX_IDLE = 128  # kept-alive connections per backend: one per concurrent request, up to this many
 
 
 class Proxy:
@@ -29,19 +30,27 @@ class Proxy:
 
     def __init__(self, launcher: Launcher):
         self.launcher = launcher
-        self.client: httpx.AsyncClient | None = None
+        self.pools: dict[int, BackendPool] = {}  # backend port -> its kept-alive connections
         self.tokens = TokenSet(settings.SERVING_TOKENS_FILE.get())
+
+    def _pool(self, backend: Backend) -> BackendPool:
+        pool = self.pools.get(backend.port)
+        if pool is None:
+            active = self.launcher.active
+            for port in [p for p in self.pools if active is None or p != active.port]:
+                self.pools.pop(port).close()  # a drained backend's connections (idle ones only: they are not in use)
+            pool = self.pools[backend.port] = BackendPool("127.0.0.1", backend.port, max_idle=MAX_IDLE)
+        return pool
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
-                    self.client = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=512,
-                                                                                     max_keepalive_connections=64))
                     await send({"type": "lifespan.startup.complete"})
                 else:
-                    await self.client.aclose()
+                    for pool in self.pools.values():
+                        pool.close()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] != "http":
@@ -60,30 +69,31 @@ class Proxy:
             try:
                 resp = await self._forward(backend, scope, body)
                 break
-            except httpx.ConnectError:
+            except BackendConnectError:
                 if attempt == 2 or self.launcher.active is backend:  # no other backend to try
                     return await _json(send, 503, {"error": f"the {self.launcher.env} endpoint is restarting; retry"},
                                        [(b"retry-after", b"1")])
-            except httpx.HTTPError as exc:
+            except (BackendError, TimeoutError) as exc:
                 return await _json(send, 502, {"error": f"the endpoint's server failed: {type(exc).__name__}"})
             finally:
                 backend.inflight -= 1
-        content = resp.content
-        if scope["path"].endswith("/status") and scope["method"] == "GET" and resp.status_code == 200:
+        content = resp.body
+        if scope["path"].endswith("/status") and scope["method"] == "GET" and resp.status == 200:
             try:
-                content = json.dumps({**resp.json(), "code": self.launcher.code_info()}).encode()
+                content = json.dumps({**json.loads(content), "code": self.launcher.code_info()}).encode()
             except ValueError:
                 pass
-        headers = [(k, v) for k, v in resp.headers.raw if k.lower() not in HOP_BY_HOP and k.lower() != b"content-encoding"]
+        headers = [(k, v) for k, v in resp.headers if k not in HOP_BY_HOP]
         headers.append((b"content-length", str(len(content)).encode()))
-        await send({"type": "http.response.start", "status": resp.status_code, "headers": headers})
+        await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
 
-    async def _forward(self, backend: Backend, scope, body: bytes) -> httpx.Response:
-        path = scope.get("raw_path") or scope["path"].encode()
-        url = backend.url + path.decode("latin-1") + (f"?{scope['query_string'].decode()}" if scope.get("query_string") else "")
+    async def _forward(self, backend: Backend, scope, body: bytes):
+        target = scope.get("raw_path") or scope["path"].encode()
+        if scope.get("query_string"):
+            target += b"?" + scope["query_string"]
         headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() not in HOP_BY_HOP]
-        return await self.client.request(scope["method"], url, headers=headers, content=body)
+        return await self._pool(backend).request(scope["method"], target, headers, body)
 
     async def _without_backend(self, scope, send):
         """No code deployed yet (or the first one is still starting): answer what can be answered."""

@@ -43,6 +43,9 @@ class LoadedModel:
     has_proba: bool
     loaded_in_s: float = 0.0
     extra: dict = field(default_factory=dict)
+    # feature columns (name -> array) -> scores without a DataFrame (`ml.serving.compiled`), set by the
+    # engine once checked equal to `predict_proba`; None: `predict_proba` on a frame
+    compiled: Any = None
 
     @property
     def version(self) -> str:

@@ -123,7 +123,8 @@ class PredictRoute:
         if not rows:
             return await answer(send, 200, [])
         try:
-            out = await self.batchers[target].submit([r.model_dump() for r in rows])
+            # a row model's fields are plain values (no nested models): its __dict__ is its model_dump()
+            out = await self.batchers[target].submit([dict(r.__dict__) for r in rows])
         except Overloaded as exc:
             return await answer(send, 503, {"error": str(exc)}, [(b"retry-after", str(exc.retry_after_s).encode())])
         except NoModelDeployed as exc:  # raced with a config change; the gate usually answers first

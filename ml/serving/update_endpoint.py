@@ -1,20 +1,24 @@
-"""Task `update_endpoint`: roll the env's endpoint to the registry's `champion` with the bundle's rollout.
+"""Task `update_endpoint`: roll the env's endpoint to the version `deploy_model` decided, with the bundle's rollout.
 
-Runs after `deploy_model` in `model_training_job`. It resolves the alias, does nothing if that
-version already serves, else copies it locally and deploys it (`ml.serving.deploy`: SLA gate,
-then the rollout strategy of the endpoint as deployed). While the new version rolls out next to a
-serving champion, the `champion` alias stays on that champion (the new version holds `challenger`)
-and moves only when the rollout completes; when the new version does not go live, the alias is
-pointed back at what the endpoint serves, so the registry never lies. The rollout's evidence (a
-canary's challenger requests, an A/B test's labelled arms) is counted in the endpoint's inference
-table (`rollout.evidence_table`).
+Runs after `deploy_model` in `model_training_job`, which hands it the decided version as
+`--version {{tasks.deploy_model.values.champion_version}}` (by hand: `--version N`, or `--alias A`
+to roll out what an alias names; with neither, this run's deploy_model value, else `champion`).
+It does nothing if that version already serves, else copies it locally and deploys it
+(`ml.serving.deploy`: SLA gate, then the rollout strategy of the endpoint as deployed). The
+registry's `champion` alias moves only when the rollout completes with that version serving
+(`ml.deployment.promote.move_champion`, which also writes `champion.json`): the first model and
+a direct rollout when they go live, a canary when its last stage passed, an A/B test when its
+rule chose the challenger. While it rolls out the new version holds `challenger`; a rollout that
+fails or waits for a person leaves `champion` on what the endpoint serves, so the registry never
+lies. The rollout's evidence (a canary's challenger requests, an A/B test's labelled arms) is
+counted in the endpoint's inference table (`rollout.evidence_table`).
 
 `--endpoint <key>` picks one `serving_endpoints` resource of the run's deployment (default: its
 default endpoint), read as `bundle deploy` resolved it (`ml.serving.endpoint_settings`), never from
 a checkout; a named one is bound first (`ml.serving.endpoints`), so the serving process serves it.
 Started by hand outside a bundle run, `--endpoint-file` names a resource file to read instead.
 
-Task usage: `python -m ml.serving.update_endpoint --model-name fraud_detector --alias champion [--endpoint KEY]`.
+Task usage: `python -m ml.serving.update_endpoint --model-name fraud_detector [--version N | --alias A] [--endpoint KEY]`.
 """
 
 from __future__ import annotations
@@ -42,8 +46,9 @@ def _strategy(name: str) -> str:
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m ml.serving.update_endpoint", description=__doc__.splitlines()[0])
     ap.add_argument("--model-name", required=True)
-    ap.add_argument("--alias", default="champion")
-    ap.add_argument("--version", default=None)
+    ap.add_argument("--version", default=None,
+                    help="the version to roll out (a run passes deploy_model's champion_version; empty: none decided)")
+    ap.add_argument("--alias", default=None, help="by hand: roll out the version this alias names (e.g. champion)")
     ap.add_argument("--strategy", default=None, type=_strategy, metavar="|".join(rollouts.names()),
                     help="override the rollout strategy of the endpoint")
     ap.add_argument("--endpoint-file", default=None, type=Path,
@@ -70,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         rollout = settings.rollout
         if args.strategy:
             rollout = rollout.model_copy(update={"strategy": args.strategy})
-        version = args.version or resolve_alias(args.model_name, args.alias)
+        version = _target_version(args)
+        if version is None:
+            print(f"update_endpoint: deploy_model decided no version of {args.model_name} to serve; nothing to roll out")
+            return 0
         current = read_config(endpoint_dir)
         if current.champion is not None and current.champion.name == args.model_name \
                 and current.champion.version == version and current.challenger is None:
@@ -80,13 +88,12 @@ def main(argv: list[str] | None = None) -> int:
             # the rollout's evidence (challenger requests) is counted in this endpoint's inference table
             table = endpoints.table_dir(ctx.storage_path("inference_table"), named)
             rollout = rollout.model_copy(update={"evidence_table": str(table)})
-            rolling = _hold_alias(args.model_name, version, current, args.alias)
+            _hold_alias(args.model_name, version, current)
             model = materialize(args.model_name, version)
             cfg = deploy(model, endpoint_dir=endpoint_dir, serving_url=ctx.outputs.serving_url,
                          token=ctx.outputs.credential(ctx.persona).token, rollout=rollout, sla=settings.sla,
                          by=f"{ctx.job}/{ctx.run_id}", endpoint=named, use_case=use_case)
-            if rolling:
-                _release_alias(args.model_name, version, cfg)
+        _release_alias(ctx, args.model_name, version, cfg)
     except Exception as exc:
         # Whatever went wrong, the registry's champion must name what really serves.
         if version is not None:
@@ -101,34 +108,54 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _hold_alias(name: str, version: str, current, alias: str) -> bool:
-    """While `version` rolls out next to a serving champion, the registry's `champion` alias keeps
-    naming what the endpoint's champion really is (batch scoring and humans read it); the new version
-    holds `challenger`. True when a rollout is starting (the alias moves in `_release_alias`)."""
-    if alias != "champion" or current.champion is None or current.champion.name != name \
-            or current.champion.version == version:
-        return False
-    from mlflow import MlflowClient
+def _target_version(args) -> str | None:
+    """The version to roll out: `--version` (empty: deploy_model decided none → None), else the
+    version `--alias` names, else this run's deploy_model decision, else the `champion` alias."""
+    if args.version is not None:
+        return args.version.strip() or None
+    if args.alias:
+        return resolve_alias(args.model_name, args.alias)
+    from ml.task import upstream
 
-    client = MlflowClient()
-    client.set_registered_model_alias(name, "challenger", version)
-    client.set_registered_model_alias(name, "champion", current.champion.version)
-    print(f"update_endpoint: v{version} rolls out as challenger; alias champion stays on v{current.champion.version} "
-          "until the rollout completes")
-    return True
+    decided = upstream("deploy_model", "champion_version")
+    if decided is not None:
+        return str(decided) or None
+    return resolve_alias(args.model_name, "champion")
 
 
-def _release_alias(name: str, version: str, cfg) -> None:
-    """The rollout ended with `version` as the endpoint's champion: the alias follows. A rollout that
-    waits for a person (ab without a decision rule, shadow) leaves it on the serving champion."""
-    if cfg.champion is None or cfg.champion.version != version:
-        print(f"update_endpoint: v{version} is challenger on the endpoint; alias champion stays on "
-              f"v{cfg.champion.version if cfg.champion else '-'} until it is promoted")
+def _hold_alias(name: str, version: str, current) -> None:
+    """While `version` rolls out next to a serving champion it holds `challenger`, and `champion`
+    keeps naming what the endpoint's champion really is (batch scoring and humans read it) — also
+    when someone pointed `champion` at the new version by hand to ask for this rollout."""
+    if current.champion is None or current.champion.name != name or current.champion.version == version:
         return
     from mlflow import MlflowClient
 
-    MlflowClient().set_registered_model_alias(name, "champion", version)
-    print(f"update_endpoint: rollout complete; alias champion moved to v{version}")
+    from ml.deployment.promote import names_champion
+
+    MlflowClient().set_registered_model_alias(name, "challenger", version)
+    if not names_champion(name, current.champion.version):
+        MlflowClient().set_registered_model_alias(name, "champion", current.champion.version)
+    print(f"update_endpoint: v{version} rolls out as challenger; alias champion stays on v{current.champion.version} "
+          "until the rollout completes")
+
+
+def _release_alias(ctx, name: str, version: str, cfg) -> None:
+    """The rollout ended with `version` as the endpoint's champion: the alias follows (and the
+    champion pointer is written). A rollout that waits for a person (ab without a decision rule,
+    shadow) leaves it on the serving champion."""
+    from ml.deployment.promote import is_champion, move_champion
+
+    if cfg.champion is None or cfg.champion.name != name or cfg.champion.version != version:
+        print(f"update_endpoint: v{version} is challenger on the endpoint; alias champion stays on "
+              f"v{cfg.champion.version if cfg.champion else '-'} until it is promoted")
+        return
+    if is_champion(name, version, ctx.storage_path("models")):
+        return  # it already served and the registry says so
+    tag = cfg.champion.uri.removeprefix("bentoml:") if cfg.champion.uri.startswith("bentoml:") else None
+    move_champion(name, version, models_dir=ctx.storage_path("models"), bentos_dir=ctx.storage_path("bentos"),
+                  bentoml_model=tag, reason=f"{cfg.rollout.strategy if cfg.rollout else 'rollout'} on {ctx.env} complete",
+                  echo=lambda line: print(f"update_endpoint: rollout complete; {line}"))
 
 
 def _realign_alias(name: str, failed_version: str, endpoint_dir: Path) -> None:
@@ -136,10 +163,16 @@ def _realign_alias(name: str, failed_version: str, endpoint_dir: Path) -> None:
     try:
         from mlflow import MlflowClient
 
+        from ml.deployment.promote import names_champion
+
         client = MlflowClient()
         client.set_model_version_tag(name, failed_version, "endpoint_rollout", "failed")
         serving = read_config(endpoint_dir).champion
-        if serving is not None and serving.name == name and serving.version != failed_version:
+        if serving is None or serving.name != name or serving.version == failed_version:
+            return
+        if names_champion(name, serving.version):
+            print(f"update_endpoint: alias champion stays on v{serving.version} (what the endpoint serves)", file=sys.stderr)
+        else:  # someone had pointed it at the new version by hand
             client.set_registered_model_alias(name, "champion", serving.version)
             print(f"update_endpoint: alias champion moved back to v{serving.version} (what the endpoint serves)",
                   file=sys.stderr)

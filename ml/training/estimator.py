@@ -16,15 +16,53 @@ from ml.usecase.metrics import scores
 
 def split(uc: UseCase, gold: pd.DataFrame, test_fraction: float, seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Held-out split: the most recent `test_fraction` of rows when the dataset has a timestamp
-    (models are used on the future, so they are judged on the future), else a seeded random share."""
+    (models are used on the future, so they are judged on the future), else a seeded random share.
+
+    With a timestamp, rows are ordered by (timestamp, id), stably, missing values last — the
+    order `DataFrame.sort_values(kind="stable")` gives — and each part is taken straight from
+    `gold` in that order (one copy of the rows, not two)."""
     if uc.timestamp is not None:
-        ordered = gold.sort_values([uc.timestamp, uc.id_column], kind="stable")
-        cut = int(round(len(ordered) * (1.0 - test_fraction)))
-        return ordered.iloc[:cut].reset_index(drop=True), ordered.iloc[cut:].reset_index(drop=True)
+        order = time_order(gold, [uc.timestamp, uc.id_column])
+        cut = int(round(len(order) * (1.0 - test_fraction)))
+        return _take(gold, order[:cut]), _take(gold, order[cut:])
     test_mask = np.zeros(len(gold), dtype=bool)
     n_test = int(round(len(gold) * test_fraction))
     test_mask[np.random.default_rng(seed).permutation(len(gold))[:n_test]] = True
     return gold[~test_mask].reset_index(drop=True), gold[test_mask].reset_index(drop=True)
+
+
+def time_order(frame: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    """Row positions of `frame` sorted by `keys` (stable, missing values last).
+
+    pyarrow's `sort_indices` is stable and puts nulls last like pandas, and sorts 1M
+    (timestamp, string id) rows in ~0.1 s where pandas' multi-key sort takes ~5 s (it factorizes
+    the strings first). A column pyarrow cannot type (mixed objects) falls back to pandas."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        table = pa.table({f"k{i}": pa.array(frame[k], from_pandas=True) for i, k in enumerate(keys)})
+        # nulls go last: pyarrow's default placement, as pandas' na_position="last"
+        return pc.sort_indices(table, sort_keys=[(f"k{i}", "ascending") for i in range(len(keys))]).to_numpy()
+    except (pa.ArrowException, TypeError, ValueError):
+        return frame.reset_index(drop=True).sort_values(keys, kind="stable").index.to_numpy()
+
+
+def _take(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    part = frame.take(positions)
+    part.index = pd.RangeIndex(len(part))
+    return part
+
+
+def read_training_table(uc: UseCase, path) -> pd.DataFrame:
+    """The columns of a gold table that training and its evaluations use: the split keys
+    (timestamp, id), the features and the label — not the entity key or other keys, which at
+    millions of rows are a second or more of string decoding and hundreds of MB for nothing."""
+    import pyarrow.parquet as pq
+
+    wanted = [c for c in (uc.timestamp, uc.id_column, *uc.feature_names, uc.label) if c]
+    present = set(pq.read_schema(path).names)
+    return pd.read_parquet(path, columns=[c for c in dict.fromkeys(wanted) if c in present])
 
 
 def fit(uc: UseCase, p: TrainParams, train: pd.DataFrame):
@@ -40,8 +78,10 @@ def predict(uc: UseCase, model, X: pd.DataFrame) -> np.ndarray:
     return np.asarray(model.predict(X[uc.feature_names]), dtype="float64")
 
 
-def evaluate(uc: UseCase, model, data: pd.DataFrame, threshold: float) -> dict[str, float]:
-    return scores(uc.task, data[uc.label].to_numpy(), predict(uc, model, data), threshold)
+def evaluate(uc: UseCase, model, data: pd.DataFrame, threshold: float, predicted: np.ndarray | None = None) -> dict[str, float]:
+    """The task's metrics of `model` on `data` (`predicted`: its `predict` on `data`, when the caller has it)."""
+    predicted = predict(uc, model, data) if predicted is None else predicted
+    return scores(uc.task, data[uc.label].to_numpy(), predicted, threshold)
 
 
 def enough_evidence(uc: UseCase, y: np.ndarray, minimum: int) -> bool:

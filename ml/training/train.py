@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import time
 
-import pandas as pd
-
 from core import runtime
 from ml import task
 from ml.data.versioning import read_version, workspace_for
 from ml.features.lookups import feature_table_tags
 from ml.registry import VALIDATION_TAG
 from ml.training import fingerprint, plots
-from ml.training.estimator import evaluate, fit, predict, split
+from ml.training.estimator import evaluate, fit, predict, read_training_table, split
 
 # Types in our own pipelines that skops does not trust by default (we wrote the file).
 TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
@@ -49,8 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         if not data_version:
             raise task.TaskError("no data version: run `ingest` first or pass --data-version")
         ws, remote = workspace_for(ctx, uc.name)
-        gold = pd.read_parquet(read_version(ws, remote, data_version))
+        gold = read_training_table(uc, read_version(ws, remote, data_version))
         train_df, test_df = split(uc, gold, params.split.test_fraction, params.split.seed)
+        del gold  # the two parts are copies: at millions of rows this is the largest frame of the task
         if uc.is_classification and (train_df[uc.label].nunique() < 2 or test_df[uc.label].nunique() < 2):
             raise task.TaskError(f"data version {data_version} has a single class in train or test; cannot train")
         name = task.model_name(args, ctx)
@@ -63,12 +62,12 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             model = fit(uc, tp, train_df)
             mlflow.log_metric("fit_seconds", round(time.perf_counter() - started, 3))
-            metrics = evaluate(uc, model, test_df, tp.threshold)
+            y, predicted = test_df[uc.label].to_numpy(), predict(uc, model, test_df)  # once: metrics and plots
+            metrics = evaluate(uc, model, test_df, tp.threshold, predicted)
             mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
             mlflow.log_metrics({f"train_{k}": v for k, v in evaluate(uc, model, train_df, tp.threshold).items()
                                 if k in uc.compared})
 
-            y, predicted = test_df[uc.label].to_numpy(), predict(uc, model, test_df)
             values = [f"{uc.label}={v}" for v in (uc.label_values or ["0", "1"])]
             for fname, fig in plots.for_task(uc.task, y, predicted, tp.threshold, tuple(values[:2])):
                 mlflow.log_figure(fig, f"plots/{fname}")

@@ -106,10 +106,14 @@ class Source(SourceSpec):
 
 class Features(_Strict):
     function: str = Field(description="package.module:function(raw DataFrame) -> DataFrame of the feature columns")
+    array_function: str | None = Field(None, description=(
+        "optional package.module:function(dict of raw column -> numpy array) -> dict of feature column -> numpy "
+        "array: the same features as `function` without pandas, for serving a few rows at a time (the endpoint "
+        "checks it gives identical features to `function` before using it)"))
     request: list[str] = Field(min_length=1, description="the raw columns a serving request carries")
     columns: dict[str, Column] = Field(min_length=1, description="the model's input columns, in order")
 
-    _refs = field_validator("function")(_ref)
+    _refs = field_validator("function", "array_function")(_ref)
 
 
 class Model(_Strict):

@@ -282,7 +282,8 @@ def check(root: Path, name: str) -> list[Diagnostic]:
     if spec is None:
         return diags
     uc = UseCase(spec=spec, dir=root / rel)
-    refs = [(("features", "function"), spec.features.function), (("model", "factory"), spec.model.factory),
+    refs = [(("features", "function"), spec.features.function), (("features", "array_function"), spec.features.array_function),
+            (("model", "factory"), spec.model.factory),
             (("source", "function"), spec.source.function), (("source", "params"), spec.source.params),
             (("model", "params"), spec.model.params), (("expectations",), spec.expectations)]
     for path, ref in refs:

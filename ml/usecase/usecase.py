@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from core.errors import ConveyorError
@@ -182,6 +183,16 @@ class UseCase:
             raise UseCaseError(f"use case {self.name!r}: {self.spec.features.function} did not return the declared "
                                f"feature columns {absent}")
         return frame[self.feature_names]
+
+    def build_feature_arrays(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+        """The declared feature columns (numpy arrays, in order) from raw columns, by the use case's
+        `features.array_function`: the pandas-free twin of `build_features` that serving uses for a
+        few rows. None when the use case declares none."""
+        ref = self.spec.features.array_function
+        if ref is None:
+            return None
+        out = self._get(ref, "features.array_function")(raw)
+        return {c: out[c] for c in self.feature_names}
 
     def estimator(self, train_params: TrainParams):
         """A fresh, unfitted estimator from the use case's factory."""

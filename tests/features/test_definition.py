@@ -40,7 +40,8 @@ def test_the_shipped_table_validates_and_the_kind_is_registered():
     ({"features": {"m": {"aggregation": "median", "column": "amount", "window": "1d", "default": 0}}}, "Input should be"),
     ({"features": {"m": {"aggregation": "count", "window": "soon", "default": 0}}}, "not a duration"),
     ({"ttl": "forever"}, "not a duration"),
-    ({"schedule": "hourly"}, "not a 5-field cron"),
+    ({"schedule": "hourly"}, "bad cron 'hourly': expected 5 fields"),
+    ({"schedule": "99 * * * *"}, "bad cron '99 * * * *': not a valid cron expression"),  # jobs' check: one check
     ({"source": {"use_case": "frad"}}, "unknown use case 'frad'"),
     ({"cache": True}, "Extra inputs are not permitted"),
 ])

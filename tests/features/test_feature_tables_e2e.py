@@ -70,6 +70,46 @@ def test_refresh_writes_a_dvc_version_with_lineage_and_the_online_store(refreshe
     assert entities == lineage["entities"] > 50
 
 
+def test_the_refresh_job_writes_the_networked_store_the_platform_names(refreshed, pg, monkeypatch):
+    """As on kubernetes: CONVEYOR_ONLINE_STORE_URL (no password) + PGPASSWORD → the refresh writes
+    PostgreSQL, and serving lookups read it with the same rules."""
+    import json
+    import subprocess
+    import sys
+
+    from sqlalchemy import text
+
+    from ml.features import online
+    from ml.features.stores import open_store
+    from tests.ml import pgserver
+
+    env, version = refreshed
+    run_id = new_run_id()
+    task_env = {**env.task_env(run_id, "refresh", "feature_refresh_job"), "CONVEYOR_ONLINE_STORE_URL": pg.url,
+                "PGPASSWORD": pgserver.PASSWORD}
+    proc = subprocess.run([sys.executable, "-m", "ml.features.refresh", "--table", KEY], cwd=env.project, env=task_env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert env.task_values(run_id, "refresh")["version"] == version  # the same data: the same version
+    assert pgserver.PASSWORD not in proc.stdout + proc.stderr
+    root = Path(env.outputs.storage.root.removeprefix("file://"))
+    with sqlite3.connect(root / "feature-store" / "online" / f"{KEY}.sqlite") as con:
+        known, stamp, payload = con.execute("SELECT entity, event_ts, payload FROM features ORDER BY event_ts DESC LIMIT 1").fetchone()
+        entities = con.execute("SELECT count(*) FROM features").fetchone()[0]
+
+    monkeypatch.setenv("PGPASSWORD", pgserver.PASSWORD)
+    store = open_store(None, pg.url)
+    rows = [{"customer_id": known}, {"customer_id": "never-seen"}]
+    frame = online.Lookups(store, {KEY: list(SPEC.features)}, {KEY: None}, clock=lambda: stamp + 60.0).augment(rows)
+    with store.engine().connect() as conn:
+        stored = conn.execute(text("SELECT count(*) FROM conveyor_online_features WHERE table_key = :k"), {"k": KEY}).scalar()
+    store.engine().dispose()
+    assert stored == entities  # every entity the SQLite store of the same refresh has
+    assert [r["fs_customer_aggregates"] for r in rows] == [f"hit@{version}", f"missing@{version}"]
+    assert frame["mean_amount_30d"].iloc[0] == pytest.approx(json.loads(payload)["mean_amount_30d"])
+    assert frame["mean_amount_30d"].iloc[1] == 60.0  # the definition comes from the store itself (none deployed here)
+
+
 def test_bad_refreshes_say_what_to_do(refreshed, mlflow_uri, tmp_path):
     env, _ = refreshed
     unknown = refresh(env, "--table", "customer_aggregatez")
@@ -120,14 +160,13 @@ def test_training_joins_the_pinned_version_point_in_time_and_the_model_records_i
             != leaky.sort_values(["customer_id", "timestamp"])["leaky"].to_numpy()).mean() > 0.5
 
 
-def test_serving_looks_features_up_by_entity_logs_them_and_survives_a_missing_store(trained, tmp_path, monkeypatch):
+def _engine(trained, tmp_path, monkeypatch):
+    """The serving engine in-process on the model the job registered, reading the env's online store."""
     import mlflow
 
     from ml.features import online
-    from ml.serving.client import sample_rows
     from ml.serving.endpoint_config import promote, update_config
     from ml.serving.engine import Engine
-    from ml.serving.inference_log import read_table
     from tests.serving.serving_helpers import served
 
     env, version, run_id = trained
@@ -142,6 +181,16 @@ def test_serving_looks_features_up_by_entity_logs_them_and_survives_a_missing_st
     engine = Engine(None, tmp_path / "inference", env=ENV)
     engine.endpoint_dir = tmp_path / "endpoint"
     engine.refresh()
+    return engine, root
+
+
+def test_serving_looks_features_up_by_entity_logs_them_and_survives_a_missing_store(trained, tmp_path, monkeypatch):
+    from ml.features import online
+    from ml.serving.client import sample_rows
+    from ml.serving.inference_log import read_table
+
+    _, version, _ = trained
+    engine, root = _engine(trained, tmp_path, monkeypatch)
     with sqlite3.connect(root / "feature-store" / "online" / f"{KEY}.sqlite") as con:
         known, stamp, payload = con.execute("SELECT entity, event_ts, payload FROM features ORDER BY event_ts DESC LIMIT 1").fetchone()
     rows = sample_rows(2, seed=5)
@@ -160,6 +209,9 @@ def test_serving_looks_features_up_by_entity_logs_them_and_survives_a_missing_st
         online.for_use_case(load_use_case("fraud")).clock = lambda: now
         with pytest.raises(online.FeatureStoreUnavailable, match="online store unavailable"):
             engine.score([dict(rows[0])])
+        # /status: how many rows of this endpoint got what, since it started (the 503 scored nothing)
+        assert engine.status()["feature_lookups"] == {KEY: {"hit": 1, "missing": 1, "stale": 0, "unavailable": 1,
+                                                             "defaults": 2}}
     finally:
         engine.close()
         online._CACHE.clear()
@@ -174,3 +226,47 @@ def test_serving_looks_features_up_by_entity_logs_them_and_survives_a_missing_st
     assert miss["fs_customer_aggregates"] == f"missing@{version}" and miss["f_mean_amount_30d"] == 60.0
     assert miss["f_txn_count_24h"] == 0.0
     assert down["fs_customer_aggregates"] == "unavailable" and down["f_mean_amount_30d"] == 60.0
+
+
+def test_monitoring_sees_the_looked_up_features_in_drift(trained, tmp_path, monkeypatch):
+    """The looked-up columns are logged as f_<name> and monitored against the training reference:
+    a window served from the store and one served the defaults (store down) differ in drift."""
+    from ml.features import online
+    from ml.monitoring.compute import compute
+    from ml.monitoring.job import _featurised
+    from ml.monitoring.settings import MonitorConfig, MonitorSettings
+    from ml.serving.client import sample_rows
+    from ml.serving.inference_log import read_table
+    from ml.usecase import load_use_case
+
+    env, version, run_id = trained
+    uc = load_use_case("fraud")
+    engine, root = _engine(trained, tmp_path, monkeypatch)
+    store = root / "feature-store" / "online" / f"{KEY}.sqlite"
+    with sqlite3.connect(store) as con:
+        known = [e for (e,) in con.execute("SELECT entity FROM features")]
+        newest = con.execute("SELECT max(event_ts) FROM features").fetchone()[0]
+    online.for_use_case(uc).clock = lambda: newest + 3600.0
+    rows = sample_rows(200, seed=9)
+    for i, r in enumerate(rows):
+        r["customer_id"] = known[i % len(known)]
+    try:
+        engine.score([dict(r) for r in rows])  # window 1: values from the store
+        store.rename(tmp_path / "away.sqlite")
+        engine.score([dict(r) for r in rows])  # window 2: the store is down, every row the defaults
+    finally:
+        engine.close()
+        online._CACHE.clear()
+        if (tmp_path / "away.sqlite").exists():
+            (tmp_path / "away.sqlite").rename(store)
+    from ml.data.versioning import read_version, workspace_for
+
+    ctx = type("Ctx", (), {"outputs": env.outputs, "storage_path": lambda self, n: Path(getattr(env.outputs.storage, n).removeprefix("file://"))})()
+    gold = pd.read_parquet(read_version(*workspace_for(ctx, "fraud"), env.task_values(run_id, "ingest")["data_version"]))
+    reference = _featurised(gold, uc, 5000, "gold")  # the reference monitoring takes from the champion's data
+    settings = MonitorSettings(config=MonitorConfig(window_rows=200, min_window_rows=100))
+    metrics, windows = compute(read_table(tmp_path / "inference"), reference, settings, task=uc.task)
+    psi = metrics[metrics["metric"] == "psi"].pivot_table(index="window", columns="feature", values="value")
+    assert {"txn_count_24h", "mean_amount_30d", "amount_to_mean_30d"} <= set(psi.columns)
+    served_psi, down_psi = psi["mean_amount_30d"].iloc[0], psi["mean_amount_30d"].iloc[1]
+    assert down_psi > settings.thresholds.psi and down_psi > served_psi

@@ -42,6 +42,7 @@ EXTERNAL = {
                 "egress_cidr": "52.218.0.0/17", "access_key_id": "AKIAEXAMPLE", "secret_access_key": "s3-secret-example"},
     "postgres": {"kind": "external", "host": "pg.internal.example", "egress_cidr": "10.20.0.0/16",
                  "password": "pg-secret-example"},
+    "feature_store": {"password": "fs-secret-example"},  # the online store's role on the external server
     "ingress": {"tracking_host": "mlflow.prod.example", "serving_host": "api.prod.example", "tls_secret": "prod-tls"},
     "serving": {"min_replicas": 2, "max_replicas": 6, "state_access_mode": "ReadWriteMany"},
     "images": {"platform": {"repository": "registry.example/conveyor", "tag": "1.2.3", "pull_policy": "Always"}},

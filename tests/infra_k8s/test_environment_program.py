@@ -165,7 +165,7 @@ def test_external_secrets_stay_in_secrets(rendered):
         if not res["type"].startswith("kubernetes:") or res["type"] == "pulumi:providers:kubernetes":
             continue
         text = json.dumps(res["inputs"])
-        leaked = [s for s in ("s3-secret-example", "pg-secret-example") if s in text]
+        leaked = [s for s in ("s3-secret-example", "pg-secret-example", "fs-secret-example") if s in text]
         if res["inputs"]["kind"] == "Secret":
             assert not leaked or res["secret_paths"] == ["/stringData"]
         else:

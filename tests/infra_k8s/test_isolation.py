@@ -61,6 +61,8 @@ ALLOWED = {  # (from, to, port): the only flows an env needs
     ("mlflow", "postgres", 5432), ("mlflow", "minio", 9000),
     ("serving", "mlflow", 5000), ("serving", "minio", 9000),
     ("job", "mlflow", 5000), ("job", "minio", 9000), ("job", "serving", 3000),
+    # the online feature store (its own role and database on the env's server): lookups, refreshes
+    ("serving", "postgres", 5432), ("job", "postgres", 5432),
 }
 COMPONENTS = ["mlflow", "postgres", "minio", "serving", "job", "stranger"]
 PORTS = {"mlflow": 5000, "postgres": 5432, "minio": 9000, "serving": 3000, "job": 8080, "stranger": 8080}
@@ -99,7 +101,7 @@ def test_external_services_open_exactly_their_cidrs(rendered):
     cluster = Cluster(objects(rendered["prod-external"]))
     mlflow, serving = pod("prod", "mlflow"), pod("prod", "serving")
     assert cluster.egress_allowed(mlflow, "10.20.1.5", 5432)       # external PostgreSQL
-    assert not cluster.egress_allowed(serving, "10.20.1.5", 5432)
+    assert cluster.egress_allowed(serving, "10.20.1.5", 5432)     # ... where the online feature store is too
     assert cluster.egress_allowed(serving, "52.218.1.1", 443)      # the S3 endpoint range
     assert not cluster.egress_allowed(serving, "8.8.8.8", 443)
     controller = Pod.of("ingress-nginx", **{"app.kubernetes.io/name": "ingress-nginx"})

@@ -12,6 +12,8 @@ TRAINING_TASKS = [
     ("train", "ml.training.train"),
     ("validate_model", "ml.validation.validate_model"),
     ("deploy_model", "ml.deployment.deploy_model"),
+    # what update_endpoint does when its rollout completes (these envs have no endpoint): champion moves
+    ("promote", "ml.deployment.promote"),
 ]
 
 

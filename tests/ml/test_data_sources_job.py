@@ -26,7 +26,8 @@ pytestmark = pytest.mark.slow
 WINDOW_DAYS = 3
 ROWS = 1000  # per day of partitions
 TASKS = [("ingest", "ml.data.ingest"), ("changed", "ml.training.changed"), ("train", "ml.training.train"),
-         ("validate_model", "ml.validation.validate_model"), ("deploy_model", "ml.deployment.deploy_model")]
+         ("validate_model", "ml.validation.validate_model"), ("deploy_model", "ml.deployment.deploy_model"),
+         ("promote", "ml.deployment.promote")]  # no endpoint here: the champion moves once decided
 
 
 def day(start: str, seed: int, rows: int = ROWS) -> pd.DataFrame:

@@ -1,5 +1,6 @@
 """`update_endpoint` as the bundle runner starts it, against a real MLflow registry and endpoint;
-then `conveyor model rollback`."""
+then `conveyor model rollback`. A run hands it deploy_model's decision (`--version`); the `champion`
+alias (and `champion.json`) move only once that version serves."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from core.contract import Credential, EnvironmentOutputs, storage_layout
+from ml.registry import champion_pointer
 from ml.serving.endpoint_config import read_config
 from tests.serving.serving_helpers import ROOT, endpoint_traffic
 
@@ -178,3 +180,31 @@ def test_ab_rollout_then_promote_by_hand(env, tmp_path, rows):
     assert {p["model_version"] for p in ep.post(rows[:20], token=TOKEN).json()} == {other}
     result = CliRunner().invoke(app, ["promote", "-t", "svc"], env={"CONVEYOR_ENV_OUTPUTS": str(env["outputs"])})
     assert result.exit_code == 1 and "no challenger to promote" in result.output
+
+
+def test_the_decided_version_rolls_out_and_champion_moves_only_once_it_serves(env, tmp_path):
+    """As in model_training_job: deploy_model decided `other` and left `champion` on what serves."""
+    client = env["client"]
+    served = read_config(env["ep_dir"]).champion.version
+    other = "2" if served == "1" else "1"
+    client.set_registered_model_alias(NAME, "champion", served)
+    pointer = champion_pointer(env["root"] / "storage" / "models", NAME)
+    before = pointer.read_text() if pointer.exists() else None
+
+    failed, _ = _run(env, "--version", other, "--endpoint-file", _endpoint_file(tmp_path, "direct", p95_ms=0.01))
+    assert failed.returncode == 1 and "failed the SLA" in failed.stderr
+    assert client.get_model_version_by_alias(NAME, "champion").version == served  # a failed rollout: it stays
+    assert client.get_model_version_by_alias(NAME, "challenger").version == other
+    assert (pointer.read_text() if pointer.exists() else None) == before
+
+    done, values = _run(env, "--version", other, "--endpoint-file", _endpoint_file(tmp_path, "direct"))
+    assert done.returncode == 0, done.stderr
+    assert values["served_version"] == other and f"rollout complete; alias champion moved to v{other}" in done.stdout
+    assert client.get_model_version_by_alias(NAME, "champion").version == other  # completed: it moved
+    written = json.loads(pointer.read_text())
+    assert written["version"] == other and written["model_uri"] == f"models:/{NAME}/{other}"
+    assert written["bentoml_model"] == f"{NAME}:v{other}"
+
+    nothing, _ = _run(env, "--version", "", "--endpoint-file", _endpoint_file(tmp_path, "direct"))
+    assert nothing.returncode == 0 and "decided no version" in nothing.stdout  # a first model below baseline
+    assert read_config(env["ep_dir"]).champion.version == other

@@ -7,16 +7,15 @@ steadier from one split to the next; `model_type: hist_gradient_boosting` is the
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import ConfigDict, Field
-from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.linear_model import Ridge
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 from ml.config import TrainParams
 from ml.usecase.contract import Column
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 
 class ModelParams(TrainParams):
@@ -33,6 +32,12 @@ class ModelParams(TrainParams):
 
 
 def build_regressor(p: ModelParams, features: dict[str, Column]) -> Pipeline:
+    # imported here: tasks and DVC stages that only read params.yaml need no scikit-learn
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
     if p.model_type == "hist_gradient_boosting":
         model = HistGradientBoostingRegressor(learning_rate=p.learning_rate, max_iter=p.max_iter, max_depth=p.max_depth,
                                               min_samples_leaf=p.min_samples_leaf, random_state=p.random_state)

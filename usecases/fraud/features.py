@@ -52,3 +52,27 @@ def build_features(raw: pd.DataFrame) -> pd.DataFrame:
         "mean_amount_30d": mean,
         "amount_to_mean_30d": (raw["amount"].astype("float64") / mean.clip(lower=1.0)).round(4),
     }, index=raw.index)
+
+
+def build_feature_arrays(raw: dict) -> dict[str, np.ndarray]:
+    """`build_features` without pandas, for serving a few rows: raw columns (sequences or arrays;
+    times as `datetime`s) → the same feature values, column by column (the endpoint checks the two agree)."""
+    n = len(raw["amount"])
+    amount = np.asarray(raw["amount"], dtype="float64")
+    looked = {}
+    for name, default in NO_HISTORY.items():
+        values = np.asarray(raw[name], dtype="float64") if name in raw else np.full(n, default)
+        looked[name] = np.where(np.isnan(values), default, values)
+    times = raw["timestamp"]
+    distance = compute_distance(raw["home_lat"], raw["home_lon"], raw["txn_lat"], raw["txn_lon"])
+    return {
+        "amount": amount,
+        "merchant_category": np.asarray([str(v) for v in raw["merchant_category"]], dtype=object),
+        "card_present": np.asarray(raw["card_present"], dtype="int64"),
+        "hour": np.fromiter((t.hour for t in times), dtype="int64", count=n),
+        "day_of_week": np.fromiter((t.weekday() for t in times), dtype="int64", count=n),
+        "distance_from_home_km": np.round(distance, 3),
+        "txn_count_24h": looked["txn_count_24h"],
+        "mean_amount_30d": looked["mean_amount_30d"],
+        "amount_to_mean_30d": np.round(amount / np.maximum(looked["mean_amount_30d"], 1.0), 4),
+    }

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from typing import Literal
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from pydantic import ConfigDict
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from ml.config import TrainParams
 from ml.usecase.contract import Column
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 
 class ModelParams(TrainParams):
@@ -37,6 +37,14 @@ class ModelParams(TrainParams):
 
 
 def build_pipeline(p: ModelParams, features: dict[str, Column]) -> Pipeline:
+    # scikit-learn is imported here, not above: every task and DVC stage types `ModelParams`
+    # when it reads params.yaml, and only the ones that build a model need scikit-learn (~1-3 s).
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
     categorical = [name for name, col in features.items() if col.type == "category"]
     numeric_cols = [name for name in features if name not in categorical]
     categories = OneHotEncoder(categories=[list(features[c].values) for c in categorical], handle_unknown="ignore",

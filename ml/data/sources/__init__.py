@@ -27,7 +27,7 @@ KINDS: dict[str, str] = {
     "labelled_traffic": "ml.data.sources.labelled_traffic:LabelledTraffic",
 }
 
-__all__ = ["KINDS", "Snapshot", "SourceError", "SourceKind", "Where", "kind", "problems", "snapshot"]
+__all__ = ["KINDS", "Snapshot", "SourceError", "SourceKind", "Where", "given", "kind", "problems", "snapshot"]
 
 
 @cache
@@ -62,3 +62,28 @@ def problems(spec: SourceSpec, columns: dict, timestamp: str | None) -> list[tup
 def snapshot(uc: UseCase, spec: SourceSpec, where: Where) -> Snapshot | None:
     """The rows of `spec` the run ingests (its window applied), or None for a generator."""
     return kind(spec.kind).snapshot(uc, spec, where)
+
+
+LINEAGE = ".lineage.json"  # beside a file a task wrote for ingest (fresh_window): where its rows came from
+
+
+def given(uc: UseCase, path: str, where: Where) -> Snapshot:
+    """The rows of one file named by the run (`ingest --source`): a local path, `s3://…` or
+    `{storage}/…` on the env's storage (what `fresh_window` hands a retrain, on any platform), read
+    as a `file` source. A lineage file beside it (`<name>.lineage.json`) joins the manifest."""
+    import json
+
+    from ml.data.sources.base import SUFFIXES, filesystem, locate
+    from ml.usecase.contract import SourceSpec
+
+    if not path.endswith(SUFFIXES):
+        raise SourceError(f"--source {path}: a .parquet or .csv file")
+    snap = kind("file").snapshot(uc, SourceSpec(kind="file", path=path), where)
+    fs, sidecar = filesystem(locate(path.rsplit(".", 1)[0] + LINEAGE, where))
+    try:
+        snap.manifest["lineage"] = json.loads(fs.cat_file(sidecar))
+    except FileNotFoundError:
+        pass
+    except ValueError as exc:
+        raise SourceError(f"lineage of --source {path}: not JSON ({exc})") from None
+    return snap
