@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -44,6 +45,7 @@ TASKS = [
 SCORE_ROWS_MAX = 1_000_000
 PROFILES = Path(__file__).resolve().parent / "results" / "profiles"  # py-spy raw stacks per task (speedscope opens them)
 QUICK_SIZES = "20k"
+THREADS = os.cpu_count() or 1  # OpenMP threads of the tasks and of the floor alike
 
 
 def parse_size(text: str) -> int:
@@ -56,10 +58,14 @@ def one_size(rows: int, tracking_uri: str, root: Path, profile: bool) -> dict:
     """Run the job once at `rows` (called in a child process so its peak RSS is its own)."""
     from tests.ml.harness import PROJECT, MlEnv, new_run_id
 
-    env = MlEnv("bench", root / f"env-{rows}", tracking_uri)
+    # The tasks and the floor get the same native threads: all cores, as on an idle machine the
+    # job has them (a task's default leaves one free for the tracking and serving servers,
+    # ml/task.py). Set before scikit-learn loads its OpenMP runtime in this process.
+    os.environ["OMP_NUM_THREADS"] = str(THREADS)
+    env = MlEnv("bench", root / f"env-{rows}", tracking_uri, extra_env={"OMP_NUM_THREADS": str(THREADS)})
     PROFILES.mkdir(parents=True, exist_ok=True)
     run_id = new_run_id()
-    out: dict = {"rows": rows, "tasks": {}, "split": {}}
+    out: dict = {"rows": rows, "threads": THREADS, "tasks": {}, "split": {}}
     started = time.perf_counter()
     for task, module in TASKS:
         args = ["--rows", str(rows)] if task == "ingest" else []
@@ -93,8 +99,6 @@ def floor(rows: int) -> dict:
 def serve(env, model_name: str, version: str | None) -> None:
     """Stand in for the rollout the job ends with (`update_endpoint`, which needs a serving
     endpoint): the version `deploy_model` decided becomes `champion`, which batch scoring reads."""
-    import os
-
     from mlflow import MlflowClient
 
     if not version:
@@ -104,8 +108,6 @@ def serve(env, model_name: str, version: str | None) -> None:
 
 
 def score_speed(env, model_name: str, rows: int, root: Path) -> dict:
-    import os
-
     import mlflow.sklearn
 
     from bench import project

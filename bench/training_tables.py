@@ -10,7 +10,9 @@ PEAK_RSS_MB_MAX = 2.5 * 1024
 
 
 def job_table(results: list[dict], tasks: list[str]) -> Table:
-    t = Table(title="Training job (" + " → ".join(tasks) + "), its floor, and batch scoring")
+    threads = sorted({r.get("threads") for r in results if r.get("threads")})
+    shown = f"; {', '.join(map(str, threads))} OpenMP thread(s) in tasks and floor alike" if threads else ""
+    t = Table(title="Training job (" + " → ".join(tasks) + "), its floor, and batch scoring" + shown)
     cols = ["rows", *(f"{k} s" for k in tasks), "job wall s", "floor s", "bare fit s", "peak RSS MB", "scored rows",
             "batch job rows/s", "raw predict_proba rows/s"]
     for col in cols:

@@ -119,6 +119,16 @@ def _code_request(outputs):
         return None
 
 
+def _models_dir(outputs):
+    """The env's `storage.models` as a local path, None where this machine cannot reach it."""
+    from core.runtime import RuntimeContextError, local_storage_path
+
+    try:
+        return local_storage_path(outputs, "models")
+    except RuntimeContextError:
+        return None
+
+
 def _move_alias(outputs, persona: str, name: str, version: str) -> None:
     import os
 
@@ -129,7 +139,15 @@ def _move_alias(outputs, persona: str, name: str, version: str) -> None:
 
         cred = outputs.credential(persona)
         os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = cred.username, cred.password
-        MlflowClient(tracking_uri=outputs.tracking_uri).set_registered_model_alias(name, "champion", version)
+        client = MlflowClient(tracking_uri=outputs.tracking_uri)
+        models = _models_dir(outputs)
+        if models is None:  # the pointer lives on the env's state volume, out of reach here
+            client.set_registered_model_alias(name, "champion", version)
+        else:  # the alias and its champion.json pointer move together (ml.deployment.promote)
+            from ml.deployment.promote import move_champion
+
+            move_champion(name, version, models_dir=models, client=client, reason="by hand (conveyor model)",
+                          echo=lambda _: None)
         console.print(f"MLflow alias champion → {name} v{version}")
     except Exception as exc:
         if tracking_refusal(exc) is None:

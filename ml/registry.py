@@ -7,7 +7,7 @@ import pandas as pd
 from ml.config import Params
 from ml.data.versioning import read_version, workspace_for
 from ml.errors import TaskError
-from ml.training.estimator import split
+from ml.training.estimator import read_training_table, split
 from ml.usecase import UseCase, load_use_case
 
 CHAMPION = "champion"
@@ -57,5 +57,5 @@ def held_out(ctx, params: Params, data_version: str, usecase: UseCase | None = N
     else the one `params` were loaded for)."""
     uc = usecase or load_use_case(params.use_case)
     ws, remote = workspace_for(ctx, uc.name)
-    gold = pd.read_parquet(read_version(ws, remote, data_version))
+    gold = read_training_table(uc, read_version(ws, remote, data_version))  # the columns scoring uses
     return split(uc, gold, params.split.test_fraction, params.split.seed)[1]

@@ -48,15 +48,15 @@ def is_champion(name: str, version: str, models_dir: Path) -> bool:
 
 
 def move_champion(name: str, version: str, *, models_dir: Path, bentos_dir: Path | None = None,
-                  bentoml_model: str | None = None, reason: str = "", echo=print) -> dict:
+                  bentoml_model: str | None = None, reason: str = "", echo=print, client=None) -> dict:
     """Point `champion` of `name` at `version` and write its pointer; returns the pointer.
 
     The pointer's figures come from the registry: the version's lineage tags (`data_version`,
     `git_sha`, `bentoml_model`) and the held-out metrics `deploy_model` logged to its run
-    (`deploy_challenger_<metric>`)."""
+    (`deploy_challenger_<metric>`). `client`: an MlflowClient (default: the task's, from MLFLOW_*)."""
     from mlflow import MlflowClient
 
-    client = MlflowClient()
+    client = client or MlflowClient()
     mv = client.get_model_version(name, str(version))
     metrics = {}
     if mv.run_id:

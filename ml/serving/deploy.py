@@ -67,8 +67,9 @@ def check_sla(result: loadtest.LoadResult, sla: SLA) -> list[str]:
     problems = []
     if result.error_rate > sla.max_error_rate:
         problems.append(f"error rate {result.error_rate:.2%} > {sla.max_error_rate:.2%}")
-    if result.pct(95) > sla.p95_ms:
-        problems.append(f"p95 {result.pct(95):.1f} ms > {sla.p95_ms:.1f} ms")
+    for q, bound in ((50, sla.p50_ms), (95, sla.p95_ms), (99, sla.p99_ms)):
+        if bound is not None and result.pct(q) > bound:
+            problems.append(f"p{q} {result.pct(q):.1f} ms > {bound:.1f} ms")
     if result.qps < sla.min_qps:
         problems.append(f"throughput {result.qps:.1f} QPS < {sla.min_qps:.1f} QPS")
     return problems
@@ -111,7 +112,7 @@ def deploy(model: ServedModel, *, endpoint_dir: Path, serving_url: str, token: s
     loadtest.run(url, bodies, token=token, duration_s=1.0, concurrency=1, max_requests=20)
     result = loadtest.run(url, bodies, token=token, duration_s=sla.duration_s, concurrency=sla.concurrency)
     figures = result.summary()
-    echo(f"load test on candidate: {figures}")
+    echo(f"load test on candidate ({result.tool}): {figures}")
     problems = check_sla(result, sla)
     if problems:
         _unstage(endpoint_dir, by, "SLA not met: " + "; ".join(problems))

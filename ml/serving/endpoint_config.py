@@ -93,7 +93,9 @@ class SLA(BaseModel):
     """Pre-traffic gate: a short load test must meet these figures; and the request limits the
     endpoint enforces (413 naming the limit), set with the same `sla:` mapping of the bundle."""
 
+    p50_ms: float | None = Field(default=None, gt=0, description="pre-traffic load test: median latency bound (optional)")
     p95_ms: float = Field(default=200.0, gt=0)
+    p99_ms: float | None = Field(default=None, gt=0, description="pre-traffic load test: p99 latency bound (optional)")
     max_error_rate: float = Field(default=0.0, ge=0, le=1)
     min_qps: float = Field(default=20.0, ge=0)
     duration_s: float = Field(default=3.0, gt=0)

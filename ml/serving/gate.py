@@ -36,6 +36,8 @@ class GateMiddleware:
         self.endpoints_factory = endpoints_factory
         self._default: PredictRoute | None = None
         self._default_engine = None
+        self._doc: tuple[int, dict] | None = None  # (config revision, the default endpoint's OpenAPI)
+        self._wanted: dict = {}  # endpoint dir -> (endpoint.json mtime, its config): read once per change
 
     def _engine(self):
         """The worker's default engine, looked up once (not under `get_engine`'s lock per request)."""
@@ -61,12 +63,15 @@ class GateMiddleware:
         return self._default
 
     def _default_doc(self) -> dict:
+        """Built once per config revision (it documents the revision's SLA limits), not per request."""
         from ml.serving.openapi import document
 
         engine = self._engine()
         cfg = engine.snapshot.config
-        return document(engine.schema, title=f"Conveyor endpoint ({engine.env}, {engine.schema.use_case.name})",
-                        version=str(cfg.revision), sla=cfg.sla, default=True)
+        if self._doc is None or self._doc[0] != cfg.revision:
+            self._doc = (cfg.revision, document(engine.schema, version=str(cfg.revision), sla=cfg.sla, default=True,
+                                                title=f"Conveyor endpoint ({engine.env}, {engine.schema.use_case.name})"))
+        return self._doc[1]
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -109,12 +114,22 @@ class GateMiddleware:
         route = self._default_route() if named is None else named.route
         return await route(scope, receive, send, target)
 
-    @staticmethod
-    def _unavailable(engine, role: str) -> dict:
-        """Why there is nothing to answer with: still loading, failed to load, or never deployed."""
+    def _wanted_config(self, endpoint_dir):
+        """The endpoint config on disk, re-read only when the file changed (a 503 storm reads it once)."""
         from ml.serving.endpoint_config import read_config
 
-        wanted = read_config(engine.endpoint_dir) if engine.endpoint_dir is not None else None
+        try:
+            mtime = (endpoint_dir / "endpoint.json").stat().st_mtime_ns
+        except OSError:
+            mtime = None
+        known = self._wanted.get(endpoint_dir)
+        if known is None or known[0] != mtime:
+            known = self._wanted[endpoint_dir] = (mtime, read_config(endpoint_dir))
+        return known[1]
+
+    def _unavailable(self, engine, role: str) -> dict:
+        """Why there is nothing to answer with: still loading, failed to load, or never deployed."""
+        wanted = self._wanted_config(engine.endpoint_dir) if engine.endpoint_dir is not None else None
         spec = getattr(wanted, role, None) if wanted is not None else None
         where = f"the {engine.env} endpoint" if engine.name is None else f"endpoint {engine.name} of the {engine.env} env"
         if spec is not None and engine.load_error:

@@ -1,8 +1,12 @@
 """A short closed-loop load test: `concurrency` clients sending one request after another.
 
 Used before traffic moves (the SLA gate). Every request counts:
-non-2xx answers and transport errors are errors. `Background` keeps requests flowing while
-something else happens (a canary walking its stages, a code rollout).
+non-2xx answers and transport errors are errors. `run` drives the load with a compiled tool
+(`wrk` or `hey`, `loadtools.py`: the same as the serving benchmark) when one is on PATH, since
+Python clients in the deploying process cap the figures they measure; without one it falls
+back to Python clients and says so in `LoadResult.note` (which the gate prints).
+`Background` keeps requests flowing while something else happens (a canary walking its
+stages, a code rollout).
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ class LoadResult:
     seconds: float
     latencies_ms: list[float] = field(repr=False, default_factory=list)
     error_samples: list[str] = field(default_factory=list)
+    tool: str = "python"  # what drove the load
+    note: str = ""  # e.g. why no compiled tool was used
+    percentiles: dict[float, float] = field(default_factory=dict)  # the tool's own (ms), else from latencies_ms
 
     @property
     def error_rate(self) -> float:
@@ -33,17 +40,63 @@ class LoadResult:
         return self.requests / self.seconds if self.seconds else 0.0
 
     def pct(self, q: float) -> float:
+        if q in self.percentiles:
+            return self.percentiles[q]
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
 
     def summary(self) -> dict:
-        return {"requests": self.requests, "errors": self.errors, "error_rate": round(self.error_rate, 4),
-                "qps": round(self.qps, 1), "p50_ms": round(self.pct(50), 2), "p95_ms": round(self.pct(95), 2),
-                "p99_ms": round(self.pct(99), 2)}
+        out = {"requests": self.requests, "errors": self.errors, "error_rate": round(self.error_rate, 4),
+               "qps": round(self.qps, 1), "p50_ms": round(self.pct(50), 2), "p95_ms": round(self.pct(95), 2),
+               "p99_ms": round(self.pct(99), 2), "tool": self.tool}
+        return {**out, "note": self.note} if self.note else out
 
 
 def run(url: str, bodies: list, *, token: str | None = None, duration_s: float = 3.0, concurrency: int = 4,
-        max_requests: int | None = None, timeout_s: float = 10.0) -> LoadResult:
-    """POST bodies (cycled) to `url` from `concurrency` threads for `duration_s` seconds."""
+        max_requests: int | None = None, timeout_s: float = 10.0, tool: str | None = "auto") -> LoadResult:
+    """POST bodies (cycled) to `url` from `concurrency` clients for `duration_s` seconds: with the
+    compiled load tool `tool` ("auto": the first on PATH; None: Python clients), else Python clients
+    (also for `max_requests`, which the tools do not bound)."""
+    note = ""
+    if tool is not None and max_requests is None:
+        from ml.serving import loadtools
+
+        try:
+            found = loadtools.find(None if tool == "auto" else tool, install=False)
+        except loadtools.LoadToolMissing as exc:
+            note = f"no compiled load tool ({exc}); measured with Python clients, which cap throughput"
+        else:
+            return _with_tool(found, url, bodies, token, duration_s, concurrency)
+    result = _python(url, bodies, token=token, duration_s=duration_s, concurrency=concurrency,
+                     max_requests=max_requests, timeout_s=timeout_s)
+    result.note = note
+    return result
+
+
+def _with_tool(tool, url: str, bodies: list, token: str | None, duration_s: float, concurrency: int) -> LoadResult:
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from ml.serving.loadtools import Request
+
+    texts = tuple(json.dumps(b, default=str) for b in bodies[:200])
+    with tempfile.TemporaryDirectory(prefix="conveyor-loadtest-") as tmp:
+        work = Path(tmp)
+        (work / "body.json").write_text(texts[0])
+        req = Request(url, work / "body.json", {"Authorization": f"Bearer {token}"} if token else {}, bodies=texts)
+        level = tool.run(req, concurrency, duration_s, work)
+    bad = {code: n for code, n in level.statuses.items() if not 200 <= code < 300}
+    samples = [f"{n} non-2xx answers" if code == 0 else f"{n} answers with status {code}" for code, n in sorted(bad.items())]
+    if level.transport_errors:
+        samples.append(f"{level.transport_errors} transport errors (refused, reset, timed out)")
+    return LoadResult(requests=level.requests, errors=level.errors, seconds=level.requests / level.rps if level.rps else
+                      duration_s, error_samples=samples, tool=tool.name,
+                      note="" if tool.name == "wrk" else "only the first body is sent (hey sends one body)",
+                      percentiles={50: level.p50_ms, 95: level.p95_ms, 99: level.p99_ms})
+
+
+def _python(url: str, bodies: list, *, token: str | None, duration_s: float, concurrency: int,
+            max_requests: int | None, timeout_s: float) -> LoadResult:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     lock = threading.Lock()
     latencies: list[float] = []

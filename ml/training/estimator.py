@@ -56,11 +56,12 @@ def _take(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
 
 def read_training_table(uc: UseCase, path) -> pd.DataFrame:
     """The columns of a gold table that training and its evaluations use: the split keys
-    (timestamp, id), the features and the label — not the entity key or other keys, which at
-    millions of rows are a second or more of string decoding and hundreds of MB for nothing."""
+    (timestamp, id), the features, the label and the validation slice column — not the entity
+    key or other keys, which at millions of rows are seconds of string decoding and hundreds of
+    MB for nothing."""
     import pyarrow.parquet as pq
 
-    wanted = [c for c in (uc.timestamp, uc.id_column, *uc.feature_names, uc.label) if c]
+    wanted = [c for c in (uc.timestamp, uc.id_column, *uc.feature_names, uc.label, uc.spec.validation.slice_column) if c]
     present = set(pq.read_schema(path).names)
     return pd.read_parquet(path, columns=[c for c in dict.fromkeys(wanted) if c in present])
 
@@ -92,9 +93,11 @@ def enough_evidence(uc: UseCase, y: np.ndarray, minimum: int) -> bool:
     return len(y) >= minimum
 
 
-def slice_scores(uc: UseCase, model, data: pd.DataFrame, column: str, threshold: float, min_positives: int) -> dict[str, dict]:
-    """Metrics per value of `column`; slices with too little evidence are reported, not judged."""
-    predicted = predict(uc, model, data)
+def slice_scores(uc: UseCase, model, data: pd.DataFrame, column: str, threshold: float, min_positives: int,
+                 predicted: np.ndarray | None = None) -> dict[str, dict]:
+    """Metrics per value of `column`; slices with too little evidence are reported, not judged
+    (`predicted`: the model's `predict` on `data`, when the caller has it)."""
+    predicted = predict(uc, model, data) if predicted is None else predicted
     labels = data[uc.label].to_numpy()
     out: dict[str, dict] = {}
     for value, idx in data.groupby(column, observed=True).indices.items():

@@ -18,7 +18,7 @@ import datetime as dt
 from core import runtime
 from ml import task
 from ml.registry import CHALLENGER, CHAMPION, VALIDATION_TAG, alias_version, held_out, load_model, parse_uri
-from ml.training.estimator import enough_evidence, evaluate, slice_scores
+from ml.training.estimator import enough_evidence, evaluate, predict, slice_scores
 from ml.usecase import UseCase, load_use_case
 from ml.usecase.metrics import beats, improvement, passes, relative_change
 
@@ -32,7 +32,8 @@ def run_checks(params, candidate, champion, data, mv, signature_present: bool,
     """All checks as `{check, passed, detail}` rows plus the metrics they used."""
     uc = usecase or load_use_case(params.use_case)
     mp, threshold = params.model_validation, params.train.threshold
-    metrics = evaluate(uc, candidate, data, threshold)
+    predicted = predict(uc, candidate, data)  # once: the metrics and the slices
+    metrics = evaluate(uc, candidate, data, threshold, predicted)
     checks: list[dict] = []
 
     def check(name: str, passed: bool, detail: str) -> None:
@@ -67,7 +68,7 @@ def run_checks(params, candidate, champion, data, mv, signature_present: bool,
     else:
         check("no_regression", True, "no champion yet: nothing to regress against")
     column = uc.spec.validation.slice_column
-    slices = slice_scores(uc, candidate, data, column, threshold, mp.min_slice_positives) if column else {}
+    slices = slice_scores(uc, candidate, data, column, threshold, mp.min_slice_positives, predicted) if column else {}
     for value, s in sorted(slices.items()):
         for gate, floor in mp.gates(slices=True).items():
             metric = gate[4:]

@@ -55,6 +55,25 @@ def test_wrk_units_and_errors():
     assert (level.requests, level.errors, level.rps) == (939, 7, 935.93)
 
 
+def test_wrk_p95_comes_from_the_script_and_hey_from_its_table():
+    assert math.isclose(Wrk().parse(WRK + "p95_us: 2500\n", 4).p95_ms, 2.5)
+    assert math.isnan(Wrk().parse(WRK, 4).p95_ms)
+    assert math.isclose(Hey().parse(HEY.replace("  99% in", "  95% in 0.0101 secs\n  99% in"), 4).p95_ms, 10.1)
+
+
+def test_wrk_cycles_bodies_and_prints_p95(tmp_path):
+    from bench.loadtools import Request
+
+    body = tmp_path / "b.json"
+    body.write_text('{"rows": []}')
+    cmd = Wrk().command(Request("http://127.0.0.1:1/predict", body, {"Authorization": "Bearer t"},
+                                bodies=('{"a": 1}', '{"a": 2}')), 4, 2, tmp_path)
+    script = (tmp_path / "wrk-post.lua").read_text()
+    assert cmd[-1] == "http://127.0.0.1:1/predict" and "-c4" in cmd
+    assert '[=[{"a": 1}]=], [=[{"a": 2}]=]' in script and "request = function()" in script
+    assert "latency:percentile(95)" in script and 'wrk.headers["Authorization"] = [=[Bearer t]=]' in script
+
+
 def test_training_split_buckets_main_threads_and_skips_waiting_parents(tmp_path):
     raw = tmp_path / "raw.txt"
     raw.write_text("\n".join([

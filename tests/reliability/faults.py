@@ -94,6 +94,20 @@ class Traffic:
             time.sleep(0.1)
         raise AssertionError(f"the endpoint did not answer {streak} requests in a row within {timeout} s")
 
+    def back_after(self, after: float, timeout: float, quiet_s: float = 5.0) -> float:
+        """Seconds from `after` until the last failed answer, once `quiet_s` of answers sent
+        later all succeeded (time back: the outage ends with its last failure; 0 if none failed)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            recent = [a for a in self.answers if a.sent >= after]
+            bad = [a for a in recent if a.status != 200]
+            last_bad = bad[-1].answered if bad else after
+            later = [a for a in recent if a.sent > last_bad]
+            if later and later[-1].answered - last_bad >= quiet_s and all(a.status == 200 for a in later):
+                return last_bad - after
+            time.sleep(0.2)
+        raise AssertionError(f"the endpoint did not answer steadily again within {timeout} s")
+
     def wait_answers(self, n: int, timeout: float = 30) -> None:
         start = len(self.answers)
         deadline = time.monotonic() + timeout

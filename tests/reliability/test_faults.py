@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -123,6 +124,9 @@ def env(tmp_path_factory):
         yield fe
         traffic.stop()
     finally:
+        logs = proj / ".state" / "envs" / ENV / "run" / "logs"
+        if logs.is_dir():  # env down deletes them; kept in the test's tmp dir to read after a failure
+            shutil.copytree(logs, root / "env-logs", dirs_exist_ok=True)
         run(proj, [sys.executable, "-m", "conveyor.cli", "env", "down", ENV], check=False)
 
 
@@ -167,8 +171,9 @@ def test_kill_9_of_the_serving_worker(env):
     pid = _worker_pid(env)
     killed = time.time()
     os.kill(pid, signal.SIGKILL)
-    back = env.traffic.wait_ok(killed, 180)
-    fig = _record(env, "kill -9 serving worker", mark, before, back, window_from=killed)
+    back = env.traffic.back_after(killed, 180)
+    fig = _record(env, "kill -9 serving worker", mark, before, back, window_from=killed,
+                  note="BentoML's arbiter starts a new worker, which loads the champion again")
     assert _worker_pid(env) != pid
     assert fig.back_s < 120
 
@@ -212,7 +217,7 @@ def test_kill_9_of_supervisord_itself(env):
         time.sleep(0.2)
     for program, pid in programs.items():
         faults.wait_program(env.run_dir, program, pid, 120)
-    back = env.traffic.wait_ok(killed, 180)
+    back = env.traffic.back_after(killed, 240)
     tracking_back = faults.wait_http(f"{env.outputs.tracking_uri}/health", 120) + time.time() - killed
     # the programs it left behind were stopped cleanly (SIGTERM): the endpoint drained its log
     fig = _record(env, "kill -9 supervisord", mark, before, back,
@@ -261,9 +266,9 @@ def _one_clear_line(env: FaultEnv, proc: subprocess.CompletedProcess) -> str:
                 logs += env.bundle("runs", latest["run_id"], "-t", "staging", "--log", name).stdout
     text = proc.stdout + proc.stderr + logs
     assert "Traceback" not in text, text[-3000:]
-    errors = [line for line in text.splitlines() if "error:" in line]
+    errors = [line for line in logs.splitlines() + (proc.stdout + proc.stderr).splitlines() if "error:" in line]
     assert errors, text[-3000:]
-    return errors[0].strip()
+    return errors[0].strip()  # the failed task's own line first
 
 
 def test_mlflow_down_during_a_training_run(env):
