@@ -105,7 +105,9 @@ def ensure_workspace(ws: Path, remote: str | Path, code: Path | None = None) -> 
     if not (ws / ".dvc").exists():
         _run([_tool("dvc"), "init", "-q"], ws, root, "dvc init")
         _run([_tool("dvc"), "config", "core.analytics", "false"], ws, root, "dvc config")
-    _run([_tool("dvc"), "remote", "add", "-f", "-d", "env", str(remote)], ws, root, "dvc remote add")
+    # `dvc remote add` is a whole DVC process (~1-2 s): only when the config does not say it already
+    if not _remote_configured(ws, remote):
+        _run([_tool("dvc"), "remote", "add", "-f", "-d", "env", str(remote)], ws, root, "dvc remote add")
     for package, target in packages.items():
         link = ws / package
         if link.is_symlink() and Path(os.readlink(link)) != target:
@@ -117,6 +119,18 @@ def ensure_workspace(ws: Path, remote: str | Path, code: Path | None = None) -> 
         with ignore.open("a") as fh:  # byte code is not a dependency of a stage
             fh.write("__pycache__/\n")
     (ws / "data" / "landing").mkdir(parents=True, exist_ok=True)
+
+
+def _remote_configured(ws: Path, remote: str | Path) -> bool:
+    """Whether the workspace's DVC config has remote `env` at `remote` as its default."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    try:
+        config.read(ws / ".dvc" / "config")
+        return config.get("core", "remote") == "env" and config.get("'remote \"env\"'", "url") == str(remote)
+    except (configparser.Error, OSError):
+        return False
 
 
 def _lock_md5s(ws: Path) -> dict[str, str]:

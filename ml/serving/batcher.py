@@ -7,7 +7,10 @@ One `Batcher` per endpoint and target (traffic / candidate), on the event loop o
 - requests that arrive while a batch is being scored queue up, and the next batch takes all
   of them (up to `max_batch_rows` rows): under load, batches grow by themselves;
 - scoring runs on one thread (`engine.score` is CPU-bound, and the worker has few cores), so
-  the event loop keeps parsing, validating and answering meanwhile — `/livez` included;
+  the event loop keeps parsing, validating and answering meanwhile — `/livez` included. The
+  exception is a lone small request while scoring is cheap (recent batches took under
+  `INLINE_MAX_MS`): it is scored on the event loop itself, since handing it to the thread and
+  back costs two GIL hand-offs — more than scoring one row — and nothing else is waiting;
 - past capacity a request is refused at once with `Overloaded` (503 + Retry-After) instead of
   queueing into a timeout: when the queued work it would wait behind is predicted (from the
   measured cost of recent batches) to exceed `budget_ms`, or when more than `max_pending`
@@ -31,6 +34,8 @@ from dataclasses import dataclass
 from ml.serving.errors import Overloaded
 
 MAX_BATCH_ROWS = 256
+INLINE_MAX_ROWS = 8  # a lone request of up to this many rows may be scored on the event loop …
+INLINE_MAX_MS = 4.0  # … while the recent batches took less than this
 
 
 @dataclass
@@ -74,6 +79,8 @@ class Batcher:
             self.shed += 1
             raise Overloaded(f"the endpoint is overloaded: about {self._predicted_wait_ms(len(rows)):.0f} ms of "
                              f"queued scoring > its {self.budget_ms:.0f} ms budget; retry after a second")
+        if not self._running and len(rows) <= INLINE_MAX_ROWS and self._batch_ms < INLINE_MAX_MS:
+            return self._inline(rows)
         loop = asyncio.get_running_loop()
         item = _Item(rows, loop.create_future(), time.monotonic())
         self._pending.append(item)
@@ -82,6 +89,18 @@ class Batcher:
             self._running = True
             loop.create_task(self._drain(loop))
         return await item.future
+
+    def _inline(self, rows: list[dict]) -> list[dict]:
+        """Score a lone request on the calling (event-loop) thread; requests arriving meanwhile
+        queue as usual once the loop runs again."""
+        self._running = True
+        t0 = time.perf_counter()
+        try:
+            out = self._score(rows)
+        finally:
+            self._running = False
+        self._learn((time.perf_counter() - t0) * 1000, len(rows))
+        return out
 
     def _take(self) -> list[_Item]:
         """The next batch: the oldest waiting requests up to `max_batch_rows` rows (at least one request);

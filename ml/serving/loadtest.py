@@ -11,6 +11,7 @@ stages, a code rollout).
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -65,7 +66,10 @@ def run(url: str, bodies: list, *, token: str | None = None, duration_s: float =
         except loadtools.LoadToolMissing as exc:
             note = f"no compiled load tool ({exc}); measured with Python clients, which cap throughput"
         else:
-            return _with_tool(found, url, bodies, token, duration_s, concurrency)
+            try:
+                return _with_tool(found, url, bodies, token, duration_s, concurrency)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as exc:  # the tool itself failed
+                note = f"{found.name} failed ({str(exc)[:200]}); measured with Python clients, which cap throughput"
     result = _python(url, bodies, token=token, duration_s=duration_s, concurrency=concurrency,
                      max_requests=max_requests, timeout_s=timeout_s)
     result.note = note

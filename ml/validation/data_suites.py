@@ -10,6 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 
+# BASIC: each failed expectation keeps its unexpected count and a sample of unexpected values
+# (what `_describe` and the Data Docs show). SUMMARY also builds the index list of unexpected
+# rows, for which GX copies the whole table once per column expectation: ~35% of the
+# validation time at 1M rows, for a list nobody reads.
+RESULT_FORMAT = "BASIC"
+
 
 @dataclass
 class SuiteResult:
@@ -45,7 +51,7 @@ def validate_frames(frames: dict[str, tuple[pd.DataFrame, list]], docs_root: Pat
             name=f"{name}_checkpoint",
             validation_definitions=[definition],
             actions=[gx.checkpoint.UpdateDataDocsAction(name="docs")],
-            result_format={"result_format": "SUMMARY"},
+            result_format={"result_format": RESULT_FORMAT},
         ))
         outcome = checkpoint.run(batch_parameters={"dataframe": df})
         for run_result in outcome.run_results.values():

@@ -103,7 +103,7 @@ def test_the_refresh_job_writes_the_networked_store_the_platform_names(refreshed
     frame = online.Lookups(store, {KEY: list(SPEC.features)}, {KEY: None}, clock=lambda: stamp + 60.0).augment(rows)
     with store.engine().connect() as conn:
         stored = conn.execute(text("SELECT count(*) FROM conveyor_online_features WHERE table_key = :k"), {"k": KEY}).scalar()
-    store.engine().dispose()
+    store.close()
     assert stored == entities  # every entity the SQLite store of the same refresh has
     assert [r["fs_customer_aggregates"] for r in rows] == [f"hit@{version}", f"missing@{version}"]
     assert frame["mean_amount_30d"].iloc[0] == pytest.approx(json.loads(payload)["mean_amount_30d"])

@@ -26,7 +26,7 @@ def store(pg, monkeypatch):
     monkeypatch.setenv("PGPASSWORD", pgserver.PASSWORD)  # the URL names no password: libpq reads it
     s = open_store(None, pg.url)
     yield s
-    s.engine().dispose()
+    s.close()
 
 
 def _write(store, source, version):

@@ -112,3 +112,27 @@ def test_a_late_event_loop_is_seen_and_forgotten_once_it_catches_up():
 
     seen, later = asyncio.run(run())
     assert seen > 200 and later < seen / 2  # decays once the loop keeps time again
+
+
+def test_a_lone_cheap_request_is_scored_on_the_event_loop_and_a_slow_one_is_not():
+    import threading
+
+    threads: list[str] = []
+
+    def score(rows):
+        threads.append(threading.current_thread().name)
+        time.sleep(rows[0]["ms"] / 1000)
+        return rows
+
+    b = Batcher(score, name="scorer")
+
+    async def run(ms: float, n: int):
+        for _ in range(n):
+            await b.submit([{"ms": ms}])
+
+    asyncio.run(run(0.1, 12))  # cheap: after a few batches on the thread it runs inline
+    assert threads[0].startswith("scorer") and threads[-1] == "MainThread"
+    threads.clear()
+    asyncio.run(run(30, 8))  # slow: learnt from the inline calls, back on the scoring thread
+    assert threads[-1].startswith("scorer")
+    b.close()

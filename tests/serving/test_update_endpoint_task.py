@@ -178,6 +178,9 @@ def test_ab_rollout_then_promote_by_hand(env, tmp_path, rows):
     result = CliRunner().invoke(app, ["promote", "-t", "svc"], env={"CONVEYOR_ENV_OUTPUTS": str(env["outputs"])})
     assert result.exit_code == 0, result.output
     assert {p["model_version"] for p in ep.post(rows[:20], token=TOKEN).json()} == {other}
+    # promoted by hand: the alias and its champion.json pointer move together
+    assert client.get_model_version_by_alias(NAME, "champion").version == other
+    assert json.loads(champion_pointer(env["root"] / "storage" / "models", NAME).read_text())["version"] == other
     result = CliRunner().invoke(app, ["promote", "-t", "svc"], env={"CONVEYOR_ENV_OUTPUTS": str(env["outputs"])})
     assert result.exit_code == 1 and "no challenger to promote" in result.output
 

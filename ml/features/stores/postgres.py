@@ -4,10 +4,12 @@ psycopg 3), for platforms whose serving replicas and job pods share no file syst
     conveyor_online_tables    (table_key PK, version, definition, materialised_at)
     conveyor_online_features  (table_key, entity, event_ts, payload JSON text; PK table_key, entity)
 
-A refresh replaces a table's rows and its version in ONE transaction (after taking the table's
-advisory lock, so two refreshes never interleave): a lookup sees the old values or the new ones.
-A lookup is one statement (the version joined to the entities' rows), so it reads one snapshot
-even while a refresh commits.
+A refresh (SQLAlchemy) replaces a table's rows and its version in ONE transaction (after taking
+the table's advisory lock, so two refreshes never interleave): a lookup sees the old values or
+the new ones. A lookup is one statement (the version joined to the entities' rows), so it
+reads one snapshot even while a refresh commits. Lookups run on psycopg directly, a prepared
+statement on a few pooled autocommit connections: through SQLAlchemy's engine the same query
+cost ~2.5 ms p50 more per request (pool checkout, events, reset), psycopg ~0.3 ms.
 
 The URL names host, port, database and user, never a password (a stack's config and the pod
 spec are readable): libpq reads PGPASSWORD, which the platform sets from a Secret. Errors are
@@ -17,9 +19,11 @@ one line naming the server with the password hidden.
 from __future__ import annotations
 
 import json
+import queue
 import threading
 import time
 import zlib
+from contextlib import contextmanager
 
 import pandas as pd
 
@@ -37,9 +41,10 @@ _SCHEMA = (
     f"CREATE TABLE IF NOT EXISTS {FEATURES} (table_key TEXT NOT NULL, entity TEXT NOT NULL, "
     "event_ts DOUBLE PRECISION NOT NULL, payload TEXT NOT NULL, PRIMARY KEY (table_key, entity))",
 )
+READERS = 4  # lookup connections per serving process and store (a worker's threads share them)
 # one statement: the table's version, and the rows of the entities asked for (none: one row of NULLs)
 _LOOKUP = (f"SELECT t.version, f.entity, f.event_ts, f.payload{{definition}} FROM {TABLES} t "
-           f"LEFT JOIN {FEATURES} f ON f.table_key = t.table_key AND f.entity = ANY(:entities) WHERE t.table_key = :key")
+           f"LEFT JOIN {FEATURES} f ON f.table_key = t.table_key AND f.entity = ANY(%s) WHERE t.table_key = %s")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -63,6 +68,8 @@ class PostgresStore(OnlineStore):
                                     "to the driver (PGPASSWORD, from a Secret on kubernetes)")
         self._engine = None
         self._lock = threading.Lock()
+        self._idle: queue.LifoQueue = queue.LifoQueue()  # open lookup connections, the newest first
+        self._slots = threading.BoundedSemaphore(READERS)
 
     def describe(self) -> str:
         return f"postgresql {self.url.render_as_string(hide_password=True)}"
@@ -78,6 +85,42 @@ class PostgresStore(OnlineStore):
                     connect_args={"connect_timeout": CONNECT_TIMEOUT_S,
                                   "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"})
             return self._engine
+
+    @contextmanager
+    def reader_connection(self):
+        """A psycopg connection (autocommit) of the lookup pool: returned after use, closed on error
+        (the next lookup reconnects). At most READERS at once; a caller waits for one that long."""
+        import psycopg
+
+        if not self._slots.acquire(timeout=CONNECT_TIMEOUT_S):
+            raise StoreDown(f"{self.describe()}: every lookup connection is busy")
+        try:
+            try:
+                con = self._idle.get_nowait()
+            except queue.Empty:
+                u = self.url
+                args = {k: v for k, v in {"host": u.host, "port": u.port, "user": u.username, "dbname": u.database}.items()
+                        if v is not None}
+                con = psycopg.connect(**args, **{k: str(v) for k, v in u.query.items()}, autocommit=True,
+                                      connect_timeout=CONNECT_TIMEOUT_S, options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}")
+            try:
+                yield con
+            except BaseException:
+                con.close()
+                raise
+            self._idle.put(con)
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        """Close the lookup connections and the refresh engine."""
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                break
+        if self._engine is not None:
+            self._engine.dispose()
 
     def write(self, key: str, spec: FeatureTableSpec, latest: pd.DataFrame, version: str) -> int:
         from sqlalchemy import text
@@ -111,22 +154,18 @@ class _PostgresReader(TableReader):
         self.store, self.key = store, key
 
     def _query(self, entities: list[str], with_definition: bool):
-        from sqlalchemy import text
-
-        # autocommit: a lone SELECT needs no transaction, and the pool's reset then costs no round trip
-        engine = self.store.engine().execution_options(isolation_level="AUTOCOMMIT")
         sql = _LOOKUP.format(definition=", t.definition" if with_definition else "")
-        with engine.connect() as conn:
-            return conn.execute(text(sql), {"entities": entities, "key": self.key}).fetchall()
+        with self.store.reader_connection() as con:  # autocommit: a lone SELECT needs no transaction
+            return con.execute(sql, (entities, self.key), prepare=True).fetchall()
 
     def read(self, entities: list[str], known_version: str | None) -> TableRead:
-        from sqlalchemy.exc import SQLAlchemyError
+        import psycopg
 
         try:
             rows = self._query(entities, known_version is None)
             if rows and known_version is not None and rows[0][0] != known_version:
                 rows = self._query(entities, True)  # a refresh happened: its definition, from the same snapshot
-        except SQLAlchemyError as exc:
+        except (psycopg.Error, OSError) as exc:
             raise StoreDown(f"{self.store.describe()}: {_first_line(exc)}") from None
         if not rows:
             raise StoreDown(f"table {self.key!r} was never materialised in {self.store.describe()}")
