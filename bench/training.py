@@ -65,7 +65,7 @@ def one_size(rows: int, tracking_uri: str, root: Path, profile: bool) -> dict:
     env = MlEnv("bench", root / f"env-{rows}", tracking_uri, extra_env={"OMP_NUM_THREADS": str(THREADS)})
     PROFILES.mkdir(parents=True, exist_ok=True)
     run_id = new_run_id()
-    out: dict = {"rows": rows, "threads": THREADS, "tasks": {}, "split": {}}
+    out: dict = {"rows": rows, "threads": THREADS, "tasks": {}, "cpu": {}, "split": {}}
     started = time.perf_counter()
     for task, module in TASKS:
         args = ["--rows", str(rows)] if task == "ingest" else []
@@ -74,8 +74,10 @@ def one_size(rows: int, tracking_uri: str, root: Path, profile: bool) -> dict:
         if timed.proc.returncode != 0:
             raise SystemExit(f"{task} failed at {rows} rows:\n{timed.proc.stderr[-3000:]}")
         out["tasks"][task] = round(timed.wall_s, 2)
+        out["cpu"][task] = round(timed.cpu_s, 2)
         out["split"][task] = {k: round(v, 2) for k, v in timed.split_s.items()}
     out["job_s"] = round(time.perf_counter() - started, 2)
+    out["load_avg"] = round(os.getloadavg()[0], 1)  # 1-minute load average when the job ended
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
     out.update(floor(rows))
     model_name = env.task_values(run_id, "train").get("model_name")

@@ -11,6 +11,7 @@ Adding a bucket: a (name, rule) pair in `BUCKETS`, in priority order.
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
 import time
@@ -51,6 +52,12 @@ class Timed:
     wall_s: float
     proc: subprocess.CompletedProcess
     split_s: dict[str, float] = field(default_factory=dict)  # empty without py-spy
+    cpu_s: float = 0.0  # user + system CPU of the task's process tree (and py-spy's, when it samples)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def classify(stack: Stack) -> str | None:
@@ -79,19 +86,21 @@ def split(stacks: list[Stack], wall_s: float) -> dict[str, float]:
 
 def run_task(cmd: list[str], env: dict, cwd: Path, profile: Path | None, timeout: float) -> Timed:
     """Run `cmd`; under py-spy writing `profile` when it is given (and py-spy is installed)."""
-    t0 = time.perf_counter()
+    # CPU seconds as well as wall: on a shared machine the wall time follows its load, the CPU
+    # time much less, so before/after comparisons hold there too
+    t0, cpu0 = time.perf_counter(), _children_cpu()
     if profile is None or pyspy.executable() is None:
         proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-        return Timed(time.perf_counter() - t0, proc)
+        return Timed(time.perf_counter() - t0, proc, cpu_s=_children_cpu() - cpu0)
     # py-spy exits 0 whatever its command did: a small parent keeps the task's exit code.
     rc_file = profile.with_suffix(".rc")
     keep_rc = [sys.executable, "-m", "bench.training_split", str(rc_file), *cmd]
     proc = pyspy.record_command(keep_rc, profile, rate=50, idle=True, subprocesses=True, cwd=cwd, env=env,
                                 capture_output=True, text=True, timeout=timeout)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
     proc.returncode = int(rc_file.read_text()) if rc_file.exists() else proc.returncode or 1
     stacks = pyspy.read(profile) if profile.exists() else []
-    return Timed(wall, proc, split(stacks, wall))
+    return Timed(wall, proc, split(stacks, wall), cpu)
 
 
 if __name__ == "__main__":  # python -m bench.training_split RC_FILE CMD...: run CMD, write its exit code

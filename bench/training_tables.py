@@ -13,14 +13,16 @@ def job_table(results: list[dict], tasks: list[str]) -> Table:
     threads = sorted({r.get("threads") for r in results if r.get("threads")})
     shown = f"; {', '.join(map(str, threads))} OpenMP thread(s) in tasks and floor alike" if threads else ""
     t = Table(title="Training job (" + " → ".join(tasks) + "), its floor, and batch scoring" + shown)
-    cols = ["rows", *(f"{k} s" for k in tasks), "job wall s", "floor s", "bare fit s", "peak RSS MB", "scored rows",
-            "batch job rows/s", "raw predict_proba rows/s"]
+    cols = ["rows", *(f"{k} s" for k in tasks), "job wall s", "job CPU s", "floor s", "bare fit s", "peak RSS MB",
+            "scored rows", "batch job rows/s", "raw predict_proba rows/s", "load avg"]
     for col in cols:
         t.add_column(col, justify="right")
     for r in results:
-        t.add_row(f"{r['rows']:,}", *(f"{r['tasks'][k]:.1f}" for k in tasks), f"{r['job_s']:.1f}", f"{r['floor_s']:.1f}",
-                  f"{r['bare_fit_s']:.1f}", f"{r['peak_rss_mb']:.0f}", f"{r['score_rows']:,}",
-                  f"{r['batch_job_rows_s']:,}", f"{r['raw_predict_rows_s']:,}")
+        cpu = f"{sum(r['cpu'].values()):.1f}" if r.get("cpu") else "—"  # results of older runs have none
+        load = f"{r['load_avg']:.1f}" if "load_avg" in r else "—"
+        t.add_row(f"{r['rows']:,}", *(f"{r['tasks'][k]:.1f}" for k in tasks), f"{r['job_s']:.1f}", cpu,
+                  f"{r['floor_s']:.1f}", f"{r['bare_fit_s']:.1f}", f"{r['peak_rss_mb']:.0f}", f"{r['score_rows']:,}",
+                  f"{r['batch_job_rows_s']:,}", f"{r['raw_predict_rows_s']:,}", load)
     return t
 
 

@@ -45,6 +45,9 @@ UNMATCHED = FastAPI(title="Conveyor endpoint", docs_url=None, redoc_url=None, op
     workers=1,
     threads=2,
     traffic={"timeout": 30},
+    # the predict routes skip BentoML's OpenTelemetry middleware (it parsed and redacted each URL
+    # even with tracing off); /livez, /metrics, /status and the docs keep it
+    tracing={"excluded_urls": [r"/predict(\?|$)"]},
     logging={"access": {"enabled": False}},
 )
 class ConveyorEndpoint:

@@ -5,6 +5,7 @@ The suites themselves are derived from a use case's declaration (`ml.usecase.exp
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +26,13 @@ class SuiteResult:
     failed: list[str]
 
 
-def validate_frames(frames: dict[str, tuple[pd.DataFrame, list]], docs_root: Path,
+def validate_frames(frames: dict[str, tuple[pd.DataFrame | Callable[[], pd.DataFrame], list]], docs_root: Path,
                     source_name: str = "data") -> tuple[list[SuiteResult], Path]:
     """Run one suite per named frame in a file-backed GX context; build Data Docs.
+
+    A frame may be given as a function returning it: it is then read just before its suite
+    runs and dropped right after, so only one table is in memory at a time (at millions of
+    rows each table is GBs, and GX copies it while it validates).
 
     Returns per-suite results and the Data Docs site directory (static HTML).
     """
@@ -38,7 +43,8 @@ def validate_frames(frames: dict[str, tuple[pd.DataFrame, list]], docs_root: Pat
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     source = context.data_sources.add_or_update_pandas(name=source_name)
     results: list[SuiteResult] = []
-    for name, (df, expectations) in frames.items():
+    for name, (given, expectations) in frames.items():
+        df = given() if callable(given) else given
         asset = source.add_dataframe_asset(name=name)
         batch_def = asset.add_batch_definition_whole_dataframe(f"{name}_batch")
         suite = context.suites.add_or_update(gx.ExpectationSuite(name=f"{name}_suite"))
@@ -54,6 +60,7 @@ def validate_frames(frames: dict[str, tuple[pd.DataFrame, list]], docs_root: Pat
             result_format={"result_format": RESULT_FORMAT},
         ))
         outcome = checkpoint.run(batch_parameters={"dataframe": df})
+        del df  # a loaded frame is freed before the next one is read
         for run_result in outcome.run_results.values():
             failed = [_describe(r) for r in run_result.results if not r.success]
             results.append(SuiteResult(f"{name}_suite", bool(run_result.success), len(run_result.results), failed))

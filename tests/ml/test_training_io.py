@@ -65,12 +65,12 @@ def test_split_of_ids_pyarrow_cannot_type_falls_back_to_pandas(uc):
 def test_training_table_skips_the_columns_nothing_scores(uc, tmp_path):
     gold = pd.DataFrame({c: [1.0, 2.0] for c in uc.feature_names})
     gold[uc.id_column], gold[uc.timestamp] = ["a", "b"], pd.to_datetime(["2026-01-01", "2026-01-02"])
-    gold[uc.label], gold[uc.entity_key], gold["extra"] = [0, 1], ["c1", "c2"], ["x", "y"]
+    gold[uc.label], gold[uc.spec.dataset.entity_key], gold["extra"] = [0, 1], ["c1", "c2"], ["x", "y"]
     path = tmp_path / "gold.parquet"
     gold.to_parquet(path, index=False)
     read = read_training_table(uc, path)
     assert set(read.columns) == {uc.id_column, uc.timestamp, uc.label, *uc.feature_names}
-    assert uc.entity_key not in read.columns and "extra" not in read.columns
+    assert uc.spec.dataset.entity_key not in read.columns and "extra" not in read.columns
 
 
 def test_workspace_remote_is_configured_once(tmp_path):

@@ -31,6 +31,7 @@ from core.feature_tables import FeatureTableError, FeatureTableSpec
 from ml.features.stores.base import OnlineStore, StoreDown, TableRead, TableReader, rows_of
 
 CONNECT_TIMEOUT_S = 3  # a lookup must not hang a request on an unreachable server
+REFRESH_CONNECT_TIMEOUT_S = 10
 STATEMENT_TIMEOUT_MS = 2000
 INSERT_CHUNK = 5000
 TABLES = "conveyor_online_tables"
@@ -75,15 +76,14 @@ class PostgresStore(OnlineStore):
         return f"postgresql {self.url.render_as_string(hide_password=True)}"
 
     def engine(self):
-        """One pooled engine per store (thread-safe), created on first use."""
+        """The refresh's SQLAlchemy engine, created on first use (no statement timeout: replacing a
+        big table takes what it takes; lookups use `reader_connection`, which has one)."""
         with self._lock:
             if self._engine is None:
                 from sqlalchemy import create_engine
 
-                self._engine = create_engine(
-                    self.url, pool_size=4, max_overflow=8,
-                    connect_args={"connect_timeout": CONNECT_TIMEOUT_S,
-                                  "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"})
+                self._engine = create_engine(self.url, pool_size=1, max_overflow=2,
+                                             connect_args={"connect_timeout": REFRESH_CONNECT_TIMEOUT_S})
             return self._engine
 
     @contextmanager
