@@ -17,6 +17,7 @@ dropped and counted in `dropped`) and are written, in order, once the disk takes
 from __future__ import annotations
 
 import collections
+import io
 import logging
 import os
 import queue
@@ -163,7 +164,11 @@ def read_table(table_dir: Path, since: float | None = None) -> pd.DataFrame:
             continue
         if stat.st_size == 0 or (since is not None and stat.st_mtime < since - 1):
             continue
-        frame = pd.read_json(part, lines=True, dtype=False, convert_dates=False)
+        data = part.read_bytes()
+        data = data[:data.rfind(b"\n") + 1]  # a line the writer is appending right now is no record yet
+        if not data:
+            continue
+        frame = pd.read_json(io.BytesIO(data), lines=True, dtype=False, convert_dates=False)
         if since is not None:
             if not len(frame) or "timestamp" not in frame.columns:
                 continue

@@ -2,6 +2,8 @@
 
 One env (the session's real MLflow server, real DVC remote in env storage, the real tasks as
 subprocesses, the serving engine in-process on the model the job registered); 4000 rows.
+Plus: the refresh job writing the PostgreSQL online store the platform names (real server), the
+endpoint's /status lookup counts, and the looked-up features in monitoring's drift.
 """
 
 from __future__ import annotations
