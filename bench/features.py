@@ -29,10 +29,10 @@ taken on a loaded machine is a finding to re-measure, not a result.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +47,7 @@ from bench.targets import Target
 
 TARGETS_MS = {"in process: with − without lookups, p50": 2.0, "in process: lookup alone, p50": 2.0,
               "HTTP: with − without lookups, p50": 2.0, "HTTP: with − without lookups, p99": 5.0}
+HTTP_WARMUP = 50  # requests per endpoint before the timed ones (counted in /status too)
 console = Console(width=None if sys.stdout.isatty() else 150)
 
 
@@ -159,27 +160,6 @@ def _no_lookups_tree(tmp: Path) -> Path:
     return tree
 
 
-def _serve(model_dir: Path, work: Path, cwd: Path, extra: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    from ml.serving.client import wait_for_revision
-
-    work.mkdir(parents=True)
-    env, revision = servers._endpoint_env(model_dir, work)
-    env.update(extra)
-    port, log = servers.free_port(), work / "bentoml.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "ml.serving.service:ConveyorEndpoint",
-                                 "--host", "127.0.0.1", "--port", str(port)], cwd=cwd, start_new_session=True,
-                                stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        servers._wait(url + "/livez", proc, log)
-        wait_for_revision(url, revision, timeout_s=120, confirmations=1, token=servers.TOKEN)
-    except BaseException:
-        servers._stop(proc)
-        raise
-    return proc, url
-
-
 def over_http(args, tmp: Path, model_dir: Path, requests: list[dict]) -> tuple[dict[str, tuple[float, float]], dict]:
     import httpx
 
@@ -188,29 +168,28 @@ def over_http(args, tmp: Path, model_dir: Path, requests: list[dict]) -> tuple[d
     store_env = {settings.ONLINE_STORE_ROOT.name: str(tmp / "storage")}
     if args.store_url:
         store_env[settings.ONLINE_STORE_URL.name] = args.store_url
-    started = []
-    try:
-        started.append(("with lookups", *_serve(model_dir, tmp / "http-with", servers.ROOT, store_env)))
+    with contextlib.ExitStack() as stack:  # stops both endpoints, however this ends
+        (tmp / "http-with").mkdir()
+        (tmp / "http-without").mkdir()
         tree = _no_lookups_tree(tmp)
-        started.append(("without lookups", *_serve(model_dir, tmp / "http-without", tree,
-                                                   {**store_env, "PYTHONPATH": str(tree)})))
+        started = [("with lookups", stack.enter_context(servers.endpoint(model_dir, tmp / "http-with", extra_env=store_env)).url),
+                   ("without lookups", stack.enter_context(servers.endpoint(
+                       model_dir, tmp / "http-without", cwd=tree, extra_env={**store_env, "PYTHONPATH": str(tree)})).url)]
         headers = {"Authorization": f"Bearer {servers.TOKEN}"}
-        took: dict[str, list[float]] = {label: [] for label, _, _ in started}
+        took: dict[str, list[float]] = {label: [] for label, _ in started}
         bodies = [{"rows": [{k: v for k, v in r.items() if k != "transaction_id"}]} for r in requests[:args.http_requests]]
         with httpx.Client(timeout=30, headers=headers) as client:
-            for i, body in enumerate(bodies[:50] + bodies):  # the first 50: warm-up
-                for label, _, url in (started if i % 2 else started[::-1]):  # each goes first half the time
+            warm = bodies[:HTTP_WARMUP]  # untimed, both endpoints
+            for i, body in enumerate(warm + bodies):
+                for label, url in (started if i % 2 else started[::-1]):  # each goes first half the time
                     t0 = time.perf_counter()
                     resp = client.post(url + "/predict", json=body)
                     elapsed = time.perf_counter() - t0
                     if resp.status_code != 200:
                         raise RuntimeError(f"{label}: POST /predict answered {resp.status_code}: {resp.text[:300]}")
-                    if i >= 50:
+                    if i >= len(warm):
                         took[label].append(elapsed)
-            status = {label: client.get(url + "/status").json().get("feature_lookups") for label, _, url in started}
-    finally:
-        for _, proc, _ in started:
-            servers._stop(proc)
+            status = {label: client.get(url + "/status").json().get("feature_lookups") for label, url in started}
     return {label: _percentiles(samples) for label, samples in took.items()}, status
 
 
@@ -258,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             counts = (status.get("with lookups") or {}).get(key) or {}
             looked_up = counts.get("hit", 0) + counts.get("missing", 0)
             checks.append(Target("HTTP: requests looked up (hit or missing entity)", float(looked_up),
-                                 float(args.http_requests + 50), at_most=False, unit=""))
+                                 float(min(HTTP_WARMUP, args.http_requests) + args.http_requests), at_most=False, unit=""))
             checks.append(Target("HTTP: without-lookups endpoint looked nothing up", float(len(status.get("without lookups") or {})),
                                  0.0, unit=""))
     for t in checks:

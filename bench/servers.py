@@ -86,15 +86,17 @@ def _endpoint_env(model_dir: Path, work: Path):
 
 
 @contextmanager
-def endpoint(model_dir: Path, work: Path) -> Iterator[Server]:
-    """The Conveyor endpoint serving `model_dir` as champion; requests need `Bearer TOKEN`."""
+def endpoint(model_dir: Path, work: Path, cwd: Path = ROOT, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
+    """The Conveyor endpoint serving `model_dir` as champion; requests need `Bearer TOKEN`. `cwd`
+    (imported first) and `extra_env` let a benchmark serve another tree or store (bench/features.py)."""
     from ml.serving.client import wait_for_revision
 
     env, revision = _endpoint_env(model_dir, work)
+    env.update(extra_env or {})
     port, log = free_port(), work / "bentoml.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "ml.serving.service:ConveyorEndpoint",
-                                 "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, start_new_session=True,
+                                 "--host", "127.0.0.1", "--port", str(port)], cwd=cwd, start_new_session=True,
                                 stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         url = f"http://127.0.0.1:{port}"

@@ -45,7 +45,7 @@ TASKS = [
 SCORE_ROWS_MAX = 1_000_000
 PROFILES = Path(__file__).resolve().parent / "results" / "profiles"  # py-spy raw stacks per task (speedscope opens them)
 QUICK_SIZES = "20k"
-THREADS = os.cpu_count() or 1  # OpenMP threads of the tasks and of the floor alike
+THREADS = int(os.environ.get("OMP_NUM_THREADS") or 0) or max(1, (os.cpu_count() or 2) // 2)  # tasks and floor alike
 
 
 def parse_size(text: str) -> int:
@@ -58,9 +58,8 @@ def one_size(rows: int, tracking_uri: str, root: Path, profile: bool) -> dict:
     """Run the job once at `rows` (called in a child process so its peak RSS is its own)."""
     from tests.ml.harness import PROJECT, MlEnv, new_run_id
 
-    # The tasks and the floor get the same native threads: all cores, as on an idle machine the
-    # job has them (a task's default leaves one free for the tracking and serving servers,
-    # ml/task.py). Set before scikit-learn loads its OpenMP runtime in this process.
+    # The tasks and the floor get the same native threads: a task's default (half the cores, one
+    # left for tracking and serving: ml/task.py), or $OMP_NUM_THREADS when the caller sets it. Set before scikit-learn loads its OpenMP runtime in this process.
     os.environ["OMP_NUM_THREADS"] = str(THREADS)
     env = MlEnv("bench", root / f"env-{rows}", tracking_uri, extra_env={"OMP_NUM_THREADS": str(THREADS)})
     PROFILES.mkdir(parents=True, exist_ok=True)

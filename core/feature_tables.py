@@ -25,6 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.cron import cron_problem
 from core.errors import ConveyorError
 
 DEFINITIONS = "feature-store/tables"
@@ -103,8 +104,6 @@ class FeatureTableSpec(_Strict):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        from core.cron import cron_problem
-
         problem = cron_problem(value) if value is not None else None
         if problem:
             raise ValueError(problem)

@@ -5,7 +5,7 @@ default, PostgreSQL where the platform configures one (CONVEYOR_ONLINE_STORE_URL
 `materialise` replaces a table's values there as one atomic change (a reader sees the old values
 or the new ones, never half of either).
 
-`Lookups` is what the serving engine calls (`augment`, one call per scored batch): for each
+`Lookups` is what the serving engine calls (`lookup`, one call per scored batch): for each
 table the endpoint's use case looks up (params.yaml `feature_tables`), one indexed read by
 entity key, then the same rules as the training join (`ml.features.pit`): a value older than
 its max age as of now, or an unknown entity, is the declared default. Each row is annotated
@@ -33,23 +33,20 @@ from core import settings
 from core.feature_tables import FeatureTableSpec
 from ml.features.pit import max_age
 from ml.features.stores import OnlineStore, StoreDown, open_store
-from ml.features.stores.sqlite import store_file
 from ml.serving.errors import Overloaded
 
 log = logging.getLogger("conveyor.features")
 WARN_EVERY_S = 60.0
 OUTCOMES = ("hit", "missing", "stale", "unavailable")
-__all__ = ["FeatureStoreUnavailable", "LookupCounts", "Lookups", "augment", "lookup", "materialise", "store_file"]
+__all__ = ["FeatureStoreUnavailable", "LookupCounts", "Lookups", "lookup", "materialise"]
 
 
 class FeatureStoreUnavailable(Overloaded):
     """The online store cannot be read and the policy is `reject`: 503 + Retry-After."""
 
 
-def materialise(store: OnlineStore | Path, key: str, spec: FeatureTableSpec, latest: pd.DataFrame, version: str) -> int:
-    """Replace table `key` in `store` (a backend, or a SQLite file path) with `latest`; returns the rows."""
-    if isinstance(store, Path):  # a SQLite file: <root>/feature-store/online/<key>.sqlite
-        store = open_store(store.parent.parent.parent)
+def materialise(store: OnlineStore, key: str, spec: FeatureTableSpec, latest: pd.DataFrame, version: str) -> int:
+    """Replace table `key` in `store` (`ml.features.stores.open_store`) with `latest`; returns the rows."""
     return store.write(key, spec, latest, version)
 
 
@@ -116,11 +113,11 @@ class TableLookup:
 class Lookups:
     """Every table one use case looks up; `augment` adds their features to a batch of rows."""
 
-    def __init__(self, root: Path | OnlineStore | None, wanted: dict[str, list[str]],
+    def __init__(self, store: OnlineStore, wanted: dict[str, list[str]],
                  definitions: dict[str, FeatureTableSpec | None], policy: str = "defaults", clock=time.time):
         self.policy = policy
         self.clock = clock  # what "now" is for the max-age rule (tests and benchmarks set it)
-        self.store = root if isinstance(root, OnlineStore) else open_store(root)
+        self.store = store
         self.tables = {k: TableLookup(self.store, k, feats, definitions.get(k)) for k, feats in wanted.items()}
         self.counts = LookupCounts()  # every caller's rows (the process); an endpoint passes its own too
         self._lock = threading.Lock()
@@ -219,10 +216,3 @@ def lookup(uc, rows: list[dict], counts: LookupCounts | None = None) -> dict[str
     nothing up); `counts` (the endpoint's) gets each row's outcome."""
     lookups = for_use_case(uc)
     return lookups.lookup(rows, counts) if lookups is not None else {}
-
-
-def augment(uc, rows: list[dict], counts: LookupCounts | None = None) -> pd.DataFrame:
-    """The serving engine's hook: rows as a frame, with the use case's looked-up features;
-    `counts` (the endpoint's) gets each row's outcome."""
-    lookups = for_use_case(uc)
-    return lookups.augment(rows, counts) if lookups is not None else pd.DataFrame(rows)

@@ -10,6 +10,8 @@ import pytest
 
 from ml.features import online
 from ml.features.compute import compute_table, latest_per_entity
+from ml.features.stores import open_store
+from ml.features.stores.sqlite import store_file
 from tests.features.test_pit import SPEC, _txns
 
 KEY = "customer_aggregates"
@@ -20,9 +22,9 @@ def _store(tmp_path, source=None, version="v1"):
     source = source if source is not None else _txns(("c1", "2026-01-01 10:00", 10.0), ("c1", "2026-01-01 12:00", 30.0),
                                                      ("c2", "2025-10-01 12:00", 99.0))
     latest = latest_per_entity(SPEC, compute_table(KEY, SPEC, source))
-    online.materialise(online.store_file(tmp_path, KEY), KEY, SPEC, latest, version)
+    online.materialise(open_store(tmp_path), KEY, SPEC, latest, version)
     now = pd.Timestamp("2026-01-01 13:00").timestamp()
-    return online.Lookups(tmp_path, {KEY: FEATURES}, {KEY: SPEC}, clock=lambda: now)
+    return online.Lookups(open_store(tmp_path), {KEY: FEATURES}, {KEY: SPEC}, clock=lambda: now)
 
 
 def test_known_entities_get_their_latest_values_others_the_defaults(tmp_path):
@@ -61,7 +63,7 @@ def test_a_refresh_swaps_the_whole_store_under_a_reader(tmp_path):
 @pytest.mark.parametrize("damage", ["missing", "corrupt"])
 def test_a_store_that_is_down_serves_defaults_and_counts_them_or_rejects_by_policy(tmp_path, damage):
     lookups = _store(tmp_path)
-    path = online.store_file(tmp_path, KEY)
+    path = store_file(tmp_path, KEY)
     if damage == "missing":
         path.unlink()
     else:
@@ -70,7 +72,7 @@ def test_a_store_that_is_down_serves_defaults_and_counts_them_or_rejects_by_poli
     frame = lookups.augment(rows)
     assert list(frame["mean_amount_30d"]) == [60.0, 60.0] and rows[0]["fs_customer_aggregates"] == "unavailable"
     assert lookups.status()["unavailable_rows"] == 2
-    strict = online.Lookups(tmp_path, {KEY: FEATURES}, {KEY: SPEC}, policy="reject")
+    strict = online.Lookups(open_store(tmp_path), {KEY: FEATURES}, {KEY: SPEC}, policy="reject")
     with pytest.raises(online.FeatureStoreUnavailable) as err:
         strict.augment([{"customer_id": "c1"}])
     assert err.value.retry_after_s == 5 and "customer_aggregates" in str(err.value)
@@ -78,7 +80,7 @@ def test_a_store_that_is_down_serves_defaults_and_counts_them_or_rejects_by_poli
 
 def test_the_store_file_is_owner_only_and_holds_its_definition(tmp_path):
     _store(tmp_path)
-    path = online.store_file(tmp_path, KEY)
+    path = store_file(tmp_path, KEY)
     assert path.stat().st_mode & 0o077 == 0
     with sqlite3.connect(path) as con:
         meta = dict(con.execute("SELECT k, v FROM meta").fetchall())

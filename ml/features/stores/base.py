@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -53,8 +54,6 @@ class OnlineStore(ABC):
 
 def rows_of(spec: FeatureTableSpec, latest: pd.DataFrame) -> list[tuple[str, float, str]]:
     """(entity, event time in epoch seconds, JSON {feature: value}) of each entity's newest row."""
-    import json
-
     features = list(spec.features)
     # as nanoseconds whatever unit the frame holds (parquet may give microseconds)
     stamps = pd.to_datetime(latest[spec.timestamp]).dt.as_unit("ns").astype("int64").to_numpy() / 1e9

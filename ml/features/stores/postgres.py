@@ -28,6 +28,7 @@ from contextlib import contextmanager
 import pandas as pd
 
 from core.feature_tables import FeatureTableError, FeatureTableSpec
+from ml.data.sources.sql import _first_line  # the SQL source's: a driver error as one line
 from ml.features.stores.base import OnlineStore, StoreDown, TableRead, TableReader, rows_of
 
 CONNECT_TIMEOUT_S = 3  # a lookup must not hang a request on an unreachable server
@@ -46,11 +47,7 @@ READERS = 4  # lookup connections per serving process and store (a worker's thre
 # one statement: the table's version, and the rows of the entities asked for (none: one row of NULLs)
 _LOOKUP = (f"SELECT t.version, f.entity, f.event_ts, f.payload{{definition}} FROM {TABLES} t "
            f"LEFT JOIN {FEATURES} f ON f.table_key = t.table_key AND f.entity = ANY(%s) WHERE t.table_key = %s")
-
-
-def _first_line(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+_LOOKUPS = {False: _LOOKUP.format(definition=""), True: _LOOKUP.format(definition=", t.definition")}  # built once
 
 
 class PostgresStore(OnlineStore):
@@ -154,9 +151,8 @@ class _PostgresReader(TableReader):
         self.store, self.key = store, key
 
     def _query(self, entities: list[str], with_definition: bool):
-        sql = _LOOKUP.format(definition=", t.definition" if with_definition else "")
         with self.store.reader_connection() as con:  # autocommit: a lone SELECT needs no transaction
-            return con.execute(sql, (entities, self.key), prepare=True).fetchall()
+            return con.execute(_LOOKUPS[with_definition], (entities, self.key), prepare=True).fetchall()
 
     def read(self, entities: list[str], known_version: str | None) -> TableRead:
         import psycopg

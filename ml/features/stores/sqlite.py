@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.feature_tables import ONLINE, FeatureTableSpec
+from core.files import private_dir
 from ml.features.stores.base import OnlineStore, StoreDown, TableRead, TableReader, rows_of
 
 
@@ -41,7 +42,7 @@ class SqliteStore(OnlineStore):
 
     def write(self, key: str, spec: FeatureTableSpec, latest: pd.DataFrame, version: str) -> int:
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(path.parent)  # every folder it creates owner-only (mkdir's mode skips parents, obeys umask)
         fd, tmp = tempfile.mkstemp(prefix=f".{key}-", suffix=".sqlite", dir=path.parent)
         os.close(fd)
         try:
