@@ -31,7 +31,6 @@ from pathlib import Path
 
 PR_SET_CHILD_SUBREAPER = 36
 RESTART_PAUSE_S = 1.0  # between a death and the next start: a daemon that dies at once must not spin
-ORPHAN_STOP_S = 10.0  # a leftover of a dead program gets this long after SIGTERM before SIGKILL
 
 
 def _log(msg: str) -> None:
@@ -46,28 +45,29 @@ def _children() -> list[int]:
         listed = Path(f"/proc/{me}/task/{me}/children").read_text().split()
     except OSError:
         return _scan_children(me)
-    return [int(p) for p in listed if _state(int(p)) not in ("Z", None)]
+    return [int(p) for p in listed if running(int(p))]
 
 
-def _state(pid: int) -> str | None:
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after "(comm)" — state, ppid, pgrp, ... — or None if
+    there is no such process (also used by supervisor.py and the reliability tests)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat[stat.rindex(")") + 2:].split()[0]
+    return stat[stat.rindex(")") + 2:].split()
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` exists and is no zombie (a zombie has exited: only its wait status is left)."""
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
 
 
 def _scan_children(me: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()  # after "(comm)": state, ppid, pgrp, ...
-        if int(fields[1]) == me and fields[0] != "Z":
+        if entry.isdigit() and (fields := stat_fields(int(entry))) and int(fields[1]) == me and fields[0] != "Z":
             found.append(int(entry))
     return found
 
@@ -111,7 +111,7 @@ def stop_orphans(stop_wait_s: float) -> int:
         time.sleep(0.1)
 
 
-def _watch(daemon: int) -> int:
+def _watch(daemon: int, stop_wait_s: float) -> int:
     """Until the daemon exits (its wait status): reap what exits, and stop what a dead program
     left behind. A program that dies (say `kill -9` of `mlflow server`) can leave children that
     still hold its port (its uvicorn), so supervisord's restart of it could never bind: they
@@ -135,7 +135,7 @@ def _watch(daemon: int) -> int:
                 first_seen[orphan] = now
                 _log(f"pid {orphan} outlived its supervised parent: stopping it")
                 _signal_group(orphan, signal.SIGTERM)
-            elif now - first_seen[orphan] > ORPHAN_STOP_S:
+            elif now - first_seen[orphan] > stop_wait_s:
                 _signal_group(orphan, signal.SIGKILL)
         time.sleep(0.2)
 
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             daemon = subprocess.Popen([args.supervisord, "-n", "-c", str(args.conf)], cwd=args.conf.parent)
             state["daemon"] = daemon.pid
             _log(f"supervisord started (pid {daemon.pid})")
-            status = _watch(daemon.pid)
+            status = _watch(daemon.pid, args.stop_wait)
             daemon.returncode = code = os.waitstatus_to_exitcode(status)
             state["daemon"] = None
             if code == 0 or state["stopping"]:

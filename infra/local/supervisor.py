@@ -21,6 +21,7 @@ from pathlib import Path
 from supervisor.xmlrpc import SupervisorTransport
 
 from core.files import PRIVATE_FILE, atomic_write, private_dir
+from infra.local.keeper import running
 
 _DAEMON_CONF = """\
 ; Written by Conveyor (infra/local). One daemon per environment.
@@ -215,17 +216,6 @@ def remove_program(run_dir: Path, name: str) -> None:
         apply(run_dir)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie (e.g. the keeper, a child of the process that started it) is gone too
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def stop_daemon(run_dir: Path) -> None:
     """Stop the env's daemon (and with it every program it supervises), and its keeper."""
     pid, keeper = daemon_pid(run_dir), keeper_pid(run_dir)
@@ -240,9 +230,10 @@ def stop_daemon(run_dir: Path) -> None:
         os.kill(keeper, signal.SIGTERM)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if not any(p and _alive(p) for p in (pid, keeper)):
+        # a zombie is gone too (e.g. the keeper, a child of the process that started it)
+        if not any(p and running(p) for p in (pid, keeper)):
             return
         time.sleep(0.2)
     for p in (keeper, pid):  # the keeper first: it would start a killed daemon again
-        if p and _alive(p):
+        if p and running(p):
             os.kill(p, signal.SIGKILL)

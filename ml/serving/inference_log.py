@@ -41,7 +41,7 @@ class InferenceLogger:
         self.flush_interval_s, self.retry_s, self.max_pending = flush_interval_s, retry_s, max_pending
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._written = 0
-        self._pending: collections.deque[str] = collections.deque()  # json lines not on disk yet, oldest first
+        self._pending: collections.deque[bytes] = collections.deque()  # json lines not on disk yet, oldest first
         self.dropped = 0  # rows given up on: pending past `max_pending` while the disk refused them
         self.last_error: str | None = None  # set while writes fail, None once they succeed again
         self._retry_at = 0.0
@@ -98,15 +98,15 @@ class InferenceLogger:
     def _hold(self, batch: list[dict]) -> None:
         # orjson: a few µs a record where json.dumps took tens, and this thread shares the GIL with
         # the request path; times stay str(datetime) as before (passthrough → default=str)
-        self._pending.extend(orjson.dumps(r, default=str, option=_ORJSON).decode() for r in batch)
+        self._pending.extend(orjson.dumps(r, default=str, option=_ORJSON) for r in batch)
         while len(self._pending) > self.max_pending:
             self._pending.popleft()
             self.dropped += 1
 
     def _flush(self) -> None:
-        data, rows = "".join(self._pending), len(self._pending)
+        data, rows = b"".join(self._pending), len(self._pending)
         try:
-            _append(self._path(), data.encode())
+            _append(self._path(), data)
         except OSError as exc:
             if self.last_error is None:
                 log.warning("inference table %s: write failed (%s); %d rows kept pending, retried every %.1f s",

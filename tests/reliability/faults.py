@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from infra.local import supervisor
+from infra.local.keeper import running, stat_fields
 from ml.serving.inference_log import read_table
 
 
@@ -167,12 +168,8 @@ def descendants(pid: int) -> list[int]:
     """Every process below `pid` (children first)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(entry))
+        if entry.isdigit() and (fields := stat_fields(int(entry))):
+            children.setdefault(int(fields[1]), []).append(int(entry))
     out, todo = [], [pid]
     while todo:
         for child in children.get(todo.pop(), []):
@@ -181,17 +178,10 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def wait_gone(pids: list[int], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        alive = [p for p in pids if _running(p)]
+        alive = [p for p in pids if running(p)]
         if not alive:
             return
         assert time.monotonic() < deadline, f"still running {timeout} s later: {alive}"
