@@ -49,6 +49,8 @@ def _step(trans) -> Transform:
                 or getattr(trans, "_infrequent_enabled", False)):
             raise NotCompilable("OneHotEncoder options")
         cats = [np.asarray(c, dtype=object) for c in trans.categories_]
+        if any(v != v for c in cats for v in c):  # a NaN category: sklearn matches NaN to it, `==` would not
+            raise NotCompilable("OneHotEncoder with a missing-value category")
 
         def onehot(x):
             return np.hstack([(x[:, [j]].astype(object) == c[None, :]).astype("float64") for j, c in enumerate(cats)])

@@ -80,7 +80,7 @@ class Features:
 
     def build(self, rows: list[dict], looked_up: dict[str, np.ndarray] | None) -> FeatureBatch:
         """Features of `rows` (request fields) with the looked-up feature columns `looked_up`."""
-        if self.array_ok and len(rows) <= ARRAY_MAX_ROWS and self._parsed(rows):
+        if self.array_ok and len(rows) <= ARRAY_MAX_ROWS and self._checked_kind(rows):
             raw = {c: [r.get(c) for r in rows] for c in self.uc.request_columns}
             raw.update(looked_up or {})
             return FeatureBatch(self.names, arrays=self.uc.build_feature_arrays(raw))
@@ -89,9 +89,13 @@ class Features:
             frame[c] = v
         return FeatureBatch(self.names, frame=self.uc.build_features(frame))
 
-
-    def _parsed(self, rows: list[dict]) -> bool:
-        return all(isinstance(r.get(c), datetime) for c in self._times for r in rows)
+    def _checked_kind(self, rows: list[dict]) -> bool:
+        """Whether `rows` are of the kind `check_twin` compared: times parsed and no value missing.
+        A missing value (a nullable column's None) takes the pandas path: a DataFrame makes a
+        column with a None float/NaN or object by what else it holds, which no twin is checked on."""
+        if any(r.get(c) is None for c in self.uc.request_columns for r in rows):
+            return False
+        return all(isinstance(r[c], datetime) for c in self._times for r in rows)
 
 
 def sample_raw(uc, n: int = SAMPLE_ROWS, seed: int = 0) -> dict[str, list]:

@@ -11,8 +11,12 @@ Contract:
 - `BackendConnectError`: no connection could be opened (the backend is not listening): nothing
   was sent, so the proxy may send the request elsewhere;
 - `BackendError`: the backend failed after the request went out (reset, malformed, timeout);
-- a kept-alive connection the backend closed while idle (it reads EOF before any byte of the
-  answer) is retried once on a fresh connection: the backend had not read the request.
+- a kept-alive connection the backend closed while idle is dropped before anything is sent
+  on it (its EOF has arrived) and the request goes on another one; one that fails after the
+  request went out, before any byte of the answer (the close raced the send), is retried once on
+  a fresh connection only for an idempotent method: a POST the backend may have read and
+  processed is never sent twice (`BackendError` instead);
+- interim (1xx) answers are skipped: the caller gets the final one, and the connection stays in step.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import asyncio
 from collections import deque
 
 NO_BODY_STATUSES = frozenset({204, 304})
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})  # RFC 9110 9.2.2: safe to resend
 
 
 class BackendError(Exception):
@@ -33,6 +38,10 @@ class BackendConnectError(BackendError):
 
 class _Stale(Exception):
     """A pooled connection was closed by the backend before answering: retry on a new one."""
+
+
+class _Unsent(_Stale):
+    """The connection failed while the request was being written: the backend cannot have processed it."""
 
 
 class Response:
@@ -61,12 +70,16 @@ class BackendPool:
         async with asyncio.timeout(self.timeout_s):
             while self._idle:
                 conn = self._idle.pop()
-                if conn[1].is_closing():
+                reader, writer = conn
+                if writer.is_closing() or reader.at_eof() or reader.exception() is not None:
+                    writer.close()  # closed (or reset) by the backend while idle: nothing was sent on it
                     continue
                 try:
                     return await self._exchange(conn, head, body, method)
-                except _Stale:
-                    continue
+                except _Stale as exc:
+                    if method not in IDEMPOTENT and not isinstance(exc, _Unsent):  # it may have been read and processed: never twice
+                        raise BackendError("the backend closed a kept-alive connection without answering") from None
+                    break  # the close raced the send: once more, on a fresh connection
             try:
                 conn = await asyncio.open_connection(self.host, self.port)
             except OSError as exc:
@@ -86,19 +99,27 @@ class BackendPool:
         reader, writer = conn
         answered = False  # any byte of the answer read: from then on a failure is the backend's
         try:
-            writer.write(head + body)
-            await writer.drain()
             try:
-                raw = await reader.readuntil(b"\r\n\r\n")
-            except asyncio.IncompleteReadError as exc:
-                if not exc.partial:
-                    raise _Stale from None
-                raise BackendError("the backend closed the connection mid-answer") from None
-            except asyncio.LimitOverrunError:
-                raise BackendError("the backend's answer headers are too large") from None
-            answered = True
-            status, headers, keep = _parse_head(raw)
-            if method == "HEAD" or status in NO_BODY_STATUSES or 100 <= status < 200:
+                writer.write(head + body)
+                await writer.drain()
+            except OSError:
+                raise _Unsent from None
+            while True:
+                try:
+                    raw = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError as exc:
+                    if not exc.partial and not answered:
+                        raise _Stale from None
+                    raise BackendError("the backend closed the connection mid-answer") from None
+                except asyncio.LimitOverrunError:
+                    raise BackendError("the backend's answer headers are too large") from None
+                answered = True
+                status, headers, keep = _parse_head(raw)
+                if status == 101:
+                    raise BackendError("the backend switched protocols (upgrades are not proxied)")
+                if not 100 <= status < 200:
+                    break  # 1xx (100 Continue, 103 Early Hints): interim, the final answer follows
+            if method == "HEAD" or status in NO_BODY_STATUSES:
                 data = b""
             else:
                 data, keep = await _read_body(reader, headers, keep)

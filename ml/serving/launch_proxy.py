@@ -14,14 +14,15 @@ import json
 from typing import TYPE_CHECKING
 
 from core import settings
-from ml.serving.forward import BackendConnectError, BackendError, BackendPool
+from ml.serving.forward import NO_BODY_STATUSES, BackendConnectError, BackendError, BackendPool
 from ml.serving.tokens import OPEN_PATHS, TokenSet, bearer
 
 if TYPE_CHECKING:
     from ml.serving.launcher import Backend, Launcher
 
 HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"host", b"content-length",
-              b"proxy-connection", b"te", b"trailer"}
+              b"proxy-connection", b"te", b"trailer",
+              b"expect"}  # the proxy has read the whole body: a forwarded 100-continue would only cost a round trip
 MAX_IDLE = 128  # kept-alive connections per backend: one per concurrent request, up to this many
 
 
@@ -84,7 +85,12 @@ class Proxy:
             except ValueError:
                 pass
         headers = [(k, v) for k, v in resp.headers if k not in HOP_BY_HOP]
-        headers.append((b"content-length", str(len(content)).encode()))
+        if resp.status in NO_BODY_STATUSES:
+            pass  # 204/304: no body and no length (uvicorn would want a body of that length)
+        elif scope["method"] == "HEAD":  # no body: its Content-Length is the GET's (the backend's)
+            headers += [(k, v) for k, v in resp.headers if k == b"content-length"]
+        else:
+            headers.append((b"content-length", str(len(content)).encode()))
         await send({"type": "http.response.start", "status": resp.status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
 

@@ -145,3 +145,36 @@ def test_engine_fast_path_answers_and_logs_as_the_pandas_path(tmp_path, models, 
     f_cols = [c for c in tables[False].columns if c.startswith("f_")]
     assert f_cols and [c for c in tables[True].columns if c.startswith("f_")] == f_cols
     pd.testing.assert_frame_equal(tables[True][f_cols], tables[False][f_cols])
+
+
+def test_a_missing_request_value_takes_the_pandas_path(monkeypatch):
+    """A None (a nullable column's missing value) is no kind of row the twin was checked on:
+    `Features.build` gives `build_features`'s answer for it, not the array twin's."""
+    uc = load_use_case("fraud")
+    features = fastpath.Features(uc)
+    assert features.array_ok
+    row = {c: v[0] for c, v in fastpath.sample_raw(uc, n=1).items() if c in uc.request_columns}
+
+    def unchecked(raw):
+        raise AssertionError("the array twin got a row with a missing value")
+    monkeypatch.setattr(uc, "build_feature_arrays", unchecked)
+    got = features.build([dict(row, amount=None)], None).frame
+    want = uc.build_features(pd.DataFrame([dict(row, amount=None)]))
+    pd.testing.assert_frame_equal(got, want)
+    assert np.isnan(got["amount"].iloc[0])
+
+
+def test_a_one_hot_encoder_that_learned_a_missing_category_is_not_compiled():
+    """sklearn encodes NaN as its own category; a plain `==` would not match NaN: keep sklearn's path."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    X = pd.DataFrame({"c": np.array(["a", np.nan, "b", np.nan, "a", "b"] * 5, dtype=object),
+                      "x": np.arange(30, dtype="float64")})
+    y = (X["c"].isna()).astype(int).to_numpy()
+    model = Pipeline([("ct", ColumnTransformer([("oh", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["c"])],
+                                               remainder="passthrough")), ("m", LogisticRegression())]).fit(X, y)
+    assert any(v != v for v in model.steps[0][1].named_transformers_["oh"].categories_[0])
+    assert compiled.compile_scorer(model, ["c", "x"], True) is None

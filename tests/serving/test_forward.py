@@ -139,3 +139,102 @@ def test_against_uvicorn():
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+class ReadsThenCloses(Scripted):
+    """Reads each request, then closes without answering (a worker that died mid-request)."""
+
+    async def handle(self, reader, writer):
+        self.connections += 1
+        try:
+            if self.connections == 1:  # the first connection answers once, so the pool keeps it
+                head = await reader.readuntil(b"\r\n\r\n")
+                self.requests.append(head)
+                writer.write(self.answers.pop(0))
+                await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+            self.requests.append(head)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+
+def test_a_post_the_backend_may_have_read_is_never_sent_twice():
+    """A kept-alive connection that goes silent after the request went out: a POST fails (502),
+    it may have been processed; a GET (idempotent) is sent once more on a fresh connection."""
+    ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+
+    async def go(method):
+        script = ReadsThenCloses([ok, ok])
+        server, port = await _serve(script)
+        pool = BackendPool("127.0.0.1", port)
+        await pool.request("GET", b"/warm", [], b"")
+        try:
+            return script, await pool.request(method, b"/predict", [], b"{}")
+        except BackendError as exc:
+            return script, exc
+        finally:
+            pool.close()
+            server.close()
+
+    script, out = asyncio.run(go("POST"))
+    assert isinstance(out, BackendError)
+    assert sum(r.startswith(b"POST /predict") for r in script.requests) == 1
+    script, out = asyncio.run(go("GET"))
+    assert isinstance(out, BackendError)  # the fresh connection (second) also reads and closes
+    assert sum(r.startswith(b"GET /predict") for r in script.requests) == 2
+    assert script.connections == 2  # retried once, not per pooled connection
+
+
+def test_interim_1xx_answers_are_skipped_and_204_304_have_no_body():
+    async def go():
+        script = Scripted([b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n"
+                           b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\none",
+                           b"HTTP/1.1 204 No Content\r\n\r\n",
+                           b"HTTP/1.1 304 Not Modified\r\ncontent-length: 7\r\n\r\n",
+                           b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\ntwo"])
+        server, port = await _serve(script)
+        pool = BackendPool("127.0.0.1", port)
+        out = [await pool.request(m, p, [], b"x") for m, p in
+               [("POST", b"/a"), ("DELETE", b"/b"), ("GET", b"/c"), ("GET", b"/d")]]
+        pool.close()
+        server.close()
+        return script, out
+
+    script, out = asyncio.run(go())
+    assert [(r.status, r.body) for r in out] == [(200, b"one"), (204, b""), (304, b""), (200, b"two")]
+    assert script.connections == 1  # the connection stayed in step through them all
+
+
+def test_the_proxy_keeps_a_head_length_and_gives_204_304_none():
+    """Through the launcher's ASGI proxy: a HEAD answers the backend's Content-Length (the GET's),
+    a 204/304 carries none (uvicorn would then expect that many body bytes), a body its own length."""
+    from types import SimpleNamespace
+
+    from ml.serving.launch_proxy import Proxy
+
+    async def go():
+        script = Scripted([b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n",
+                           b"HTTP/1.1 204 No Content\r\n\r\n",
+                           b"HTTP/1.1 304 Not Modified\r\ncontent-length: 5\r\n\r\n",
+                           b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"])
+        server, port = await _serve(script)
+        launcher = SimpleNamespace(active=SimpleNamespace(port=port, inflight=0), env="test", code_info=dict)
+        proxy, answers = Proxy(launcher), []
+        for method in ("HEAD", "DELETE", "GET", "GET"):
+            sent = []
+
+            async def receive():
+                return {"type": "http.request", "body": b""}
+
+            async def send(message, sent=sent):
+                sent.append(message)
+            await proxy(dict(type="http", method=method, path="/x", raw_path=b"/x", query_string=b"", headers=[]),
+                        receive, send)
+            answers.append((sent[0]["status"], dict(sent[0]["headers"]).get(b"content-length"), sent[1]["body"]))
+        for pool in proxy.pools.values():
+            pool.close()
+        server.close()
+        return answers
+
+    assert asyncio.run(go()) == [(200, b"5", b""), (204, None, b""), (304, None, b""), (200, b"5", b"hello")]
