@@ -1,8 +1,8 @@
 """Issue #17 item 4: faults survived, with figures, on one real provisioned env.
 
 One env (`conveyor env up` of the local platform in a throw-away project), the repo's bundle
-deployed to its staging target and `model_training_job` run once: a champion serves on the
-env's endpoint. Then, under steady traffic (batches of 5 rows with unique ids, one after another):
+deployed to its staging target, a small model registered as champion and rolled out by the
+env's `update_endpoint` task: a champion serves on the env's endpoint. Then, under steady traffic (batches of 5 rows with unique ids, one after another):
 
 | fault | what must hold |
 |---|---|
@@ -52,7 +52,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = "faults"
-MODEL = "fraud-detector-staging"
+TARGET = "staging"
+MODEL = f"fraud-detector-{TARGET}"
 # A hard kill loses what the worker had queued but not yet written: rows answered in the last
 # flush interval (the writer takes its queue at least that often) plus the write in flight.
 FLUSH_S = InferenceLogger(None).flush_interval_s
@@ -93,6 +94,30 @@ def _prepare(ws: Path) -> None:
     path.write_text(path.read_text().replace("strategy: canary", "strategy: direct"))
 
 
+def _register_champion(out: EnvironmentOutputs, path: Path) -> None:
+    """A small fraud model registered as ci and aliased `champion`: no fault here is about how it was
+    trained, and training one with the job would take minutes. The env's own `update_endpoint` task
+    then rolls it out (SLA gate, BentoML store import, endpoint config), as after a training job."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from tests.serving.serving_helpers import _train
+
+    _train(path, seed=17)
+    ci = out.credentials["ci"]
+    os.environ.update(MLFLOW_TRACKING_USERNAME=ci.username, MLFLOW_TRACKING_PASSWORD=ci.password)
+    try:
+        mlflow.set_tracking_uri(out.tracking_uri)
+        mlflow.set_experiment(f"fraud-detection-{TARGET}")
+        with mlflow.start_run() as run:
+            mlflow.log_artifacts(str(path), "model")
+        version = mlflow.register_model(f"runs:/{run.info.run_id}/model", MODEL).version
+        MlflowClient().set_registered_model_alias(MODEL, "champion", version)
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_USERNAME", None)
+        os.environ.pop("MLFLOW_TRACKING_PASSWORD", None)
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
@@ -112,8 +137,10 @@ def env(tmp_path_factory):
         bundle_cli(checkout, outputs_dir, "deploy", "-t", "staging", "--var", "training_rows=3000", timeout=600)
         print(f"bundle deploy: {time.monotonic() - t0:.0f} s")
         t0 = time.monotonic()
-        bundle_cli(checkout, outputs_dir, "run", "model_training_job", "-t", "staging", timeout=600)
-        print(f"model_training_job: {time.monotonic() - t0:.0f} s")
+        _register_champion(out, root / "model")
+        bundle_cli(checkout, outputs_dir, "run", "model_training_job", "-t", "staging", "--only", "update_endpoint",
+                   timeout=600)
+        print(f"champion registered and rolled out by update_endpoint: {time.monotonic() - t0:.0f} s")
         traffic = faults.Traffic(f"{out.serving_url}/predict", out.credentials["ci"].token,
                                  sample_rows(200, seed=17, use_case="fraud"))
         fe = FaultEnv(proj, checkout, outputs_dir, out, proj / ".state" / "envs" / ENV / "run",
