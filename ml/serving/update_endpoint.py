@@ -154,7 +154,7 @@ def _release_alias(ctx, name: str, version: str, cfg) -> None:
         return  # it already served and the registry says so
     tag = cfg.champion.uri.removeprefix("bentoml:") if cfg.champion.uri.startswith("bentoml:") else None
     move_champion(name, version, models_dir=ctx.storage_path("models"), bentos_dir=ctx.storage_path("bentos"),
-                  bentoml_model=tag, reason=f"{cfg.rollout.strategy if cfg.rollout else 'rollout'} on {ctx.env} complete",
+                  bentoml_model=tag, reason=f"rollout on {ctx.env} complete",  # the config's strategy is `direct` once a canary has passed
                   echo=lambda line: print(f"update_endpoint: rollout complete; {line}"))
 
 
