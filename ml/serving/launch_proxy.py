@@ -26,6 +26,16 @@ HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"
 MAX_IDLE = 128  # kept-alive connections per backend: one per concurrent request, up to this many
 
 
+async def read_body(receive) -> bytes:
+    """An ASGI request's whole body (the proxy forwards requests whole)."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 class Proxy:
     """The ASGI app on the public port: every request goes to the active backend."""
 
@@ -56,12 +66,7 @@ class Proxy:
                     return
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         for attempt in (1, 2):
             backend = self.launcher.active
             if backend is None:

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from ml.serving.forward import BackendConnectError, BackendError, BackendPool
+from ml.serving.launch_proxy import read_body
 from tests.ports import free_port
 
 
@@ -108,12 +109,7 @@ def test_against_uvicorn():
     async def app(scope, receive, send):
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            msg = await receive()
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
+        body = await read_body(receive)
         await send({"type": "http.response.start", "status": 200, "headers": [(b"x-echo", scope["path"].encode())]})
         await send({"type": "http.response.body", "body": body[:3], "more_body": True})  # no length: chunked
         await send({"type": "http.response.body", "body": body[3:]})

@@ -12,6 +12,7 @@ import pytest
 
 from ml.serving import loadtest
 from tests.ports import free_port
+from ml.serving.launch_proxy import read_body
 
 
 @pytest.fixture(scope="module")
@@ -23,12 +24,7 @@ def server():
     async def app(scope, receive, send):
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            msg = await receive()
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
+        body = await read_body(receive)
         seen.append(body)
         authorised = (b"authorization", b"Bearer tok") in scope["headers"]
         status = 401 if not authorised else 503 if b'"i": 3' in body or b'"i":3' in body else 200
