@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from bundles.cluster import label_value
+from infra.kubernetes import feature_store
 from tests.kube_cluster import control_plane, wait_for
 from tests.kubelet import report, run_pod
 
@@ -64,6 +65,9 @@ def k8s_env(cluster, s3_outputs, project, tmp_path):
                        "stringData": data})
     api.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s3-credentials", "namespace": NS},
                "stringData": {k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}})
+    # the online feature store's password, which job pods read as PGPASSWORD (infra/kubernetes/feature_store.py)
+    api.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": feature_store.SECRET, "namespace": NS},
+               "stringData": {"PGPASSWORD": "feature-store-password"}})
     env = {**os.environ, "CONVEYOR_OUTPUTS_DIR": str(outputs_dir), "CONVEYOR_PROJECT_DIR": str(project)}
     return api, project, env
 
