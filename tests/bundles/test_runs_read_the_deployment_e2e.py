@@ -58,8 +58,14 @@ def edit_checkout(project: Path) -> None:
     params.write_text(text)
     features = project / "usecases" / "diabetes" / "features.py"
     text = features.read_text()
-    assert text.rstrip().endswith("return out")
-    features.write_text(text.rstrip().removesuffix("return out") + 'out["glu"] = out["glu"].clip(upper=100.0)\n    return out\n')
+    # both feature functions, as a user keeps them in step: the frame one (training, batch) and the
+    # array one (the endpoint's few-row fast path, checked against the frame one when it loads)
+    for fn, clip in (("def build_features(", 'out["glu"] = out["glu"].clip(upper=100.0)'),
+                     ("def build_feature_arrays(", 'out["glu"] = np.minimum(out["glu"], 100.0)')):
+        head, body = text.split(fn)
+        assert "\n    return out\n" in body, fn
+        text = head + fn + body.replace("\n    return out\n", f"\n    {clip}\n    return out\n", 1)
+    features.write_text(text)
     resources = project / "resources" / "diabetes.yml"
     text = resources.read_text()
     assert text.count("p95_ms: 5000") == 1  # relax_latency_gates' value

@@ -1,7 +1,8 @@
 """The diabetes model's features: the ten baseline measurements, typed as the model expects.
 
 One function for the gold table, batch scoring and serving, so training and serving cannot
-skew. usecase.yml `features.columns` declares what it returns (names, order, types, ranges).
+skew; its array twin serves a few rows without pandas, and the endpoint uses it only after
+checking that the two agree (edit both together). usecase.yml `features.columns` declares what it returns (names, order, types, ranges).
 """
 
 from __future__ import annotations
