@@ -78,10 +78,11 @@ def build():
     runpy.run_path(sys.argv[2], run_name="__main__")
     outputs = get_root_resource().outputs
     keys = sorted(outputs)
-    return pulumi.Output.all(*[outputs[k] for k in keys]).apply(
-        lambda values: print(json.dumps({"types": mocks.types, "outputs": dict(zip(keys, values))})))
+    return pulumi.Output.all(*[outputs[k] for k in keys]).apply(lambda values: got.update(zip(keys, values)))
 
-build()
+got = {}
+build()  # returns once every registration has reached the mocks (the outputs can resolve before)
+print(json.dumps({"types": mocks.types, "outputs": got}))
 """
 
 
