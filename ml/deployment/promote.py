@@ -26,7 +26,7 @@ from core.files import atomic_write
 from ml import task
 from ml.registry import CHAMPION, alias_version, champion_pointer
 
-__all__ = ["is_champion", "move_champion", "names_champion"]
+__all__ = ["is_champion", "keep_champion_on", "move_champion", "names_champion"]
 
 
 def names_champion(name: str, version: str) -> bool:
@@ -35,6 +35,17 @@ def names_champion(name: str, version: str) -> bool:
 
     current = alias_version(MlflowClient(), name, CHAMPION)
     return current is not None and str(current.version) == str(version)
+
+
+def keep_champion_on(name: str, version: str) -> bool:
+    """Point `champion` back at `version`, the one the endpoint serves, unless it already names it
+    (someone had pointed it at a new version by hand). True if it moved."""
+    from mlflow import MlflowClient
+
+    if names_champion(name, version):
+        return False
+    MlflowClient().set_registered_model_alias(name, CHAMPION, str(version))
+    return True
 
 
 def is_champion(name: str, version: str, models_dir: Path) -> bool:

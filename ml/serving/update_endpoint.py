@@ -131,11 +131,11 @@ def _hold_alias(name: str, version: str, current) -> None:
         return
     from mlflow import MlflowClient
 
-    from ml.deployment.promote import names_champion
+    from ml.deployment.promote import keep_champion_on
+    from ml.registry import CHALLENGER
 
-    MlflowClient().set_registered_model_alias(name, "challenger", version)
-    if not names_champion(name, current.champion.version):
-        MlflowClient().set_registered_model_alias(name, "champion", current.champion.version)
+    MlflowClient().set_registered_model_alias(name, CHALLENGER, version)
+    keep_champion_on(name, current.champion.version)
     print(f"update_endpoint: v{version} rolls out as challenger; alias champion stays on v{current.champion.version} "
           "until the rollout completes")
 
@@ -163,17 +163,15 @@ def _realign_alias(name: str, failed_version: str, endpoint_dir: Path) -> None:
     try:
         from mlflow import MlflowClient
 
-        from ml.deployment.promote import names_champion
+        from ml.deployment.promote import keep_champion_on
 
-        client = MlflowClient()
-        client.set_model_version_tag(name, failed_version, "endpoint_rollout", "failed")
+        MlflowClient().set_model_version_tag(name, failed_version, "endpoint_rollout", "failed")
         serving = read_config(endpoint_dir).champion
         if serving is None or serving.name != name or serving.version == failed_version:
             return
-        if names_champion(name, serving.version):
+        if not keep_champion_on(name, serving.version):
             print(f"update_endpoint: alias champion stays on v{serving.version} (what the endpoint serves)", file=sys.stderr)
         else:  # someone had pointed it at the new version by hand
-            client.set_registered_model_alias(name, "champion", serving.version)
             print(f"update_endpoint: alias champion moved back to v{serving.version} (what the endpoint serves)",
                   file=sys.stderr)
     except Exception as exc:
