@@ -6,8 +6,8 @@ nothing the real endpoint does per request is switched off. `launcher(...)` is t
 endpoint as users reach it: `python -m ml.serving.launcher` on the public port, serving this
 checkout's code as a deployed code wheel (built into a Bento, `bentoml serve` behind the
 launcher's proxy). `mlflow_serve(...)` runs `mlflow models serve` of the same model directory.
-All are context managers yielding a `Server` (its base URL and the pid of its process group,
-for py-spy) and stop it on exit.
+All are context managers yielding a `Server` (its base URL, the pid of its process group for
+py-spy, and a Conveyor endpoint's inference table) and stop it on exit.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ TOKEN = "bench-token"
 class Server:
     url: str
     pid: int
+    table: Path | None = None  # the endpoint's inference table (a Conveyor endpoint only)
 
 
 def free_port() -> int:
@@ -102,7 +103,7 @@ def endpoint(model_dir: Path, work: Path, cwd: Path = ROOT, extra_env: dict[str,
         url = f"http://127.0.0.1:{port}"
         _wait(url + "/livez", proc, log)
         wait_for_revision(url, revision, timeout_s=120, confirmations=1, token=TOKEN)
-        yield Server(url, proc.pid)
+        yield Server(url, proc.pid, Path(env[settings.INFERENCE_TABLE.name]))
     finally:
         _stop(proc)
 
@@ -155,7 +156,7 @@ def launcher(model_dir: Path, work: Path) -> Iterator[Server]:
                 raise RuntimeError(f"the launcher did not start the code: {log.read_text()[-2000:]}")
             time.sleep(0.5)
         wait_for_revision(url, revision, timeout_s=120, confirmations=1, token=TOKEN)
-        yield Server(url, proc.pid)
+        yield Server(url, proc.pid, Path(env[settings.INFERENCE_TABLE.name]))
     finally:
         _stop(proc)
 

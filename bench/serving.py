@@ -12,7 +12,10 @@ Rows of the one table:
   `bentoml serve` of the deployed code), Conveyor direct (`bentoml serve` alone: the proxy
   hop is the difference), and `mlflow models serve`;
 - the targets, each under the figure it bounds, with PASS/FAIL, on the user-facing path
-  (via the launcher).
+  (via the launcher);
+- next to each Conveyor level, the endpoint's own scoring time per batch (p50 / p99 of the
+  inference table's `latency_ms`): a client p99 far above it is waiting (queueing, HTTP, pauses),
+  not work.
 Conveyor gets the real request: bearer token, the `/predict` schema with raw transaction
 fields (it computes the on-demand features), the inference table on. `mlflow models serve`
 gets the precomputed feature row, as its callers must send it. Without --model a small model
@@ -44,12 +47,32 @@ AFTER_BURST = "1 after 64"
 console = Console(width=None if sys.stdout.isatty() else 150)
 
 
-def measure(tool: LoadTool, req: Request, seconds: float, work: Path) -> dict[str, Level]:
-    """Warm-up, then every level in order; the 64 level is last so the after-burst level follows it."""
+def measure(tool: LoadTool, req: Request, seconds: float, work: Path,
+            table: Path | None = None) -> tuple[dict[str, Level], dict[str, tuple[float, float]]]:
+    """Warm-up, then every level in order; the 64 level is last so the after-burst level follows it.
+    With the endpoint's inference `table`, also each level's server-side scoring time (p50, p99 ms)."""
     tool.run(req, 4, min(seconds, 2.0), work)
-    levels = {str(c): tool.run(req, c, seconds, work) for c in LEVELS}
-    levels[AFTER_BURST] = tool.run(req, 1, seconds, work)
-    return levels
+    levels, scoring = {}, {}
+    for key, conns in [*((str(c), c) for c in LEVELS), (AFTER_BURST, 1)]:
+        started = time.time()
+        levels[key] = tool.run(req, conns, seconds, work)
+        if table is not None:
+            scoring[key] = scoring_ms(table, started)
+    return levels, scoring
+
+
+def scoring_ms(table: Path, since: float) -> tuple[float, float]:
+    """(p50, p99) of `latency_ms` the endpoint logged for rows scored since `since`: the time a
+    request's batch took in `Engine.score` (features, model, records) — the work, without the
+    HTTP stack and the wait for a batch; the client's latency minus it is that wait and HTTP."""
+    from ml.serving.inference_log import read_table
+
+    time.sleep(0.5)  # the writer takes its queue every 200 ms
+    frame = read_table(table, since=since)
+    if not len(frame):
+        return float("nan"), float("nan")
+    p50, p99 = np.percentile(frame["latency_ms"].astype(float).to_numpy(), [50, 99])
+    return float(p50), float(p99)
 
 
 def floor(model_dir: Path, raw, seconds: float, fast: bool = True) -> Level:
@@ -128,7 +151,7 @@ def targets(fl: Level, cv: dict[str, Level], mf: dict[str, Level]) -> list[tuple
     return out
 
 
-COLUMNS = ("", "conns", "p50 ms", "p99 ms", "req/s", "errors", "target", "verdict")
+COLUMNS = ("", "conns", "p50 ms", "p99 ms", "req/s", "errors", "scoring p50 / p99 ms", "target", "verdict")
 
 
 VIA_LAUNCHER = "Conveyor POST /predict via launcher"
@@ -136,14 +159,17 @@ DIRECT = "Conveyor direct (bentoml serve)"
 MLFLOW = "mlflow models serve /invocations"
 
 
-def table(fl: Level, servers_: dict[str, dict[str, Level]], title: str, slow: Level | None = None) -> Table:
-    """The floor, each server's levels (in `servers_` order), then the targets on the launcher path."""
+def table(fl: Level, servers_: dict[str, dict[str, Level]], title: str, slow: Level | None = None,
+          scoring: dict[str, dict[str, tuple[float, float]]] | None = None) -> Table:
+    """The floor, each server's levels (in `servers_` order), then the targets on the launcher path.
+    `scoring`: per server and level, the endpoint's own scoring time (`scoring_ms`)."""
     t = Table(title=title)
     for col in COLUMNS:
         t.add_column(col, justify="left" if col in ("", "target") else "right")
 
-    def row(name: str, conns: str, lv: Level, rps_label: str = "") -> None:
-        t.add_row(name, conns, f"{lv.p50_ms:.1f}", f"{lv.p99_ms:.1f}", f"{lv.rps:,.0f}{rps_label}", str(lv.errors), "", "")
+    def row(name: str, conns: str, lv: Level, rps_label: str = "", work: tuple[float, float] | None = None) -> None:
+        t.add_row(name, conns, f"{lv.p50_ms:.1f}", f"{lv.p99_ms:.1f}", f"{lv.rps:,.0f}{rps_label}", str(lv.errors),
+                  f"{work[0]:.1f} / {work[1]:.1f}" if work else "", "", "")
 
     row("in-process floor (features + score, 1 row, fast path)", "—", fl, " calls/s")
     if slow is not None:
@@ -151,7 +177,7 @@ def table(fl: Level, servers_: dict[str, dict[str, Level]], title: str, slow: Le
     for name, levels in servers_.items():
         t.add_section()
         for key, lv in levels.items():
-            row(name if key == "1" else "", key, lv)
+            row(name if key == "1" else "", key, lv, work=(scoring or {}).get(name, {}).get(key))
     t.add_section()
     for column, tg in targets(fl, servers_[VIA_LAUNCHER], servers_[MLFLOW]):
         cells = dict.fromkeys(COLUMNS, "")
@@ -184,18 +210,24 @@ def main(argv: list[str] | None = None) -> int:
             slow = floor(model_dir, raw, min(seconds, 4.0), fast=False)
         load_before = os.getloadavg()[0]
         measured: dict[str, dict[str, Level]] = {}
+        scoring: dict[str, dict[str, tuple[float, float]]] = {}
         with console.status(f"Conveyor via the launcher under {tool.name}"), servers.launcher(model_dir, work) as srv:
-            measured[VIA_LAUNCHER] = measure(tool, conveyor_request(srv, raw, work), seconds, work)
+            measured[VIA_LAUNCHER], scoring[VIA_LAUNCHER] = measure(tool, conveyor_request(srv, raw, work), seconds, work,
+                                                                    srv.table)
         if not args.no_direct:
             with console.status(f"Conveyor direct under {tool.name}"), servers.endpoint(model_dir, work) as srv:
-                measured[DIRECT] = measure(tool, conveyor_request(srv, raw, work), seconds, work)
+                measured[DIRECT], scoring[DIRECT] = measure(tool, conveyor_request(srv, raw, work), seconds, work,
+                                                            srv.table)
         with console.status(f"mlflow models serve under {tool.name}"), servers.mlflow_serve(model_dir, work) as srv:
-            measured[MLFLOW] = measure(tool, mlflow_request(srv, raw, work), seconds, work)
+            measured[MLFLOW], _ = measure(tool, mlflow_request(srv, raw, work), seconds, work)
     title = (f"single-row scoring: {tool.name}, {seconds:g} s per level, {os.cpu_count()} CPUs, "
              f"load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} after")
-    console.print(table(fl, measured, title, slow))
+    console.print(table(fl, measured, title, slow, scoring))
     save({"tool": tool.name, "seconds": seconds, "load_average": [load_before, os.getloadavg()[0]],
-          "floor": fl.__dict__, "pandas_sklearn": slow.__dict__, **{name: {k: v.__dict__ for k, v in levels.items()} for name, levels in measured.items()}})
+          "floor": fl.__dict__, "pandas_sklearn": slow.__dict__,
+          **{name: {k: {**v.__dict__, **(dict(zip(("scoring_p50_ms", "scoring_p99_ms"), scoring[name][k]))
+                                          if k in scoring.get(name, {}) else {})}
+                    for k, v in levels.items()} for name, levels in measured.items()}})
     return 0
 
 

@@ -243,8 +243,9 @@ class KubernetesEnvironment(Environment):
             return None
         if cfg.postgres.kind == "statefulset":
             return _random_secret(f"{env}-feature-store-password", self)
-        if feature_store.config_problem(cfg):  # (preflight already stopped `pulumi up` on it)
-            raise pulumi.RunError(feature_store.config_problem(cfg))
+        problem = feature_store.config_problem(cfg)
+        if problem:  # (preflight already stopped `pulumi up` on it)
+            raise pulumi.RunError(problem)
         return _secret_setting("feature_store", "password")
 
     def _ingress(self, name: str, env: str, namespace, cfg: KubernetesConfig, opts: pulumi.ResourceOptions) -> None:

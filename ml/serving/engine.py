@@ -35,7 +35,7 @@ from typing import Any
 import pandas as pd
 
 from core import settings
-from ml.serving import rollouts, routing
+from ml.serving import heap, rollouts, routing
 from ml.serving.endpoint_config import EndpointConfig, drop_challenger, read_config, update_config
 from ml.serving.errors import NoModelDeployed
 from ml.serving.fastpath import FeatureBatch, Features
@@ -141,6 +141,7 @@ class Engine:
         current = self.snapshot
         by_version = {(m.spec.name, m.spec.version, m.spec.path or m.spec.uri): m for m in current.models.values()}
         models: dict[str, LoadedModel] = {}
+        loaded = False
         for role in ("champion", "challenger", "candidate"):
             spec = getattr(cfg, role)
             if spec is None:
@@ -152,8 +153,11 @@ class Engine:
                 models[role].columns = self.schema.use_case.feature_names
             if known is None:
                 self._compile(models[role])
+                loaded = True
         self.snapshot = Snapshot(cfg, models)  # the atomic swap
         self.load_error = self.load_error_revision = None
+        if loaded:
+            heap.settle()  # new models are long-lived: out of the full GC passes' reach (heap.py)
         return models
 
     def _compile(self, model: LoadedModel) -> None:

@@ -46,6 +46,7 @@ from core.contract import storage_layout
 from core.files import private_dir
 from core.serving_code import HEARTBEAT_S, CodeRequest, Failure, LauncherStatus, read_request, write_status
 from core.storage import Blobs
+from ml.serving import heap
 
 log = logging.getLogger("conveyor.launcher")
 READY_TIMEOUT_S = 300.0
@@ -200,6 +201,7 @@ class Launcher:
         self.failed = None
         log.info("serving code %s (%s) on backend port %s", req.short, backend.bento, backend.port)
         self.report()
+        heap.settle()  # what starting the code left alive is long-lived: out of full GC passes' reach
         if old is not None:
             threading.Thread(target=self._drain, args=(old,), daemon=True).start()
         self._prune()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 
 from ml.serving.tokens import TokenSet, bearer
 
@@ -21,6 +22,19 @@ def test_a_rotated_token_file_is_read_again_and_only_its_tokens_pass(tmp_path):
     assert tokens.allows("old") and not tokens.allows("new")
     _write(path, "new", mtime_ns=2_000_000_000)
     assert tokens.allows("new") and not tokens.allows("old")
+
+
+def test_a_revoked_token_stops_working_once_the_recheck_interval_has_passed(tmp_path):
+    path = tmp_path / "tokens.json"
+    _write(path, "old", mtime_ns=1_000_000_000)
+    tokens = TokenSet(path, recheck_s=0.2)
+    assert tokens.allows("old")
+    _write(path, "other", mtime_ns=2_000_000_000)  # "old" revoked
+    time.sleep(0.25)
+    assert not tokens.allows("old") and tokens.allows("other")
+    path.unlink()  # the file gone: nothing passes once the interval has passed
+    time.sleep(0.25)
+    assert not tokens.allows("other")
 
 
 def test_no_file_no_token_or_an_empty_token_lets_nothing_through(tmp_path):
