@@ -14,6 +14,7 @@ from __future__ import annotations
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -53,6 +54,7 @@ class Timed:
     proc: subprocess.CompletedProcess
     split_s: dict[str, float] = field(default_factory=dict)  # empty without py-spy
     cpu_s: float = 0.0  # user + system CPU of the task's process tree (and py-spy's, when it samples)
+    maxrss_kb: int = 0  # peak RSS of a task the warm starter forked (not this process's child)
 
 
 def _children_cpu() -> float:
@@ -84,8 +86,13 @@ def split(stacks: list[Stack], wall_s: float) -> dict[str, float]:
     return {name: wall_s * counts[name] / total for name in NAMES} if total else {}
 
 
-def run_task(cmd: list[str], env: dict, cwd: Path, profile: Path | None, timeout: float) -> Timed:
-    """Run `cmd`; under py-spy writing `profile` when it is given (and py-spy is installed)."""
+def run_task(cmd: list[str], env: dict, cwd: Path, profile: Path | None, timeout: float, warm: bool = False) -> Timed:
+    """Run `cmd`; under py-spy writing `profile` when it is given (and py-spy is installed).
+
+    `warm`: start it as `bundles.execution` does, from the warm starter (`bundles.warmstart`) once
+    that is loaded, else as a new process; py-spy then attaches to the task's pid."""
+    if warm:
+        return _run_like_the_engine(cmd, env, cwd, profile, timeout)
     # CPU seconds as well as wall: on a shared machine the wall time follows its load, the CPU
     # time much less, so before/after comparisons hold there too
     t0, cpu0 = time.perf_counter(), _children_cpu()
@@ -101,6 +108,35 @@ def run_task(cmd: list[str], env: dict, cwd: Path, profile: Path | None, timeout
     proc.returncode = int(rc_file.read_text()) if rc_file.exists() else proc.returncode or 1
     stacks = pyspy.read(profile) if profile.exists() else []
     return Timed(wall, proc, split(stacks, wall), cpu)
+
+
+def _run_like_the_engine(cmd: list[str], env: dict, cwd: Path, profile: Path | None, timeout: float) -> Timed:
+    from bundles import warmstart
+    from bundles.execution import _kill
+
+    t0, cpu0 = time.perf_counter(), _children_cpu()
+    with tempfile.TemporaryFile("w+") as log:
+        proc = warmstart.start(cmd, cwd, env, log)
+        if proc is None:  # the starter is loading (the job's first task) or unavailable: what the engine does
+            proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True, umask=0o077)
+        spy = pyspy.record_pid(proc.pid, profile, timeout, rate=50, idle=True) \
+            if profile is not None and pyspy.executable() else None
+        try:
+            code = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _kill(proc)
+            raise
+        wall = time.perf_counter() - t0
+        if spy is not None:
+            spy.wait()
+        log.seek(0)
+        out = log.read()
+    usage = getattr(proc, "rusage", {})
+    cpu = _children_cpu() - cpu0 + usage.get("utime", 0.0) + usage.get("stime", 0.0)
+    stacks = pyspy.read(profile) if spy is not None and profile.exists() else []
+    done = subprocess.CompletedProcess(cmd, code, out, out)
+    return Timed(wall, done, split(stacks, wall), cpu, int(usage.get("maxrss", 0)))
 
 
 if __name__ == "__main__":  # python -m bench.training_split RC_FILE CMD...: run CMD, write its exit code

@@ -22,6 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bundles import warmstart
 from bundles.envstore import now_iso, read_json, write_json
 from bundles.errors import BundleError
 from bundles.models import Job, Task
@@ -263,8 +264,13 @@ class RunExecution:
         cmd = [sys.executable, "-c", LAUNCHER, str(self.code_dir), entry.module, *argv]
         fh.write(f"$ python -m {entry.module} {' '.join(argv)}\n")
         fh.flush()
-        proc = subprocess.Popen(cmd, cwd=self.code_dir, env=self._env(name), stdout=fh,
-                                stderr=subprocess.STDOUT, start_new_session=True, umask=0o077)  # owner-only files
+        env = self._env(name)
+        # A starter costs ~10 s of CPU to load: worth it only when enough tasks of this job can use it.
+        boot = sum(1 for t in self.job.tasks.values() if t.python is not None) >= warmstart.MIN_TASKS
+        proc = warmstart.start(cmd, self.code_dir, env, fh, umask=0o077, boot=boot)  # None: start it cold
+        if proc is None:
+            proc = subprocess.Popen(cmd, cwd=self.code_dir, env=env, stdout=fh,
+                                    stderr=subprocess.STDOUT, start_new_session=True, umask=0o077)  # owner-only files
         limit = time.monotonic() + task.timeout_seconds if task.timeout_seconds else None
         while True:
             try:

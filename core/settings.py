@@ -71,6 +71,8 @@ GIT_SHA = _declare("GIT_SHA", str, "unknown", "git sha of the deployed code")
 TASK_VALUES_DIR = _declare("TASK_VALUES_DIR", Path, None, "one <task>.json of published values per task of this run")
 USE_CASE = _declare("USE_CASE", str, None, "the use case an ML task works on without --use-case (default: usecases/defaults.yml, else the only one)")
 TRIGGER = _declare("TRIGGER", str, "cluster", "what started a cluster run (manual, schedule, …)")
+WARM_START = _declare("WARM_START", _flag, True,
+                       "start job tasks from a pre-imported fork server (bundles.warmstart); 0 starts each as a fresh python")
 
 # --- identity and diagnostics --------------------------------------------------------------
 USER = _declare("USER", str, None, "the person deploying (dev-mode name prefix; default: the OS user)")
