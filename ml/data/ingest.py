@@ -23,6 +23,7 @@ from core import runtime
 from ml import task
 from ml.code import code_root
 from ml.data import sources
+from ml.data.tables import write_frame
 from ml.features import lookups
 from ml.data.versioning import cache_file, reproduce, workspace_for
 
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="conveyor-snapshot-") as tmp:
             if snap is not None:
                 source = Path(tmp) / "snapshot.parquet"
-                snap.frame.to_parquet(source, index=False)
+                write_frame(snap.frame, source)
             version = reproduce(ws, remote, raw, source_file=source)
         described = snap.description if snap else (str(source) if source else "generate")
         rows = pq.ParquetFile(cache_file(ws, version.gold_md5)).metadata.num_rows  # the footer: no column read

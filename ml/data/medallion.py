@@ -19,6 +19,7 @@ from core.cli import guarded
 from core.errors import ConveyorError
 from ml.code import code_root
 from ml.config import ConfigError, DataParams
+from ml.data.tables import read_frame, write_frame
 from ml.features.lookups import join_pinned
 from ml.usecase import UseCase, load_use_case
 
@@ -37,16 +38,21 @@ class StageFailed(ConveyorError):
     """A stage stopped on a user error; the message names the stage (dvc repro shows it)."""
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """A parquet or csv file as a frame; the suffix decides. SourceDataError when it is neither."""
+def read_table(path: Path, compact: bool = False) -> pd.DataFrame:
+    """A parquet or csv file as a frame; the suffix decides (`compact`: parquet strings as
+    `tables.read_frame` reads them). SourceDataError when it is neither."""
     try:
-        return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+        if path.suffix == ".csv":
+            return pd.read_csv(path)
+        return read_frame(path) if compact else pd.read_parquet(path)
     except ValueError as exc:  # pandas and pyarrow parse errors: the file is not what its name says
         raise SourceDataError(f"cannot read {path}: {exc}") from exc
 
 
 def _read_files(paths: list[Path]) -> pd.DataFrame:
-    return pd.concat([read_table(p) for p in paths], ignore_index=True) if len(paths) > 1 else read_table(paths[0])
+    if len(paths) > 1:
+        return pd.concat([read_table(p, compact=True) for p in paths], ignore_index=True)
+    return read_table(paths[0], compact=True)
 
 
 def bronze(uc: UseCase, p: DataParams, root: Path | None = None) -> pd.DataFrame:
@@ -65,7 +71,7 @@ def bronze(uc: UseCase, p: DataParams, root: Path | None = None) -> pd.DataFrame
         path = Path(p.source)
         if not path.is_file():
             raise ConfigError(f"data.source {p.source!r} is neither `generate` nor an existing file")
-        df = read_table(path)
+        df = read_table(path, compact=True)
     return df if p.subset >= 1.0 else df.sample(frac=p.subset, random_state=p.seed).sort_index()
 
 
@@ -73,16 +79,24 @@ def silver(uc: UseCase, df: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in uc.raw_columns if c not in df.columns]
     if missing:
         raise SourceDataError(f"raw table lacks required columns {missing} (expected the bronze schema {uc.raw_columns})")
-    out = df.copy()
+    # A shallow copy: typed columns are new arrays, `df` is not modified; the others are shared
+    # with `df` rather than copied (at 5M rows each whole-table copy is ~0.5 GB of peak memory).
+    out = df.copy(deep=False)
     for name, col in uc.spec.dataset.columns.items():
         if col.type == "datetime":
             out[name] = pd.to_datetime(out[name], errors="coerce")
         elif col.type == "float":
             out[name] = pd.to_numeric(out[name], errors="coerce")
-    out = out.drop_duplicates(subset=uc.id_column, keep="first")
-    if uc.timestamp is not None:
-        out = out.sort_values(uc.timestamp, kind="stable")
-    return out.reset_index(drop=True)
+    duplicated = out.duplicated(subset=uc.id_column, keep="first").to_numpy()
+    if duplicated.any():
+        out = out[~duplicated]
+    out.index = pd.RangeIndex(len(out))
+    if uc.timestamp is not None and not out[uc.timestamp].is_monotonic_increasing:
+        # the order `sort_values(kind="stable")` gives (missing last), taken once; a table that
+        # arrives in time order (a generator, a partitioned source) is not copied at all
+        out = out.take(out[uc.timestamp].sort_values(kind="stable").index.to_numpy())
+        out.index = pd.RangeIndex(len(out))
+    return out
 
 
 def gold(uc: UseCase, df: pd.DataFrame) -> pd.DataFrame:
@@ -103,12 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         uc = load_use_case(args.use_case)
         DATA_DIR.mkdir(exist_ok=True)
         if args.stage == "bronze":
-            bronze(uc, uc.load_params(path=args.params).data).to_parquet(BRONZE, index=False)
+            write_frame(bronze(uc, uc.load_params(path=args.params).data), BRONZE)
         elif args.stage == "silver":
-            silver(uc, pd.read_parquet(BRONZE)).to_parquet(SILVER, index=False)
+            write_frame(silver(uc, read_frame(BRONZE)), SILVER)
         else:
-            silver_rows = join_pinned(uc, pd.read_parquet(SILVER), Path(args.params))  # feature tables, as of each row
-            gold(uc, silver_rows).to_parquet(GOLD, index=False)
+            silver_rows = join_pinned(uc, read_frame(SILVER), Path(args.params))  # feature tables, as of each row
+            write_frame(gold(uc, silver_rows), GOLD)
     except ConveyorError as exc:
         raise StageFailed(f"{args.stage} stage: {exc}") from exc
     return 0

@@ -9,7 +9,9 @@ The decided version is the task value `champion_version` (the new one when promo
 current champion's, empty when there is none); `update_endpoint` rolls it out and only then
 moves the `champion` alias and writes `storage.models/<registered model>/champion.json`
 (`ml.deployment.promote`; docs/model-handoff.md). Until the rollout completes, `champion` names
-what the endpoint serves.
+what the endpoint serves. Held-out scores computed earlier in the job run (`train`'s of the
+challenger, `validate_model`'s of the champion) are reused when their key proves they are that
+version's on these rows (`ml.training.held_out_scores`); otherwise the model is scored here.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import datetime as dt
 from core import runtime
 from ml import task
 from ml.registry import CHALLENGER, CHAMPION, VALIDATION_TAG, alias_version, held_out, load_model, parse_uri
+from ml.training import held_out_scores
 from ml.training.estimator import evaluate
 from ml.usecase.metrics import beats, bound_operator, improvement, meets
 
@@ -91,13 +94,20 @@ def main(argv: list[str] | None = None) -> int:
         if mv.tags.get(VALIDATION_TAG) != "PASSED":
             raise task.TaskError(f"models:/{name}/{version} is not validated ({VALIDATION_TAG}={mv.tags.get(VALIDATION_TAG)}); refusing to deploy")
         data_version = mv.tags["data_version"]
-        data = held_out(ctx, params, data_version)
+        data = held_out(ctx, params, data_version, uc)
         threshold = params.train.threshold
-        chall_metrics = evaluate(uc, load_model(name, version), data, threshold)
+        digest = held_out_scores.rows_digest(uc, data)  # once for the challenger and the champion
+
+        def scores(of):  # this job run's earlier scores of that version on these rows, else scored here
+            key = held_out_scores.key(uc, params, name, of.version, of.run_id, data_version, data, digest)
+            return held_out_scores.scores_of(uc, key, data, lambda: load_model(name, of.version))
+
+        chall_predicted, challenger = scores(mv)
+        chall_metrics = evaluate(uc, challenger, data, threshold, chall_predicted)
         champ_mv = alias_version(client, name, CHAMPION)
         champ_metrics = None
         if champ_mv is not None and champ_mv.version != version:
-            champ_metrics = evaluate(uc, load_model(name, champ_mv.version), data, threshold)
+            champ_metrics = evaluate(uc, None, data, threshold, scores(champ_mv)[0])
         # classification: too few positive cases held out is not evidence enough to replace a champion
         positives = int(data[uc.label].sum()) if uc.is_classification else None
         if champ_mv is not None and champ_mv.version == version:
@@ -150,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         bentoml_model = import_model(
             name, version, bentoml_home=home, data_version=data_version,
             git_sha=mv.tags.get("git_sha", ctx.git_sha), threshold=threshold, use_case=uc.name,
-            sk_model=mlflow.sklearn.load_model(f"models:/{name}/{version}"),
+            sk_model=challenger if challenger is not None else mlflow.sklearn.load_model(f"models:/{name}/{version}"),
         )
         client.set_model_version_tag(name, version, "bentoml_model", bentoml_model)
         task.publish("bentoml_model", bentoml_model)

@@ -4,6 +4,8 @@ Publishes `model_uri` (models:/<name>/<version>), `model_name`, `model_version`.
 The new version starts with tag `model_validation_status=PENDING`; `validate_model`
 decides. The run and the version are tagged with `data_version`, `code_version` and
 `params_version` (`ml.training.fingerprint`): what the `changed` task compares next time.
+Its scores on the held-out rows are kept for the job run (`ml.training.held_out_scores`):
+`validate_model` and `deploy_model` judge the same version on the same rows without scoring again.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from ml import task
 from ml.data.versioning import read_version, workspace_for
 from ml.features.lookups import feature_table_tags
 from ml.registry import VALIDATION_TAG
-from ml.training import fingerprint, plots
+from ml.training import fingerprint, held_out_scores, plots
 from ml.training.estimator import evaluate, fit, predict, read_training_table, split
 
 # Types in our own pipelines that skops does not trust by default (we wrote the file).
@@ -106,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
                                VALIDATION_TAG: "PENDING", **feature_table_tags(run.info.run_id)}.items():
                 client.set_model_version_tag(name, version, key, value)
             mlflow.set_tag("registered_model_version", f"{name}/{version}")
+        # validate_model and deploy_model judge this version on these rows: they reuse these scores
+        held_out_scores.save(held_out_scores.key(uc, params, name, version, run.info.run_id, data_version, test_df),
+                             predicted)
 
         uri = f"models:/{name}/{version}"
         task.publish("model_uri", uri)

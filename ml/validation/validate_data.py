@@ -12,10 +12,9 @@ import json
 import tempfile
 from pathlib import Path
 
-import pandas as pd
-
 from core import runtime
 from ml import task
+from ml.data.tables import read_frame
 from ml.data.versioning import read_version, workspace_for
 from ml.usecase.expectations import feature_expectations, raw_expectations
 from ml.validation.data_suites import validate_frames
@@ -41,9 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         ws, remote = workspace_for(ctx, uc.name)
         raw_path, gold_path = read_version(ws, remote, bronze_md5), read_version(ws, remote, gold_md5)
         with tempfile.TemporaryDirectory(prefix="conveyor-gx-") as tmp:
-            results, site = validate_frames(  # each table read when its suite runs: one in memory at a time
-                {"raw": (lambda: pd.read_parquet(raw_path), raw_expectations(uc, params.data_validation)),
-                 "features": (lambda: pd.read_parquet(gold_path), feature_expectations(uc, params.data_validation))},
+            # each table read when its suite runs (one in memory at a time), strings compact (ml/data/tables.py)
+            results, site = validate_frames(
+                {"raw": (lambda: read_frame(raw_path, categories=True), raw_expectations(uc, params.data_validation)),
+                 "features": (lambda: read_frame(gold_path, categories=True), feature_expectations(uc, params.data_validation))},
                 Path(tmp), source_name=uc.name,
             )
             ok = all(r.success for r in results)

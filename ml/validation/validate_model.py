@@ -8,7 +8,9 @@ the primary metric by `deployment.min_improvement` (`beats_champion`: a tie is r
 evidence); compliance (signature, description, usecase.yml `validation.required_tags`). The
 result is recorded on the version — tag `model_validation_status` PENDING → PASSED/FAILED,
 `model_validation.json` in its run, a line in its description. PASSED → alias `challenger`;
-FAILED → exit 1 and no alias moves.
+FAILED → exit 1 and no alias moves. The candidate's held-out scores are `train`'s when they
+provably belong to this version and these rows (`ml.training.held_out_scores`), else computed
+here; the champion's are kept the same way for `deploy_model`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import datetime as dt
 from core import runtime
 from ml import task
 from ml.registry import CHALLENGER, CHAMPION, VALIDATION_TAG, alias_version, held_out, load_model, parse_uri
+from ml.training import held_out_scores
 from ml.training.estimator import enough_evidence, evaluate, predict, slice_scores
 from ml.usecase import UseCase, load_use_case
 from ml.usecase.metrics import beats, improvement, passes, relative_change
@@ -28,11 +31,14 @@ def _gate_detail(gate: str, value: float, threshold: float) -> str:
 
 
 def run_checks(params, candidate, champion, data, mv, signature_present: bool,
-               usecase: UseCase | None = None) -> tuple[list[dict], dict]:
-    """All checks as `{check, passed, detail}` rows plus the metrics they used."""
+               usecase: UseCase | None = None, *, predicted=None, champion_predicted=None) -> tuple[list[dict], dict]:
+    """All checks as `{check, passed, detail}` rows plus the metrics they used.
+
+    `champion`: (version, model) or None. `predicted` / `champion_predicted`: the candidate's /
+    champion's `predict` on `data` when the caller has them (the model may then be None)."""
     uc = usecase or load_use_case(params.use_case)
     mp, threshold = params.model_validation, params.train.threshold
-    predicted = predict(uc, candidate, data)  # once: the metrics and the slices
+    predicted = predict(uc, candidate, data) if predicted is None else predicted  # once: metrics and slices
     metrics = evaluate(uc, candidate, data, threshold, predicted)
     checks: list[dict] = []
 
@@ -54,7 +60,7 @@ def run_checks(params, candidate, champion, data, mv, signature_present: bool,
         check(gate, passes(uc.task, gate, value, floor), _gate_detail(gate, value, floor))
     champion_metrics = None
     if champion is not None:
-        champion_metrics = evaluate(uc, champion[1], data, threshold)
+        champion_metrics = evaluate(uc, champion[1], data, threshold, champion_predicted)
         for m in uc.compared:
             base = champion_metrics[m]
             change = relative_change(uc.task, m, metrics[m], base)
@@ -112,13 +118,21 @@ def main(argv: list[str] | None = None) -> int:
         if not data_version:
             raise task.TaskError(f"{uri} has no data_version tag; cannot find its held-out data")
         data = held_out(ctx, params, data_version, uc)
-        candidate = load_model(name, version)
+        digest = held_out_scores.rows_digest(uc, data)  # once for the candidate and the champion
+
+        def scores(of):  # train's scores of this version when they match, else scored here (and kept for deploy_model)
+            key = held_out_scores.key(uc, params, name, of.version, of.run_id, data_version, data, digest)
+            return held_out_scores.scores_of(uc, key, data, lambda: load_model(name, of.version))
+
+        predicted, candidate = scores(mv)
         champ_mv = alias_version(client, name, CHAMPION)
-        champion = None
+        champion, champion_predicted = None, None
         if champ_mv is not None and champ_mv.version != version:
-            champion = (champ_mv.version, load_model(name, champ_mv.version))
+            champion_predicted, champion_model = scores(champ_mv)
+            champion = (champ_mv.version, champion_model)
         signature_present = get_model_info(uri).signature is not None
-        checks, metrics = run_checks(params, candidate, champion, data, mv, signature_present, uc)
+        checks, metrics = run_checks(params, candidate, champion, data, mv, signature_present, uc,
+                                     predicted=predicted, champion_predicted=champion_predicted)
         failed = [c for c in checks if not c["passed"]]
         status = "FAILED" if failed else "PASSED"
         report = {"model": uri, "status": status, "data_version": data_version, "held_out_rows": len(data),

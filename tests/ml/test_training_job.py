@@ -12,6 +12,7 @@ import time
 
 import httpx
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -58,6 +59,36 @@ def test_full_job_registers_validated_champion_with_lineage(trained_env):
     assert client.get_model_version_by_alias("fraud-detector-dev", "challenger").version == "1"
     report = json.loads(champion_pointer(env.root / "storage" / "models", "fraud-detector-dev").read_text())
     assert report["version"] == "1" and report["data_version"] == ingest["data_version"]
+
+
+def test_held_out_rows_are_scored_once_per_job_and_a_mismatched_key_scores_again(trained_env):
+    """validate_model and deploy_model use train's scores of the challenger (same metrics as
+    train's); a task that finds scores under another key scores the model itself."""
+    env, run_id, results = trained_env
+    for task in ("validate_model", "deploy_model"):
+        assert "held-out scores reused" in results[task].stdout, task
+    client = client_for(env)
+    train = env.task_values(run_id, "train")
+    metrics = client.get_run(train["training_run_id"]).data.metrics
+    for m in ("roc_auc", "pr_auc", "f1", "log_loss"):
+        assert metrics[f"test_{m}"] == metrics[f"validation_{m}"] == metrics[f"deploy_challenger_{m}"], m
+
+    # validate_model again in another run, whose folder holds scores of this version keyed to
+    # another data version — scores that would fail every gate if they were used
+    name, version = train["model_uri"].split("/")[1:]
+    saved = env.values_root / run_id / "held_out_scores" / f"{name}-v{version}.npz"
+    with np.load(saved) as npz:
+        key, rows = json.loads(str(npz["key"])), len(npz["scores"])
+    key["data_version"] = "another-data-version"
+    rerun = new_run_id()
+    foreign = env.values_root / rerun / "held_out_scores" / saved.name
+    foreign.parent.mkdir(parents=True)
+    np.savez(foreign, scores=np.zeros(rows), key=np.array(json.dumps(key, sort_keys=True)))
+    again = env.run_task(rerun, "validate_model", "ml.validation.validate_model", "--model-uri", train["model_uri"])
+    assert again.returncode == 0, again.stderr
+    assert "held-out scores reused" not in again.stdout
+    history = client.get_metric_history(train["training_run_id"], "validation_roc_auc")
+    assert len(history) == 2 and {h.value for h in history} == {metrics["test_roc_auc"]}
 
 
 def test_data_version_is_rematerialised_from_the_env_remote(trained_env, tmp_path):

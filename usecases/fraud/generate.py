@@ -13,6 +13,7 @@ import pandas as pd
 from pydantic import ConfigDict, Field
 
 from ml.config import DataParams
+from ml.data.tables import STR
 
 # category: (share, log-mean amount, card-present probability, fraud risk weight)
 CATEGORIES: dict[str, tuple[float, float, float, float]] = {
@@ -120,17 +121,29 @@ def generate_transactions(rows: int, seed: int = 42, drift: float = 0.0, days: i
     tiny = is_fraud & (rng.random(rows) < 0.15)
     amount = np.where(tiny, rng.uniform(0.5, 2.0, rows), amount)
 
-    df = pd.DataFrame({
-        "transaction_id": [f"t{seed:x}-{i:08d}" for i in range(rows)],
-        "customer_id": [f"c{c:06d}" for c in cust],
-        "timestamp": ts,
-        "amount": np.round(amount, 2),
-        "merchant_category": pd.Categorical.from_codes(cat_idx, CATEGORY_NAMES).astype(str),
-        "card_present": card_present,
-        "home_lat": np.round(home_lat[cust], 5),
-        "home_lon": np.round(home_lon[cust], 5),
-        "txn_lat": np.round(txn_lat, 5),
-        "txn_lon": np.round(txn_lon, 5),
-        "is_fraud": is_fraud.astype("int64"),
+    # Rows in time order (stable: ties keep generation order), each column taken once in that
+    # order rather than sorting a built frame (a second copy of every column).
+    order = np.argsort(ts.to_numpy(), kind="stable")
+    return pd.DataFrame({
+        "transaction_id": _labels(f"t{seed:x}-", order, 8),
+        "customer_id": _labels("c", cust[order], 6),
+        "timestamp": ts.to_numpy()[order],
+        "amount": np.round(amount, 2)[order],
+        "merchant_category": np.asarray(CATEGORY_NAMES, dtype=object)[cat_idx[order]],  # ten shared str objects
+        "card_present": card_present[order],
+        "home_lat": np.round(home_lat[cust], 5)[order],
+        "home_lon": np.round(home_lon[cust], 5)[order],
+        "txn_lat": np.round(txn_lat, 5)[order],
+        "txn_lon": np.round(txn_lon, 5)[order],
+        "is_fraud": is_fraud.astype("int64")[order],
     })
-    return df.sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+
+def _labels(prefix: str, numbers: np.ndarray, width: int) -> pd.Series:
+    """`f"{prefix}{n:0{width}d}"` for each of `numbers`, built by pyarrow as one `STR` column
+    (no Python string per row: at 5M rows, ~300 MB less per id column)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    digits = pc.utf8_lpad(pa.array(numbers).cast(pa.string()), width, "0")
+    return pd.Series(pd.array(pc.binary_join_element_wise(prefix, digits, ""), dtype=STR))
