@@ -66,7 +66,7 @@ def one_size(rows: int, tracking_uri: str, root: Path, profile: bool) -> dict:
     env = MlEnv("bench", root / f"env-{rows}", tracking_uri, extra_env={"OMP_NUM_THREADS": str(THREADS)})
     PROFILES.mkdir(parents=True, exist_ok=True)
     run_id = new_run_id()
-    out: dict = {"rows": rows, "threads": THREADS, "tasks": {}, "cpu": {}, "split": {}}
+    out: dict = {"rows": rows, "threads": THREADS, "tasks": {}, "cpu": {}, "split": {}, "rss_mb": {}}
     started, warm, task_rss_kb = time.perf_counter(), warmstart.enabled(), 0
     out["warm_start"] = warm
     for task, module in TASKS:
@@ -81,6 +81,7 @@ def one_size(rows: int, tracking_uri: str, root: Path, profile: bool) -> dict:
         out["cpu"][task] = round(timed.cpu_s, 2)
         out["split"][task] = {k: round(v, 2) for k, v in timed.split_s.items()}
         task_rss_kb = max(task_rss_kb, timed.maxrss_kb)
+        out["rss_mb"][task] = round(timed.maxrss_kb / 1024, 1)  # 0: a cold task (its RSS counts in the children's peak)
     out["job_s"] = round(time.perf_counter() - started, 2)
     out["load_avg"] = round(os.getloadavg()[0], 1)  # 1-minute load average when the job ended
     if warm:  # loading the starter is the job's CPU too (its own, not the tasks it forked)

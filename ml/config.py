@@ -56,6 +56,8 @@ class TrainParams(BaseModel):
     random_state: int = 7
     threshold: float = Field(0.3, gt=0.0, lt=1.0, description="binary classification: probability above which a row is positive")
     importance_sample: int = Field(3000, description="rows used for permutation feature importance")
+    train_metrics_sample: int = Field(500_000, ge=0, description="training rows the train_* metrics (the overfitting gap) "
+                                      "are computed on: a seeded sample, since scoring all of them cost as much as the fit; 0: all")
 
 
 class ModelValidationParams(BaseModel):

@@ -11,6 +11,7 @@ Its scores on the held-out rows are kept for the job run (`ml.training.held_out_
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from core import runtime
 from ml import task
@@ -19,6 +20,9 @@ from ml.features.lookups import feature_table_tags
 from ml.registry import VALIDATION_TAG
 from ml.training import fingerprint, held_out_scores, plots
 from ml.training.estimator import evaluate, fit, predict, read_training_table, split
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Types in our own pipelines that skops does not trust by default (we wrote the file).
 TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
@@ -29,6 +33,11 @@ def pip_requirements() -> list[str]:
     from importlib.metadata import version
 
     return [f"{pkg}=={version(pkg)}" for pkg in ("scikit-learn", "skops", "numpy", "pandas", "mlflow")]
+
+
+def _sample(rows: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
+    """`size` of `rows`, drawn with `seed` (all of them when `size` is 0 or not smaller)."""
+    return rows if not size or len(rows) <= size else rows.sample(n=size, random_state=seed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
             y, predicted = test_df[uc.label].to_numpy(), predict(uc, model, test_df)  # once: metrics and plots
             metrics = evaluate(uc, model, test_df, tp.threshold, predicted)
             mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
-            mlflow.log_metrics({f"train_{k}": v for k, v in evaluate(uc, model, train_df, tp.threshold).items()
+            seen = _sample(train_df, tp.train_metrics_sample, tp.random_state)  # the train_* metrics estimate the gap
+            mlflow.log_param("train_metrics_rows", len(seen))
+            mlflow.log_metrics({f"train_{k}": v for k, v in evaluate(uc, model, seen, tp.threshold).items()
                                 if k in uc.compared})
 
             values = [f"{uc.label}={v}" for v in (uc.label_values or ["0", "1"])]

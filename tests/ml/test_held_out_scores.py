@@ -5,6 +5,7 @@ as scoring again. No servers: a real fitted model on a small gold table."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ml.config import Params
@@ -91,3 +92,22 @@ def test_a_damaged_file_is_scored_again(trained, job_run):
     path = hs.save(key_for(test), predict(FRAUD, model, test))
     path.write_bytes(b"not an npz")
     assert hs.load(key_for(test)) is None
+
+
+def test_the_same_rows_read_two_ways_have_the_same_digest(tmp_path):
+    """`train` splits the table it read; a later task reads it again and splits it the same way:
+    the rows are equal, their Arrow layout (chunks, slice offsets) is not, and must not matter."""
+    from ml.data.tables import STR, read_frame, write_frame
+
+    g = gold(FRAUD, silver(FRAUD, generate_transactions(3000, seed=11)))
+    g[FRAUD.id_column] = g[FRAUD.id_column].astype(STR)
+    path = tmp_path / "gold.parquet"
+    write_frame(g, path)
+    whole = read_frame(path, categories=True)
+    _, held_out = split(FRAUD, whole, 0.2)
+    parts = pd.concat([read_frame(path, categories=True).iloc[:1000], read_frame(path, categories=True).iloc[1000:]])
+    _, again = split(FRAUD, parts.reset_index(drop=True), 0.2)
+    assert hs.rows_digest(FRAUD, held_out) == hs.rows_digest(FRAUD, again)
+    changed = again.copy()
+    changed.loc[changed.index[5], FRAUD.id_column] = "someone-else"
+    assert hs.rows_digest(FRAUD, changed) != hs.rows_digest(FRAUD, again)
