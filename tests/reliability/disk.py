@@ -3,9 +3,9 @@ CAP_SYS_ADMIN), filled up with a filler file until writes fail with ENOSPC.
 
 `full_disk(path)` mounts it over `path` (what was there is hidden, not touched), fills it,
 and yields a `Disk` whose `free()` gives the space back (the filler is deleted, the
-mount stays). On exit whatever was written to the tmpfs is copied down into the real
-directory (appended to a file of the same name), then the mount goes: records written while
-the fault lasted are not lost with it.
+mount stays). On exit the mount is detached and whatever was written to the tmpfs is copied
+down into the real directory (appended to a file of the same name): records written while the
+fault lasted are not lost with it.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -66,12 +68,23 @@ def full_disk(path: Path, size: str = "256k"):
         yield disk
     finally:
         disk.free()
-        saved = Path(tempfile.mkdtemp(prefix="full-disk-"))
-        for entry in path.iterdir():
-            if entry.is_file():
-                shutil.copy2(entry, saved / entry.name)
+        _unmount_keeping_writes(path)
+
+
+def _unmount_keeping_writes(path: Path) -> None:
+    """Detach the tmpfs, then copy down what was written to it. Copying first and unmounting
+    after lost whatever a writer appended in between (an fsynced batch of records gone with
+    the mount): here writers reach the real directory from the moment of the detach, and the
+    tmpfs is read through a directory fd opened before it, once appends already under way on it
+    have had time to finish."""
+    held = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
         subprocess.run(["umount", "-l", str(path)], check=True)
-        for entry in saved.iterdir():
-            with open(path / entry.name, "ab") as out:
-                out.write(entry.read_bytes())
-        shutil.rmtree(saved, ignore_errors=True)
+        time.sleep(1.0)
+        for name in os.listdir(held):
+            if not stat.S_ISREG(os.stat(name, dir_fd=held).st_mode):
+                continue
+            with os.fdopen(os.open(name, os.O_RDONLY, dir_fd=held), "rb") as src, open(path / name, "ab") as out:
+                out.write(src.read())
+    finally:
+        os.close(held)
