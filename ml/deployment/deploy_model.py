@@ -98,9 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         threshold = params.train.threshold
         digest = held_out_scores.rows_digest(uc, data)  # once for the challenger and the champion
 
-        def scores(of):  # this job run's earlier scores of that version on these rows, else scored here
-            key = held_out_scores.key(uc, params, name, of.version, of.run_id, data_version, data, digest)
-            return held_out_scores.scores_of(uc, key, data, lambda: load_model(name, of.version))
+        def scores(of):  # this job run's earlier scores of that version on these rows, else scored here (and kept)
+            return held_out_scores.of_version(uc, params, of, data_version, data, digest)
 
         chall_predicted, challenger = scores(mv)
         chall_metrics = evaluate(uc, challenger, data, threshold, chall_predicted)
@@ -152,15 +151,13 @@ def main(argv: list[str] | None = None) -> int:
               + (f" (until then: v{champ_mv.version})" if champ_mv is not None and champ_mv.version != version else ""))
         if args.no_package:
             return 0
-        import mlflow.sklearn
-
         from ml.deployment.package import import_model
 
         home = ctx.storage_path("bentos")
         bentoml_model = import_model(
             name, version, bentoml_home=home, data_version=data_version,
             git_sha=mv.tags.get("git_sha", ctx.git_sha), threshold=threshold, use_case=uc.name,
-            sk_model=challenger if challenger is not None else mlflow.sklearn.load_model(f"models:/{name}/{version}"),
+            sk_model=challenger if challenger is not None else load_model(name, version),
         )
         client.set_model_version_tag(name, version, "bentoml_model", bentoml_model)
         task.publish("bentoml_model", bentoml_model)

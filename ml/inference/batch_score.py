@@ -30,7 +30,6 @@ from ml.data.versioning import workspace_for
 from ml.features.lookups import join_latest
 from ml.inference import stream
 from ml.registry import CHAMPION, alias_version
-from ml.training.estimator import predict
 from ml.usecase import UseCase
 
 
@@ -63,25 +62,6 @@ def predictions_frame(uc: UseCase, ids: np.ndarray, predicted: np.ndarray, thres
     else:
         columns[uc.prediction_column] = predicted
     return pd.DataFrame({**columns, "scored_at": pd.Timestamp(dt.datetime.now(dt.UTC))})
-
-
-def score_frame(uc: UseCase, model, raw: pd.DataFrame, threshold: float, batch_size: int, progress=None) -> pd.DataFrame:
-    """The model's score per row of `raw`, in memory and in chunks (the reference the job's
-    streaming path, `ml.inference.stream`, is checked against)."""
-    missing = [c for c in uc.request_columns if c not in raw.columns]
-    if missing:
-        raise task.TaskError(f"input table lacks columns {missing}")
-    parts = []
-    for start in range(0, len(raw), batch_size):
-        chunk = raw.iloc[start:start + batch_size]
-        try:
-            features = uc.build_features(chunk)
-        except ValueError as exc:  # e.g. a non-numeric value or an unparseable timestamp
-            raise task.TaskError(f"input rows {start}-{start + len(chunk) - 1}: cannot compute features: {exc}") from exc
-        parts.append(predictions_frame(uc, stream.chunk_ids(uc, chunk, start), predict(uc, model, features), threshold))
-        if progress is not None:
-            progress(len(chunk))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=output_columns(uc))
 
 
 def score_chunks(uc: UseCase, reader, finish, threshold: float, model: tuple[str, str, str], part: Path):

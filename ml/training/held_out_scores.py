@@ -139,3 +139,13 @@ def scores_of(uc: UseCase, key: dict, rows: pd.DataFrame, load_model: Callable[[
     scores = predict(uc, model, rows)
     save(key, scores)
     return scores, model
+
+
+def of_version(uc: UseCase, params, mv, data_version: str, rows: pd.DataFrame, digest: str) -> tuple[np.ndarray, Any]:
+    """`scores_of` for registered version `mv` (an MLflow ModelVersion) on held-out `rows` of
+    `data_version` (`digest`: their `rows_digest`, computed once per task for every model it
+    judges); the model, when it had to be loaded, comes from the registry."""
+    from ml.registry import load_model
+
+    return scores_of(uc, key(uc, params, mv.name, mv.version, mv.run_id, data_version, rows, digest), rows,
+                     lambda: load_model(mv.name, mv.version))

@@ -19,7 +19,7 @@ import datetime as dt
 
 from core import runtime
 from ml import task
-from ml.registry import CHALLENGER, CHAMPION, VALIDATION_TAG, alias_version, held_out, load_model, parse_uri
+from ml.registry import CHALLENGER, CHAMPION, VALIDATION_TAG, alias_version, held_out, parse_uri
 from ml.training import held_out_scores
 from ml.training.estimator import enough_evidence, evaluate, predict, slice_scores
 from ml.usecase import UseCase, load_use_case
@@ -120,9 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         data = held_out(ctx, params, data_version, uc)
         digest = held_out_scores.rows_digest(uc, data)  # once for the candidate and the champion
 
-        def scores(of):  # train's scores of this version when they match, else scored here (and kept for deploy_model)
-            key = held_out_scores.key(uc, params, name, of.version, of.run_id, data_version, data, digest)
-            return held_out_scores.scores_of(uc, key, data, lambda: load_model(name, of.version))
+        def scores(of):  # this job run's earlier scores of that version on these rows, else scored here (and kept)
+            return held_out_scores.of_version(uc, params, of, data_version, data, digest)
 
         predicted, candidate = scores(mv)
         champ_mv = alias_version(client, name, CHAMPION)

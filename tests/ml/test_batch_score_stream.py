@@ -12,6 +12,7 @@ import pytest
 
 from ml import task
 from ml.inference import batch_score, stream
+from ml.training.estimator import predict
 from ml.usecase import load_use_case
 from usecases.fraud.generate import generate_transactions
 
@@ -48,9 +49,10 @@ def streamed(uc, model, source, batch_size: int, tmp_path) -> pd.DataFrame:
     return pd.read_parquet(part)
 
 
-def in_memory(uc, model, raw: pd.DataFrame, batch_size: int) -> pd.DataFrame:
-    """What the job wrote before it streamed: every chunk in memory, concatenated, then to_parquet."""
-    out = batch_score.score_frame(uc, model, raw, THRESHOLD, batch_size)
+def in_memory(uc, model, raw: pd.DataFrame) -> pd.DataFrame:
+    """What the job wrote before it streamed: every row's features and score in one frame."""
+    out = batch_score.predictions_frame(uc, stream.chunk_ids(uc, raw, 0), predict(uc, model, uc.build_features(raw)),
+                                        THRESHOLD)
     out["model_name"], out["model_version"], out["job_run_id"] = MODEL
     return out
 
@@ -63,7 +65,7 @@ def test_streamed_table_equals_in_memory_table(fitted, tmp_path, suffix):
     raw.to_parquet(source) if suffix == "parquet" else raw.to_csv(source, index=False)
     reference = pd.read_csv(source) if suffix == "csv" else pd.read_parquet(source)
     got = streamed(uc, model, source, 300, tmp_path)
-    want = in_memory(uc, model, reference, 300)
+    want = in_memory(uc, model, reference)
     want.to_parquet(tmp_path / "want.parquet", index=False)
     want = pd.read_parquet(tmp_path / "want.parquet")
     assert list(got.columns) == list(want.columns)
