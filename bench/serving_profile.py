@@ -1,10 +1,11 @@
 """Where a `/predict` request's time goes: py-spy on the Conveyor endpoint under load.
 
-    python -m bench.serving_profile [--connections 1,64] [--seconds 10] [--idle] [--model DIR]
+    python -m bench.serving_profile [--connections 1,64] [--seconds 10] [--idle] [--launcher] [--model DIR]
 
 Starts the endpoint as `bench.serving` does (token, schema, inference table on), drives it
 with the load tool at each connection count while py-spy samples every process of
-`bentoml serve`, and prints per level the top frames by own time (where the CPU is) and by
+`bentoml serve` (with `--launcher`: the env's launcher and its backend, as users reach the
+endpoint), and prints per level the top frames by own time (where the CPU is) and by
 inclusive time (under what). `--idle` also counts threads that wait (the batcher's window,
 locks, sockets): on-CPU alone hides time a request spends waiting. The raw stacks are kept in
 bench/results/profiles/serving-<n>conn.txt (open them in speedscope or flamegraph.pl).
@@ -29,9 +30,10 @@ PROFILES = Path(__file__).resolve().parent / "results" / "profiles"
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 
-def profile_level(tool, req, server: servers.Server, connections: int, seconds: float, idle: bool, work: Path):
+def profile_level(tool, req, server: servers.Server, connections: int, seconds: float, idle: bool, work: Path,
+                  suffix: str = ""):
     """Load at `connections` while py-spy records; returns the level and the stacks."""
-    out = PROFILES / f"serving-{connections}conn{'-idle' if idle else ''}.txt"
+    out = PROFILES / f"serving-{connections}conn{suffix}{'-idle' if idle else ''}.txt"
     result: dict = {}
     load = threading.Thread(target=lambda: result.setdefault("level", tool.run(req, connections, seconds + 2, work)))
     load.start()
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=10.0, help="sampling time per level")
     ap.add_argument("--idle", action="store_true", help="count waiting threads too (wall-clock profile)")
     ap.add_argument("--top", type=int, default=20, help="frames per table")
+    ap.add_argument("--launcher", action="store_true", help="profile the launcher path (proxy + backend)")
     ap.add_argument("--model", help="MLflow model directory (default: fit a small one)")
     loadtools.add_argument(ap)
     args = ap.parse_args(argv)
@@ -75,11 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
         work = Path(tmp)
         model_dir = Path(args.model) if args.model else project.save_small_model(work / "model")
-        with servers.endpoint(model_dir, work) as server:
+        serve = servers.launcher if args.launcher else servers.endpoint
+        with serve(model_dir, work) as server:
             req = conveyor_request(server, raw, work)
             tool.run(req, 4, 2.0, work)  # warm-up
             for c in (int(x) for x in args.connections.split(",")):
-                level, stacks, path = profile_level(tool, req, server, c, args.seconds, args.idle, work)
+                level, stacks, path = profile_level(tool, req, server, c, args.seconds, args.idle, work,
+                                                    "-launcher" if args.launcher else "")
                 kind = "wall-clock" if args.idle else "on-CPU"
                 console.print(frames_table(f"{kind} profile, {c} connection(s): p50 {level.p50_ms:.1f} ms, "
                                            f"p99 {level.p99_ms:.1f} ms, {level.rps:.0f} req/s — {path}", stacks, args.top))

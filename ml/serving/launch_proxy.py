@@ -91,7 +91,7 @@ class Proxy:
                 pass
         headers = [(k, v) for k, v in resp.headers if k not in HOP_BY_HOP]
         if resp.status in NO_BODY_STATUSES:
-            pass  # 204/304: no body and no length (uvicorn would want a body of that length)
+            pass  # 204/304: no body and no length (the server would want a body of that length)
         elif scope["method"] == "HEAD":  # no body: its Content-Length is the GET's (the backend's)
             headers += [(k, v) for k, v in resp.headers if k == b"content-length"]
         else:

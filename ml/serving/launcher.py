@@ -296,7 +296,7 @@ class Launcher:
     def shutdown(self) -> None:
         self._stop.set()
         if self.active is not None:
-            self.active.stop(10)  # within the supervisor's stop grace (20 s) with uvicorn's 5
+            self.active.stop(10)  # within the supervisor's stop grace (20 s) with the front's 5
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -315,13 +315,11 @@ def main(argv: list[str] | None = None) -> int:
                         settings.ENV.get() or "local")
     manager = threading.Thread(target=launcher.manage, name="code-manager", daemon=True)
     manager.start()
-    import uvicorn
-
+    from ml.serving import front
     from ml.serving.launch_proxy import Proxy
 
-    try:
-        uvicorn.run(Proxy(launcher), host=args.host, port=args.port, log_level="warning", access_log=False,
-                    timeout_graceful_shutdown=5, lifespan="on")
+    try:  # SIGTERM: in-flight requests answer (5 s at most), then the backend stops
+        front.run(Proxy(launcher), args.host, args.port, grace_s=5.0)
     finally:
         launcher.shutdown()
     return 0

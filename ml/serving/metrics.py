@@ -23,6 +23,16 @@ class Metrics:
             name="conveyor_batch_latency_seconds", documentation="model scoring time per batch",
             labelnames=["served_by", "endpoint"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+        # the predict routes answer in front of BentoML's middleware (service.py), so its request
+        # series do not see them: these do, at the cost of one dict lookup per request
+        self.requests = bentoml.metrics.Counter(
+            name="conveyor_requests_total", documentation="predict requests answered, by HTTP status",
+            labelnames=["endpoint", "target", "status"])
+        self.request_latency = bentoml.metrics.Histogram(
+            name="conveyor_request_duration_seconds",
+            documentation="a predict request's time in the worker, from its body to its answer",
+            labelnames=["endpoint", "target"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
         self.revision_gauge = bentoml.metrics.Gauge(
             name="conveyor_endpoint_revision", documentation="endpoint config revision being served",
             labelnames=["endpoint"])
@@ -35,6 +45,18 @@ class Metrics:
 class EndpointMetrics:
     def __init__(self, metrics: Metrics, endpoint: str):
         self.m, self.endpoint = metrics, endpoint
+        self._children: dict = {}  # labelled series, looked up once (`labels()` costs more than the count)
+
+    def request(self, target: str, status: int, seconds: float) -> None:
+        """One predict request answered: counted by status, timed by target."""
+        key = (target, status)
+        pair = self._children.get(key)
+        if pair is None:
+            pair = self._children[key] = (
+                self.m.requests.labels(endpoint=self.endpoint, target=target, status=str(status)),
+                self.m.request_latency.labels(endpoint=self.endpoint, target=target))
+        pair[0].inc()
+        pair[1].observe(seconds)
 
     def observe(self, roles, versions, seconds):
         counts: dict = {}

@@ -19,6 +19,8 @@ are the engine's dicts, already in the response model's field order, serialised 
 
 from __future__ import annotations
 
+import time
+
 import orjson
 from pydantic import ValidationError
 
@@ -51,12 +53,14 @@ def explain(errors: list[dict]) -> dict:
     return {"error": "; ".join(f"{f['field']}: {f['problem']}" for f in fields[:10]), "fields": fields[:50]}
 
 
-async def answer(send, status: int, payload, headers: list | None = None) -> None:
+async def answer(send, status: int, payload, headers: list | None = None) -> int:
+    """Send `payload` as JSON with `status`; returns the status (the predict route counts it)."""
     body = orjson.dumps(payload)
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             *(headers or [])]})
     await send({"type": "http.response.body", "body": body})
+    return status
 
 
 def too_large(send, limit: str, maximum: int, what: str):
@@ -92,16 +96,21 @@ class PredictRoute:
 
     async def __call__(self, scope, receive, send, target: str) -> None:
         self.inflight += 1
+        started = time.perf_counter()
+        status = 500
         try:
-            await self._handle(scope, receive, send, target)
+            status = await self._handle(scope, receive, send, target)
         finally:
             self.inflight -= 1
+            metrics = getattr(self.engine, "_metrics", None)
+            if metrics is not None:
+                metrics.request(target, status, time.perf_counter() - started)
 
     def _overloaded(self, target: str) -> bool:
         return self.batchers[target].saturated() or (self.inflight >= SHED_ON_LAG_FROM
                                                      and self.lag.lag_ms > self.budget_ms)
 
-    async def _handle(self, scope, receive, send, target: str) -> None:
+    async def _handle(self, scope, receive, send, target: str) -> int:
         sla = self.engine.snapshot.config.sla
         length = next((v for k, v in scope.get("headers") or [] if k == b"content-length"), None)
         if length is not None and length.isdigit() and int(length) > sla.max_body_bytes:
@@ -129,7 +138,7 @@ class PredictRoute:
             return await answer(send, 503, {"error": str(exc)}, [(b"retry-after", str(exc.retry_after_s).encode())])
         except NoModelDeployed as exc:  # raced with a config change; the gate usually answers first
             return await answer(send, 503, {"error": f"no {exc} model loaded"}, [(b"retry-after", b"2")])
-        await answer(send, 200, out)
+        return await answer(send, 200, out)
 
     def close(self) -> None:
         self.lag.stop()

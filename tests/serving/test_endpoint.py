@@ -95,6 +95,11 @@ def test_metrics_are_prometheus(deployed, rows):
     deployed.post(rows[:3])
     text = httpx.get(deployed.url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
     assert "conveyor_predictions_total" in text and 'served_by="champion"' in text
+    # the predict routes answer in front of BentoML's middleware: their own series count them by status
+    answered = [line for line in text.splitlines() if line.startswith("conveyor_requests_total{")
+                and 'status="200"' in line and 'target="traffic"' in line and 'endpoint="default"' in line]
+    assert answered and float(answered[0].rsplit(" ", 1)[1]) >= 1, text[-2000:]
+    assert "conveyor_request_duration_seconds_bucket{" in text
 
 
 def test_timestamps_with_and_without_offset_in_one_batch(deployed, rows):
