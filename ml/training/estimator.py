@@ -66,13 +66,52 @@ def read_training_table(uc: UseCase, path) -> pd.DataFrame:
 
     wanted = [c for c in (uc.timestamp, uc.id_column, *uc.feature_names, uc.label, uc.spec.validation.slice_column) if c]
     present = set(pq.read_schema(path).names)
-    return read_frame(path, columns=[c for c in dict.fromkeys(wanted) if c in present], categories=True)
+    frame = read_frame(path, columns=[c for c in dict.fromkeys(wanted) if c in present], categories=True)
+    release_arrow_memory()
+    return frame
 
 
-def fit(uc: UseCase, p: TrainParams, train: pd.DataFrame):
+def fit(uc: UseCase, p: TrainParams, train: pd.DataFrame, *, consume: bool = False):
+    """A fresh estimator of `uc` fitted on `train`'s feature columns and label: the same fitted
+    object `estimator.fit(train[features], train[label])` gives, with less memory at its peak.
+
+    A scikit-learn `Pipeline` is fitted as `Pipeline.fit` does it — its transformers fitted and
+    applied in order, then its final estimator fitted on their output — but in two calls
+    (`model[:-1].fit_transform`, then the final step's `fit`), so the feature frame is dropped
+    once it has been turned into the transformers' array instead of staying alive while the
+    trees fit (at 4M rows the frame is ~260 MB next to the ~580 MB float64 array), and the
+    transformers run with pandas copy-on-write (their column subsets are views of the frame).
+    With `consume`, `train` itself is emptied (its columns dropped in place) as soon as the
+    features and label are copied out of it: the caller's frame is then empty, and the largest
+    frame of the training task is not resident while the transformers run."""
     model = uc.estimator(p)
-    model.fit(train[uc.feature_names], train[uc.label].to_numpy())
+    X, y = train[uc.feature_names], train[uc.label].to_numpy(copy=True)  # copies: `train` can go
+    if consume:
+        train.drop(columns=list(train.columns), inplace=True)
+    steps = getattr(model, "steps", None)
+    if not steps or len(steps) < 2 or steps[-1][1] is None or isinstance(steps[-1][1], str):
+        return model.fit(X, y)  # not a Pipeline of transformers and an estimator: nothing to drop between
+    prefix = model[:-1]  # a Pipeline over the same transformer objects, fitted in place
+    # copy-on-write: the column subsets a ColumnTransformer hands its transformers are views of
+    # `X`, not copies (at 4M rows ~250 MB less at the peak); same values, same fitted transformers
+    with pd.option_context("mode.copy_on_write", True):
+        Xt = prefix.fit_transform(X, y)
+    del X  # the only reference: the frame's memory is free before the final estimator fits
+    model.steps = [*prefix.steps, steps[-1]]  # as `Pipeline._fit` leaves them (fitted clones when it caches)
+    steps[-1][1].fit(Xt, y)
     return model
+
+
+def release_arrow_memory() -> None:
+    """Give the memory pyarrow's allocator keeps from freed buffers back to the system.
+
+    Reading a table through pyarrow (`read_frame`) and splitting it leaves the arrow pool with
+    what the file's columns took while they were converted to pandas: mimalloc keeps those pages
+    for reuse (measured in `train`: ~0.15 GB at 1M rows, 0.5-0.6 GB at 5M, after the read and
+    again after the split), and pandas and numpy, which allocate with malloc, never reuse them."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
 
 
 def predict(uc: UseCase, model, X: pd.DataFrame) -> np.ndarray:

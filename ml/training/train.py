@@ -19,7 +19,7 @@ from ml.data.versioning import read_version, workspace_for
 from ml.features.lookups import feature_table_tags
 from ml.registry import VALIDATION_TAG
 from ml.training import fingerprint, held_out_scores, plots
-from ml.training.estimator import evaluate, fit, predict, read_training_table, split
+from ml.training.estimator import evaluate, fit, predict, read_training_table, release_arrow_memory, split
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         gold = read_training_table(uc, read_version(ws, remote, data_version))
         train_df, test_df = split(uc, gold, params.split.test_fraction, params.split.seed)
         del gold  # the two parts are copies: at millions of rows this is the largest frame of the task
+        release_arrow_memory()  # what pyarrow's pool kept of reading and splitting it
         if uc.is_classification and (train_df[uc.label].nunique() < 2 or test_df[uc.label].nunique() < 2):
             raise task.TaskError(f"data version {data_version} has a single class in train or test; cannot train")
         name = task.model_name(args, ctx)
@@ -69,14 +70,18 @@ def main(argv: list[str] | None = None) -> int:
         with task.start_job_run(ctx, task.experiment(args), task.upstream("ingest", "mlflow_run_id", args.run_id)) as run:
             mlflow.set_tags({**task.run_tags(ctx), **versions})
             mlflow.log_params({f"train.{k}": v for k, v in tp.model_dump().items()})
-            mlflow.log_params({"split.test_fraction": params.split.test_fraction, "train_rows": len(train_df), "test_rows": len(test_df)})
+            train_rows = len(train_df)
+            mlflow.log_params({"split.test_fraction": params.split.test_fraction, "train_rows": train_rows, "test_rows": len(test_df)})
+            # the train_* metrics estimate the gap on a sample drawn now: the fit consumes the training
+            # rows (frees them before its transformers run), unless the sample is all of them
+            seen = _sample(train_df, tp.train_metrics_sample, tp.random_state)
             started = time.perf_counter()
-            model = fit(uc, tp, train_df)
+            model = fit(uc, tp, train_df, consume=seen is not train_df)
+            del train_df
             mlflow.log_metric("fit_seconds", round(time.perf_counter() - started, 3))
             y, predicted = test_df[uc.label].to_numpy(), predict(uc, model, test_df)  # once: metrics and plots
             metrics = evaluate(uc, model, test_df, tp.threshold, predicted)
             mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
-            seen = _sample(train_df, tp.train_metrics_sample, tp.random_state)  # the train_* metrics estimate the gap
             mlflow.log_param("train_metrics_rows", len(seen))
             mlflow.log_metrics({f"train_{k}": v for k, v in evaluate(uc, model, seen, tp.threshold).items()
                                 if k in uc.compared})
@@ -111,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             description = (
                 f"{uc.spec.description.rstrip('.') or uc.name} — {uc.task.replace('_', ' ')} "
                 f"({getattr(tp, 'model_type', type(model).__name__)}) trained on data version {data_version} "
-                f"({len(train_df)} rows; held-out {len(test_df)}): test {shown}. "
+                f"({train_rows} rows; held-out {len(test_df)}): test {shown}. "
                 f"Job run {ctx.run_id or 'manual'}, git {ctx.git_sha[:12]}, target {ctx.target}."
             )
             client.update_model_version(name, version, description=description)
@@ -119,9 +124,10 @@ def main(argv: list[str] | None = None) -> int:
                                VALIDATION_TAG: "PENDING", **feature_table_tags(run.info.run_id)}.items():
                 client.set_model_version_tag(name, version, key, value)
             mlflow.set_tag("registered_model_version", f"{name}/{version}")
-        # validate_model and deploy_model judge this version on these rows: they reuse these scores
-        held_out_scores.save(held_out_scores.key(uc, params, name, version, run.info.run_id, data_version, test_df),
-                             predicted)
+        # validate_model and deploy_model judge this version on these rows: they reuse these scores and rows
+        kept = held_out_scores.key(uc, params, name, version, run.info.run_id, data_version, test_df)
+        held_out_scores.save(kept, predicted)
+        held_out_scores.save_rows(uc, params, data_version, test_df, kept["rows_sha256"])
 
         uri = f"models:/{name}/{version}"
         task.publish("model_uri", uri)
