@@ -29,7 +29,8 @@ from ml import task
 from ml.data.versioning import workspace_for
 from ml.features.lookups import join_latest
 from ml.inference import stream
-from ml.registry import CHAMPION, alias_version
+from ml.inference.fetch import Fetch, load
+from ml.registry import CHAMPION
 from ml.usecase import UseCase
 
 
@@ -64,13 +65,16 @@ def predictions_frame(uc: UseCase, ids: np.ndarray, predicted: np.ndarray, thres
     return pd.DataFrame({**columns, "scored_at": pd.Timestamp(dt.datetime.now(dt.UTC))})
 
 
-def score_chunks(uc: UseCase, reader, finish, threshold: float, model: tuple[str, str, str], part: Path):
-    """Score each chunk of `reader` (`finish` of its prepared input) into the parquet file `part`;
-    `model` is (model_name, model_version, job_run_id) for every row. Returns (part, rows, flagged)."""
+def score_chunks(uc: UseCase, reader, scorer, threshold: float, model: tuple[str, str, str], part: Path,
+                 threads: int = 1):
+    """Score each chunk of `reader` with `scorer` (`stream.Scorer`; its row blocks on `threads`
+    threads) into the parquet file `part`, in input order; `model` is (model_name,
+    model_version, job_run_id) for every row. Returns (part, rows, flagged)."""
     name, version, run_id = model
-    writer, flagged = stream.PartWriter(), 0
-    for chunk in reader:
-        frame = predictions_frame(uc, chunk.ids, finish(chunk.prepared), threshold)
+    plain = (uc.id_column, uc.score_column) if uc.is_classification else (uc.id_column, uc.prediction_column)
+    writer, flagged = stream.PartWriter(plain), 0
+    for chunk, predicted in stream.scored(iter(reader), scorer, threads):
+        frame = predictions_frame(uc, chunk.ids, predicted, threshold)
         frame["model_name"], frame["model_version"], frame["job_run_id"] = name, version, run_id
         writer.write(frame)
         flagged += int(frame[uc.prediction_column].sum()) if uc.is_classification else 0
@@ -80,32 +84,28 @@ def score_chunks(uc: UseCase, reader, finish, threshold: float, model: tuple[str
     return writer.finish(part, empty), writer.rows, flagged
 
 
-def score(args, ctx, uc: UseCase, params, name: str, source: Path, reader: stream.Reader) -> int:
-    """Resolve and load the model, score `reader`'s chunks, write one part of the predictions table."""
-    import mlflow
-    import mlflow.sklearn
+def score(args, ctx, uc: UseCase, params, name: str, source: Path, reader: stream.Reader, fetch: Fetch) -> int:
+    """Load the model `fetch` resolved, score `reader`'s chunks, write one part of the predictions table."""
+    import skops.io  # noqa: F401  the long import (all of scikit-learn), while `fetch` imports MLflow
 
-    client = mlflow.MlflowClient()
-    serving = served_champion(ctx.storage_path("endpoint"), name) if args.alias == CHAMPION else None
-    mv = client.get_model_version(name, serving) if serving else alias_version(client, name, args.alias)
-    if mv is None:
+    answer = fetch.result()
+    if answer is None:
         raise task.TaskError(f"{name} has no `{args.alias}` in env {ctx.env}: run model_training_job first")
     if not source.is_file():
         raise task.TaskError(f"input table {source} not found (pass --input)")
-    model = mlflow.sklearn.load_model(f"models:/{name}/{mv.version}")
-    prepare, finish = stream.split_model(uc, model)
-    reader.start_preparing(prepare)
+    version, model = answer["version"], load(answer)
     run_id = ctx.run_id or "manual"
     table = Path(args.output) if args.output else ctx.storage_path("root") / "tables" / "predictions"
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    part, rows, flagged = score_chunks(uc, reader, finish, params.train.threshold, (name, mv.version, run_id),
-                                       table / f"part-{stamp}-{run_id}.parquet")
+    part, rows, flagged = score_chunks(uc, reader, stream.Scorer(uc, model), params.train.threshold,
+                                       (name, version, run_id), table / f"part-{stamp}-{run_id}.parquet",
+                                       stream.scoring_threads())
     task.publish("predictions_table", str(table))
     task.publish("predictions_part", str(part))
     task.publish("rows_scored", rows)
-    task.publish("model_version", mv.version)
+    task.publish("model_version", version)
     note = f" ({flagged} flagged)" if uc.is_classification else ""
-    print(f"batch_score: {rows} rows scored with {name} v{mv.version}{note} -> {part}")
+    print(f"batch_score: {rows} rows scored with {name} v{version}{note} -> {part}")
     return 0
 
 
@@ -122,14 +122,20 @@ def main(argv: list[str] | None = None) -> int:
         params = task.params_from(args)
         name = task.model_name(args, ctx)
         source = Path(args.input) if args.input else workspace_for(ctx, uc.name)[0] / "data" / "silver.parquet"
-        # reading and features start now, while MLflow and the model load (ml/inference/stream.py);
+        # the model is found and downloaded by a second process (ml/inference/fetch.py) and the
+        # input read and featurized by a thread, while this one imports scikit-learn to load it;
         # the reader's errors (no such file, a missing column) surface when the chunks are taken
-        join = partial(join_latest, ctx, uc) if stream.joins_tables(ctx, uc) else None
-        reader = stream.Reader(uc, stream.raw_chunks(uc, source, params.inference.batch_size, join))
+        serving = served_champion(ctx.storage_path("endpoint"), name) if args.alias == CHAMPION else None
+        fetch = Fetch(name, serving, args.alias)
         try:
-            return score(args, ctx, uc, params, name, source, reader)
+            join = partial(join_latest, ctx, uc) if stream.joins_tables(ctx, uc) else None
+            reader = stream.Reader(uc, stream.raw_chunks(uc, source, params.inference.batch_size, join))
+            try:
+                return score(args, ctx, uc, params, name, source, reader, fetch)
+            finally:
+                reader.close()
         finally:
-            reader.close()
+            fetch.close()
 
     return task.run_task("batch_score", body)
 

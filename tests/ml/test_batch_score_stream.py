@@ -38,12 +38,11 @@ def awkward_rows(n: int = 1100) -> pd.DataFrame:
     return raw
 
 
-def streamed(uc, model, source, batch_size: int, tmp_path) -> pd.DataFrame:
-    prepare, finish = stream.split_model(uc, model)
+def streamed(uc, model, source, batch_size: int, tmp_path, threads: int = 1, block: int = stream.BLOCK) -> pd.DataFrame:
     reader = stream.Reader(uc, stream.raw_chunks(uc, source, batch_size))
-    reader.start_preparing(prepare)
     try:
-        part, rows, _ = batch_score.score_chunks(uc, reader, finish, THRESHOLD, MODEL, tmp_path / "out" / "part.parquet")
+        part, rows, _ = batch_score.score_chunks(uc, reader, stream.Scorer(uc, model, block), THRESHOLD, MODEL,
+                                                 tmp_path / "out" / "part.parquet", threads)
     finally:
         reader.close()
     return pd.read_parquet(part)
@@ -57,14 +56,16 @@ def in_memory(uc, model, raw: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-@pytest.mark.parametrize("suffix", ["parquet", "csv"])
-def test_streamed_table_equals_in_memory_table(fitted, tmp_path, suffix):
+@pytest.mark.parametrize(("suffix", "threads", "block"), [("parquet", 1, stream.BLOCK), ("csv", 1, stream.BLOCK),
+                                                        ("parquet", 3, 64)])
+def test_streamed_table_equals_in_memory_table(fitted, tmp_path, suffix, threads, block):
+    """Chunks scored by several threads, their trees walked in row blocks: the same table, bit for bit."""
     uc, model = fitted
     raw = awkward_rows()
     source = tmp_path / f"rows.{suffix}"
     raw.to_parquet(source) if suffix == "parquet" else raw.to_csv(source, index=False)
     reference = pd.read_csv(source) if suffix == "csv" else pd.read_parquet(source)
-    got = streamed(uc, model, source, 300, tmp_path)
+    got = streamed(uc, model, source, 300, tmp_path, threads, block)
     want = in_memory(uc, model, reference)
     want.to_parquet(tmp_path / "want.parquet", index=False)
     want = pd.read_parquet(tmp_path / "want.parquet")
@@ -93,9 +94,23 @@ def test_a_bad_row_is_one_task_error_naming_its_chunk(fitted, tmp_path):
     raw.to_parquet(source)
     with pytest.raises(task.TaskError, match="input rows 300-599: cannot compute features"):
         streamed(uc, model, source, 300, tmp_path)
+    with pytest.raises(task.TaskError, match="input rows 300-599: cannot compute features"):
+        streamed(uc, model, source, 300, tmp_path, threads=2)
     source.write_text("not parquet")
     with pytest.raises(stream.SourceDataError, match="cannot read"):
         streamed(uc, model, source, 300, tmp_path)
     raw.drop(columns=["amount"]).to_parquet(source)
     with pytest.raises(task.TaskError, match=r"lacks columns \['amount'\]"):
         streamed(uc, model, source, 300, tmp_path)
+
+
+def test_scoring_threads_fill_the_cores_unless_set(monkeypatch):
+    from joblib import cpu_count
+    from threadpoolctl import threadpool_limits
+
+    monkeypatch.delenv("CONVEYOR_BATCH_SCORE_THREADS", raising=False)
+    cores = cpu_count()
+    with threadpool_limits(limits=1, user_api="openmp"):
+        assert stream.scoring_threads() == cores  # one OpenMP thread per tree walk: a walk per core
+    monkeypatch.setenv("CONVEYOR_BATCH_SCORE_THREADS", "3")
+    assert stream.scoring_threads() == 3
