@@ -69,10 +69,14 @@ RUN_ID = _declare("RUN_ID", str, "", "the job run id")
 TASK = _declare("TASK", str, "", "the task key within the job")
 GIT_SHA = _declare("GIT_SHA", str, "unknown", "git sha of the deployed code")
 TASK_VALUES_DIR = _declare("TASK_VALUES_DIR", Path, None, "one <task>.json of published values per task of this run")
+MEDALLION_SERVER = _declare("MEDALLION_SERVER", str, None,
+                            "unix socket of the ingest task that runs the medallion stages of its dvc repro (ml.data.stage_server)")
 USE_CASE = _declare("USE_CASE", str, None, "the use case an ML task works on without --use-case (default: usecases/defaults.yml, else the only one)")
 TRIGGER = _declare("TRIGGER", str, "cluster", "what started a cluster run (manual, schedule, …)")
 WARM_START = _declare("WARM_START", _flag, True,
                        "start job tasks from a pre-imported fork server (bundles.warmstart); 0 starts each as a fresh python")
+BATCH_SCORE_THREADS = _declare("BATCH_SCORE_THREADS", int, None,
+                               "threads batch scoring walks the trees with (default: the CPUs it may use ÷ OpenMP threads)")
 
 # --- identity and diagnostics --------------------------------------------------------------
 USER = _declare("USER", str, None, "the person deploying (dev-mode name prefix; default: the OS user)")

@@ -38,8 +38,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     def body() -> int:
-        import mlflow
-
         ctx = runtime.context()
         uc = task.use_case_from(args)
         overrides = list(args.set)
@@ -69,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             version = reproduce(ws, remote, raw, source_file=source)
         described = snap.description if snap else (str(source) if source else "generate")
         rows = pq.ParquetFile(cache_file(ws, version.gold_md5)).metadata.num_rows  # the footer: no column read
+        import mlflow  # only now: the stages ran in this process (ml.data.stage_server), their peak memory without it
         with task.start_job_run(ctx, task.experiment(args), None):
             mlflow.set_tags({
                 "data_version": version.gold_md5,

@@ -31,8 +31,10 @@ import yaml
 from filelock import FileLock
 from pydantic import BaseModel
 
+from core import settings
 from core.errors import ConveyorError
 from ml.code import PIPELINE, code_root, package_dir
+from ml.data import stage_server
 
 OUTPUTS = {"bronze": "data/bronze.parquet", "silver": "data/silver.parquet", "gold": "data/gold.parquet"}
 LINKED = ("ml", "usecases")  # the packages the stages import, linked into the workspace
@@ -71,8 +73,15 @@ def _env(code: Path) -> dict[str, str]:
     return env
 
 
-def _run(args: list[str], cwd: Path, code: Path, what: str) -> str:
-    proc = subprocess.run(args, cwd=cwd, env=_env(code), capture_output=True, text=True)
+def _run(args: list[str], cwd: Path, code: Path, what: str, serve_stages: bool = False) -> str:
+    """`args` in `cwd` with the environment of `code`; `serve_stages`: the medallion stages it
+    starts run in this process (`ml.data.stage_server`: a `dvc repro` of the running code)."""
+    env = _env(code)
+    if serve_stages:
+        proc = stage_server.run(args, cwd, env)
+    else:
+        env[settings.MEDALLION_SERVER.name] = ""  # not one of ours, whatever this process was told
+        proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-12:])
         raise DataVersionError(f"{what} failed in {cwd}:\n{tail}")
@@ -104,10 +113,11 @@ def ensure_workspace(ws: Path, remote: str | Path, code: Path | None = None) -> 
         (ws / ".gitignore").write_text("/ml\n/usecases\n/data/\n/restored/\n/.conveyor-*\n")
     if not (ws / ".dvc").exists():
         _run([_tool("dvc"), "init", "-q"], ws, root, "dvc init")
-        _run([_tool("dvc"), "config", "core.analytics", "false"], ws, root, "dvc config")
-    # `dvc remote add` is a whole DVC process (~1-2 s): only when the config does not say it already
     if not _remote_configured(ws, remote):
-        _run([_tool("dvc"), "remote", "add", "-f", "-d", "env", str(remote)], ws, root, "dvc remote add")
+        if _is_url(remote) or Path(remote).is_absolute():
+            _configure(ws, remote)
+        else:  # DVC stores a relative path relative to .dvc/: let it
+            _run([_tool("dvc"), "remote", "add", "-f", "-d", "env", str(remote)], ws, root, "dvc remote add")
     for package, target in packages.items():
         link = ws / package
         if link.is_symlink() and Path(os.readlink(link)) != target:
@@ -119,6 +129,28 @@ def ensure_workspace(ws: Path, remote: str | Path, code: Path | None = None) -> 
         with ignore.open("a") as fh:  # byte code is not a dependency of a stage
             fh.write("__pycache__/\n")
     (ws / "data" / "landing").mkdir(parents=True, exist_ok=True)
+
+
+def _configure(ws: Path, remote: str | Path) -> None:
+    """Write to `.dvc/config` what `dvc config core.analytics false` and `dvc remote add -f -d env
+    <remote>` write there (`remote`: a URL or an absolute path), keeping the rest: each of those
+    commands is a whole DVC process (~1 s of CPU)."""
+    import configparser
+    import io
+
+    from core.files import atomic_write
+
+    path = ws / ".dvc" / "config"
+    config = configparser.ConfigParser()
+    config.read(path)
+    for section, values in (("core", {"analytics": "false", "remote": "env"}), ("'remote \"env\"'", {"url": str(remote)})):
+        if not config.has_section(section):
+            config.add_section(section)
+        for key, value in values.items():
+            config.set(section, key, value)
+    text = io.StringIO()
+    config.write(text)
+    atomic_write(path, text.getvalue())
 
 
 def _remote_configured(ws: Path, remote: str | Path) -> bool:
@@ -169,7 +201,8 @@ def reproduce(ws: Path, remote: str | Path, params: dict, source_file: Path | No
             params.setdefault("data", {})["source"] = "generate"
         shutil.copyfile(pipeline, ws / PIPELINE)
         (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        _run([_tool("dvc"), "repro", "-q"], ws, root, "dvc repro")
+        # stages of the running code (not another `code`'s) run in this process, imports done
+        _run([_tool("dvc"), "repro", "-q"], ws, root, "dvc repro", serve_stages=code is None)
         _run([_tool("dvc"), "push", "-q", "-r", "env"], ws, root, "dvc push")
         _run(["git", "add", "dvc.yaml", "dvc.lock", "params.yaml", ".gitignore", ".dvcignore", ".dvc/config"], ws, root, "git add")
         staged = subprocess.run(["git", "diff", "--cached", "--quiet"], cwd=ws, env=_env(root))

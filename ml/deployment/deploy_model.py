@@ -20,7 +20,7 @@ import datetime as dt
 
 from core import runtime
 from ml import task
-from ml.registry import CHALLENGER, CHAMPION, VALIDATION_TAG, alias_version, held_out, load_model, parse_uri
+from ml.registry import CHALLENGER, CHAMPION, VALIDATION_TAG, alias_version, load_model, parse_uri
 from ml.training import held_out_scores
 from ml.training.estimator import evaluate
 from ml.usecase.metrics import beats, bound_operator, improvement, meets
@@ -94,9 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         if mv.tags.get(VALIDATION_TAG) != "PASSED":
             raise task.TaskError(f"models:/{name}/{version} is not validated ({VALIDATION_TAG}={mv.tags.get(VALIDATION_TAG)}); refusing to deploy")
         data_version = mv.tags["data_version"]
-        data = held_out(ctx, params, data_version, uc)
+        # train's held-out rows when they are this data version's, else gold read and split; digest:
+        # their rows_digest, once for the challenger and the champion
+        data, digest = held_out_scores.held_out_rows(ctx, params, data_version, uc)
         threshold = params.train.threshold
-        digest = held_out_scores.rows_digest(uc, data)  # once for the challenger and the champion
 
         def scores(of):  # this job run's earlier scores of that version on these rows, else scored here (and kept)
             return held_out_scores.of_version(uc, params, of, data_version, data, digest)

@@ -19,7 +19,7 @@ import datetime as dt
 
 from core import runtime
 from ml import task
-from ml.registry import CHALLENGER, CHAMPION, VALIDATION_TAG, alias_version, held_out, parse_uri
+from ml.registry import CHALLENGER, CHAMPION, VALIDATION_TAG, alias_version, parse_uri
 from ml.training import held_out_scores
 from ml.training.estimator import enough_evidence, evaluate, predict, slice_scores
 from ml.usecase import UseCase, load_use_case
@@ -117,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         data_version = mv.tags.get("data_version")
         if not data_version:
             raise task.TaskError(f"{uri} has no data_version tag; cannot find its held-out data")
-        data = held_out(ctx, params, data_version, uc)
-        digest = held_out_scores.rows_digest(uc, data)  # once for the candidate and the champion
+        # train's held-out rows when they are this data version's, else gold read and split; digest:
+        # their rows_digest, once for the candidate and the champion
+        data, digest = held_out_scores.held_out_rows(ctx, params, data_version, uc)
 
         def scores(of):  # this job run's earlier scores of that version on these rows, else scored here (and kept)
             return held_out_scores.of_version(uc, params, of, data_version, data, digest)

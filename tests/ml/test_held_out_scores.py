@@ -111,3 +111,46 @@ def test_the_same_rows_read_two_ways_have_the_same_digest(tmp_path):
     changed = again.copy()
     changed.loc[changed.index[5], FRAUD.id_column] = "someone-else"
     assert hs.rows_digest(FRAUD, changed) != hs.rows_digest(FRAUD, again)
+
+
+@pytest.fixture(scope="module")
+def gold_held_out(tmp_path_factory):
+    """Held-out rows as `ml.registry.held_out` gives them: gold written, read for training, split."""
+    from ml.data.tables import write_frame
+    from ml.training.estimator import read_training_table
+
+    path = tmp_path_factory.mktemp("gold") / "gold.parquet"
+    write_frame(gold(FRAUD, silver(FRAUD, generate_transactions(3000, seed=13))), path)
+    return split(FRAUD, read_training_table(FRAUD, path), PARAMS.split.test_fraction, PARAMS.split.seed)[1]
+
+
+def test_kept_held_out_rows_come_back_equal_with_the_digest_train_recorded(gold_held_out, job_run):
+    rows = gold_held_out
+    path = hs.save_rows(FRAUD, PARAMS, "dv-1", rows)
+    assert path is not None and path.parent.parent == job_run and path.stat().st_mode & 0o077 == 0
+    found = hs.load_rows(FRAUD, PARAMS, "dv-1")
+    assert found is not None
+    again, digest = found
+    pd.testing.assert_frame_equal(again, rows, check_exact=True)  # same values, dtypes (str, categorical), index
+    assert digest == hs.rows_digest(FRAUD, rows)
+
+
+@pytest.mark.parametrize("change", ["data_version", "split", "damaged", "other rows"])
+def test_held_out_rows_that_do_not_match_are_not_used(gold_held_out, job_run, change):
+    rows, params, version = gold_held_out, PARAMS, "dv-1"
+    path = hs.save_rows(FRAUD, PARAMS, "dv-1", rows)
+    if change == "data_version":
+        version = "dv-2"
+    elif change == "split":
+        params = PARAMS.model_copy(update={"split": PARAMS.split.model_copy(update={"seed": 7})})
+    elif change == "damaged":
+        path.write_bytes(path.read_bytes()[:200])
+    else:  # rows that do not hash to the digest recorded with them
+        hs.save_rows(FRAUD, PARAMS, "dv-1", rows.iloc[::-1].reset_index(drop=True), hs.rows_digest(FRAUD, rows))
+    assert hs.load_rows(FRAUD, params, version) is None
+
+
+def test_outside_a_job_run_no_rows_are_kept(gold_held_out, monkeypatch):
+    monkeypatch.delenv("CONVEYOR_TASK_VALUES_DIR", raising=False)
+    assert hs.save_rows(FRAUD, PARAMS, "dv-1", gold_held_out) is None
+    assert hs.load_rows(FRAUD, PARAMS, "dv-1") is None

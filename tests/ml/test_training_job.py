@@ -67,6 +67,7 @@ def test_held_out_rows_are_scored_once_per_job_and_a_mismatched_key_scores_again
     env, run_id, results = trained_env
     for task in ("validate_model", "deploy_model"):
         assert "held-out scores reused" in results[task].stdout, task
+        assert "held-out rows of data version" in results[task].stdout, f"{task} took train's rows, not gold again"
     client = client_for(env)
     train = env.task_values(run_id, "train")
     metrics = client.get_run(train["training_run_id"]).data.metrics
@@ -87,6 +88,7 @@ def test_held_out_rows_are_scored_once_per_job_and_a_mismatched_key_scores_again
     again = env.run_task(rerun, "validate_model", "ml.validation.validate_model", "--model-uri", train["model_uri"])
     assert again.returncode == 0, again.stderr
     assert "held-out scores reused" not in again.stdout
+    assert "held-out rows of data version" not in again.stdout, "no rows kept in that run: gold read and split"
     history = client.get_metric_history(train["training_run_id"], "validation_roc_auc")
     assert len(history) == 2 and {h.value for h in history} == {metrics["test_roc_auc"]}
 
