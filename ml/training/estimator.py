@@ -54,6 +54,12 @@ def _take(frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
     return part
 
 
+def training_columns(uc: UseCase) -> list[str]:
+    """The gold columns training and its evaluations use, in order, each once (see `read_training_table`)."""
+    wanted = (uc.timestamp, uc.id_column, *uc.feature_names, uc.label, uc.spec.validation.slice_column)
+    return [c for c in dict.fromkeys(wanted) if c]
+
+
 def read_training_table(uc: UseCase, path) -> pd.DataFrame:
     """The columns of a gold table that training and its evaluations use: the split keys
     (timestamp, id), the features, the label and the validation slice column — not the entity
@@ -64,9 +70,8 @@ def read_training_table(uc: UseCase, path) -> pd.DataFrame:
 
     from ml.data.tables import read_frame
 
-    wanted = [c for c in (uc.timestamp, uc.id_column, *uc.feature_names, uc.label, uc.spec.validation.slice_column) if c]
     present = set(pq.read_schema(path).names)
-    frame = read_frame(path, columns=[c for c in dict.fromkeys(wanted) if c in present], categories=True)
+    frame = read_frame(path, columns=[c for c in training_columns(uc) if c in present], categories=True)
     release_arrow_memory()
     return frame
 

@@ -38,7 +38,7 @@ import pandas as pd
 
 from core import settings
 from core.files import PRIVATE_FILE, atomic_write
-from ml.training.estimator import predict
+from ml.training.estimator import predict, training_columns
 from ml.usecase import UseCase
 
 FOLDER = "held_out_scores"
@@ -167,10 +167,9 @@ def _rows_path(data_version: str) -> Path | None:
 
 
 def _rows_key(uc: UseCase, params, data_version: str) -> dict:
-    wanted = (uc.timestamp, uc.id_column, *uc.feature_names, uc.label, uc.spec.validation.slice_column)
     return {"format": FORMAT, "use_case": uc.name, "data_version": data_version,
             "split": {"test_fraction": params.split.test_fraction, "seed": params.split.seed},
-            "columns": [c for c in dict.fromkeys(wanted) if c]}  # what `read_training_table` reads of gold
+            "columns": training_columns(uc)}  # what `read_training_table` reads of gold
 
 
 def save_rows(uc: UseCase, params, data_version: str, rows: pd.DataFrame, digest: str | None = None) -> Path | None:
