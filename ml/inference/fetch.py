@@ -82,17 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import mlflow
     from mlflow.environment_variables import MLFLOW_ALLOW_PICKLE_DESERIALIZATION
-    from mlflow.exceptions import MlflowException
     from mlflow.models import Model
 
+    from ml.registry import alias_version
+
     client = mlflow.MlflowClient()
-    try:
-        mv = client.get_model_version(args.name, args.version) if args.version else \
-            client.get_model_version_by_alias(args.name, args.alias)
-    except MlflowException:
-        if args.version:
-            raise
-        mv = None  # no such alias (or model): the job says how to get one
+    # no such alias (or model): None, and the job says how to get one; a named version must exist
+    mv = client.get_model_version(args.name, args.version) if args.version else alias_version(client, args.name, args.alias)
     if mv is None:
         print(json.dumps({"missing": True}))
         return 0
