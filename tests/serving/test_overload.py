@@ -136,3 +136,21 @@ def test_a_lone_cheap_request_is_scored_on_the_event_loop_and_a_slow_one_is_not(
     asyncio.run(run(30, 8))  # slow: learnt from the inline calls, back on the scoring thread
     assert threads[-1].startswith("scorer")
     b.close()
+
+
+def test_cheap_requests_that_arrive_together_share_a_batch_instead_of_each_being_scored_inline():
+    # Under load the event loop runs each request's handler to `submit` without yielding, so every
+    # one of them looks alone there: deciding "inline" at that point never batched and never shed.
+    score, batches = _scorer(0.1)
+    b = Batcher(score, budget_ms=1000)
+
+    async def run():
+        for i in range(12):  # cheap and alone: learnt to score inline
+            await b.submit([{"i": i}])
+        batches.clear()
+        return await asyncio.gather(*(b.submit([{"i": i}]) for i in range(40)))
+
+    answers = asyncio.run(run())
+    assert [a[0]["i"] for a in answers] == list(range(40))
+    assert len(batches) <= 3 and max(batches) >= 20  # one or two batches, not 40 single rows
+    b.close()
