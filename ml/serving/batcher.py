@@ -12,9 +12,8 @@ One `Batcher` per endpoint and target (traffic / candidate), on the event loop o
   `INLINE_MAX_MS`): it is scored on the event loop itself, since handing it to the thread and
   back costs two GIL hand-offs — more than scoring one row. "Lone" is decided after the batcher
   yields to the loop once, so requests already parsed and waiting on the loop join the batch:
-  deciding at `submit` saw every request alone under load (the loop runs each request's handler
-  to completion without yielding), scored them all inline one by one, never batched and never
-  shed — 750 req/s and a 1.8 s p99 at 64 connections on a fast core;
+  at `submit` every request looks alone under load (the loop runs each handler up to `submit`
+  without yielding), and deciding there would score them one by one, never batched or shed;
 - past capacity a request is refused at once with `Overloaded` (503 + Retry-After) instead of
   queueing into a timeout: when the queued work it would wait behind is predicted (from the
   measured cost of recent batches) to exceed `budget_ms`, or when more than `max_pending`
@@ -114,7 +113,7 @@ class Batcher:
             # one turn of the loop first: requests already read and parsed run up to `submit` and
             # join this batch, so only a request that is really alone is scored inline below
             await asyncio.sleep(0)
-            first = True
+            first = True  # only the batch found after that turn may be scored inline; later ones met a busy batcher
             while self._pending:
                 batch = self._take()
                 if not batch:
