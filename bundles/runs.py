@@ -18,7 +18,10 @@ from bundles.envstore import DeploymentStore, now_iso, pid_alive, read_json
 
 
 def new_run_id() -> str:
-    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    """Sorts in start order (`list_runs` is newest first by id): to the millisecond, since a failed
+    run and its retry can start within one second."""
+    now = datetime.now(UTC)
+    return f"{now:%Y%m%d-%H%M%S}{now.microsecond // 1000:03d}-{secrets.token_hex(3)}"
 
 
 @dataclass
