@@ -21,6 +21,7 @@ allowed) goes through `mlflow.sklearn.load_model` itself, errors included.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import shutil
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     pick.add_argument("--version")
     pick.add_argument("--alias")
     args = ap.parse_args(argv)
+    gc.disable()  # a short-lived process that mostly imports MLflow: the collector would find nothing (batch_score.main)
     import mlflow
     from mlflow.environment_variables import MLFLOW_ALLOW_PICKLE_DESERIALIZATION
     from mlflow.models import Model

@@ -6,8 +6,10 @@ around them:
 
 - `raw_chunks` reads the input one batch of `inference.batch_size` rows at a time: from a
   parquet file only the columns the features come from (id, request and feature columns),
-  with pyarrow's batch reader; a csv, or an input that gets looked-up features joined
-  (`join_latest`, which joins the whole table at once), is read whole and sliced as before.
+  with pyarrow's batch reader, the row ids staying an Arrow column from the file to the
+  output (a million ids as Python strings cost ~0.2 s to make and as much to write back); a
+  csv, or an input that gets looked-up features joined (`join_latest`, which joins the whole
+  table at once), is read whole and sliced as before.
 - `Reader` runs reading and `build_features` in one thread, up to `depth` chunks ahead; it
   starts before the job loads the model, so the features of the first chunks are ready when
   the model is (the start-up is mostly imports: one core, the reader has the other).
@@ -18,8 +20,9 @@ around them:
 - `Scorer` runs the pipeline's transforms on a chunk and its last step on row blocks of
   `BLOCK` rows: every tree walks every row, and a block that fits the CPU cache is walked by
   all the trees from cache instead of from memory (~25% less CPU at 1M rows).
-- `PartWriter` appends each chunk's predictions to one parquet file in memory (pyarrow
-  `ParquetWriter`) and puts it in place atomically at the end: no `concat` of all rows.
+- `PartWriter` appends each chunk's predictions, as Arrow columns (no DataFrame), to one
+  parquet file in memory (pyarrow `ParquetWriter`) and puts it in place atomically at the
+  end: no `concat` of all rows.
 
 The scores are the model's `predict_proba` / `predict`, split where `Pipeline` itself splits
 them (`final.predict_proba(head.transform(X))`) and taken row block by row block (each row's
@@ -72,9 +75,11 @@ def joins_tables(ctx, uc: UseCase) -> bool:
 
 
 def raw_chunks(uc: UseCase, source: Path, batch_size: int,
-               join: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> Iterator[pd.DataFrame]:
-    """The input's rows, `batch_size` at a time; `join` (the env's `join_latest`, when
-    `joins_tables`) adds looked-up features to the whole table first."""
+               join: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> Iterator[tuple[pd.DataFrame, object]]:
+    """The input's rows, `batch_size` at a time, as (rows, ids): `ids` is the id column as a
+    pyarrow array when read from parquet (then `rows` lacks it, unless it is a request
+    column), else None (`chunk_ids` takes them from `rows`); `join` (the env's `join_latest`,
+    when `joins_tables`) adds looked-up features to the whole table first."""
     if source.suffix != ".csv" and join is None:
         import pyarrow.parquet as pq
 
@@ -85,14 +90,28 @@ def raw_chunks(uc: UseCase, source: Path, batch_size: int,
         names = reader.schema_arrow.names
         _lacks(uc, names)
         for batch in reader.iter_batches(batch_size=batch_size, columns=input_columns(uc, names)):
-            yield batch.to_pandas()
+            yield _rows_and_ids(uc, batch)
         return
     raw = read_table(source)
     _lacks(uc, raw.columns)
     if join is not None:
         raw = join(raw)
     for start in range(0, len(raw), batch_size):
-        yield raw.iloc[start:start + batch_size]
+        yield raw.iloc[start:start + batch_size], None
+
+
+def _rows_and_ids(uc: UseCase, batch) -> tuple[pd.DataFrame, object]:
+    """A parquet batch as (rows for `build_features`, its ids as Arrow): the ids' type is the
+    one they would have after a trip through pandas (`large_string` becomes `string`)."""
+    import pyarrow as pa
+
+    if uc.id_column not in batch.schema.names:
+        return batch.to_pandas(), None
+    ids = batch.column(uc.id_column)
+    if pa.types.is_large_string(ids.type):
+        ids = ids.cast(pa.string())
+    rows = batch if uc.id_column in uc.request_columns else batch.drop_columns([uc.id_column])
+    return rows.to_pandas(), ids
 
 
 class Scorer:
@@ -153,7 +172,7 @@ def scoring_threads() -> int:
 class Chunk:
     start: int  # position of its first row in the input
     rows: int
-    ids: np.ndarray
+    ids: object  # a numpy array, or a pyarrow array (read from parquet)
     features: pd.DataFrame  # the use case's `build_features` of the chunk's rows
 
 
@@ -166,7 +185,8 @@ _DONE = object()
 
 
 class Reader:
-    """Reads chunks and computes their features in a thread, `depth` ahead of the caller (iterate it once).
+    """Reads chunks ((rows, ids) of `raw_chunks`) and computes their features in a thread,
+    `depth` ahead of the caller (iterate it once).
 
     An error in the thread (a TaskError for a bad row, a missing column, …) is raised by the
     iteration, in the caller's thread; `close` stops the thread early."""
@@ -190,12 +210,13 @@ class Reader:
     def _run(self) -> None:
         try:
             start = 0
-            for raw in self._chunks:
+            for raw, ids in self._chunks:
                 try:
                     features = self._uc.build_features(raw)
                 except ValueError as exc:  # e.g. a non-numeric value or an unparseable timestamp
                     raise task.TaskError(f"input rows {start}-{start + len(raw) - 1}: cannot compute features: {exc}") from exc
-                if not self._put(Chunk(start, len(raw), chunk_ids(self._uc, raw, start), features)):
+                ids = chunk_ids(self._uc, raw, start) if ids is None else ids
+                if not self._put(Chunk(start, len(raw), ids, features)):
                     return
                 start += len(raw)
             self._put(_DONE)
@@ -219,7 +240,9 @@ class Reader:
 def scored(chunks: Iterator[Chunk], scorer: Scorer, threads: int = 1) -> Iterator[tuple[Chunk, np.ndarray]]:
     """(chunk, its scores) in input order. The caller's thread prepares each chunk (the
     pipeline's transforms) while `threads` threads walk the trees of the previous chunk's row
-    blocks; an error of a chunk's scoring is raised here, in the caller's thread."""
+    blocks (and, for the first chunk, of its first block: nothing to walk otherwise while the
+    first, slowest transform runs); an error of a chunk's scoring is raised here, in the
+    caller's thread."""
     if threads <= 1:
         for chunk in chunks:
             yield chunk, scorer(chunk.features)
@@ -232,10 +255,16 @@ def scored(chunks: Iterator[Chunk], scorer: Scorer, threads: int = 1) -> Iterato
 
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="batch-score") as pool:
         pending: deque = deque()
+
+        def submit(features: pd.DataFrame) -> list:
+            return [pool.submit(scorer.finish, b) for b in scorer.blocks(scorer.prepare(features))]
         try:
             for chunk in chunks:
-                prepared = scorer.prepare(chunk.features)
-                pending.append((chunk, [pool.submit(scorer.finish, b) for b in scorer.blocks(prepared)]))
+                if pending or len(chunk.features) <= scorer.block:
+                    futures = submit(chunk.features)
+                else:  # the first chunk: the threads start on its first block while the rest is transformed
+                    futures = submit(chunk.features.iloc[:scorer.block]) + submit(chunk.features.iloc[scorer.block:])
+                pending.append((chunk, futures))
                 if len(pending) > 1:
                     done, futures = pending.popleft()
                     yield done, result(futures)
@@ -250,8 +279,11 @@ def scored(chunks: Iterator[Chunk], scorer: Scorer, threads: int = 1) -> Iterato
 
 class PartWriter:
     """One predictions part written chunk by chunk (one row group each) into memory, then
-    replaced atomically at `path`; the same table `DataFrame.to_parquet(index=False)` writes.
+    replaced atomically at `path`; read back, the table `DataFrame.to_parquet(index=False)`
+    of the same columns would give (same columns, types and values).
 
+    Each chunk comes as columns: numpy or pyarrow arrays, or one value for every row (a
+    string, a `pd.Timestamp`), repeated by Arrow rather than as a million Python objects.
     Columns of `plain` (a value per row: ids, scores) are written without parquet's dictionary
     encoding, which would build a dictionary of a million distinct values to throw it away
     (~40% of the writer's CPU); the others (the model, the run, the time) keep it."""
@@ -264,16 +296,17 @@ class PartWriter:
         self._plain = set(plain)
         self.rows = 0
 
-    def write(self, frame: pd.DataFrame) -> None:
+    def write(self, columns: dict[str, object]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+        rows = next(len(v) for v in columns.values() if isinstance(v, (np.ndarray, pa.Array, pa.ChunkedArray)))
+        table = pa.table({name: _arrow(value, rows) for name, value in columns.items()})
         if self._writer is None:
             dictionary = [c for c in table.column_names if c not in self._plain]
             self._writer = pq.ParquetWriter(self._sink, table.schema, use_dictionary=dictionary)
         self._writer.write_table(table)
-        self.rows += len(frame)
+        self.rows += rows
 
     def finish(self, path: Path, empty: pd.DataFrame) -> Path:
         """Close and put the part at `path`; `empty` is the table written when no chunk came."""
@@ -281,3 +314,15 @@ class PartWriter:
             return atomic_write(path, empty.to_parquet(index=False))
         self._writer.close()
         return atomic_write(path, self._sink.getvalue().to_pybytes())
+
+
+def _arrow(value, rows: int):
+    """A column as Arrow: an array as it is (numpy object arrays of strings become `string`),
+    one value repeated `rows` times (typed as pandas would broadcast it: `pa.scalar`)."""
+    import pyarrow as pa
+
+    if isinstance(value, (pa.Array, pa.ChunkedArray)):
+        return value
+    if isinstance(value, np.ndarray):
+        return pa.array(value)
+    return pa.repeat(pa.scalar(value), rows)

@@ -85,6 +85,30 @@ def test_streamed_rows_without_ids_are_numbered_across_chunks(fitted, tmp_path):
     assert got["transaction_id"].tolist() == [str(i) for i in range(700)]
 
 
+@pytest.mark.parametrize("ids", ["large_string", "int64"])
+def test_ids_read_as_arrow_come_out_as_a_trip_through_pandas_would_give_them(fitted, tmp_path, ids):
+    """The ids never become Python objects on the way, yet the table is the one pandas would write."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    uc, model = fitted
+    raw = awkward_rows(700)
+    if ids == "int64":
+        raw["transaction_id"] = np.arange(700, dtype="int64") * 3
+    table = pa.Table.from_pandas(raw, preserve_index=False)
+    if ids == "large_string":
+        table = table.set_column(0, "transaction_id", table.column("transaction_id").cast(pa.large_string()))
+    pq.write_table(table, tmp_path / "rows.parquet")
+    got = streamed(uc, model, tmp_path / "rows.parquet", 300, tmp_path)
+    want = in_memory(uc, model, raw)
+    want.to_parquet(tmp_path / "want.parquet", index=False)
+    want = pd.read_parquet(tmp_path / "want.parquet")
+    assert dict(got.dtypes) == dict(want.dtypes)
+    assert got["transaction_id"].tolist() == raw["transaction_id"].tolist()
+    assert pq.read_schema(next((tmp_path / "out").glob("*.parquet"))).field("transaction_id").type == (
+        pa.string() if ids == "large_string" else pa.int64())
+
+
 def test_a_bad_row_is_one_task_error_naming_its_chunk(fitted, tmp_path):
     uc, model = fitted
     raw = awkward_rows(700)
