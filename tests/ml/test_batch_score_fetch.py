@@ -1,10 +1,17 @@
 """The batch job's model comes from a second process (ml/inference/fetch.py) and loads as MLflow loads it.
 
 Real MLflow server; one small fraud pipeline registered as the `champion` of env `fetchtest`,
-then the `batch_score` task run against it once (~15 s in all).
+then the `batch_score` task run against it once, and the REST fetch (ml/inference/rest_fetch.py)
+compared with MLflow's download (~20 s in all).
 """
 
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import mlflow
 import mlflow.sklearn
@@ -13,7 +20,7 @@ import pandas as pd
 import pytest
 
 from ml import task
-from ml.inference import fetch
+from ml.inference import fetch, rest_fetch
 from ml.training.train import TRUSTED_TYPES
 from ml.usecase import load_use_case
 from tests.ml.harness import MlEnv, new_run_id
@@ -85,3 +92,52 @@ def test_batch_job_scores_with_the_fetched_champion(registered, tmp_path):
     gone = env.run_task(run_id, "batch_score", "ml.inference.batch_score", "--input", str(tmp_path / "rows.parquet"),
                         "--alias", "nobody-set-this", job="batch_inference_job")
     assert gone.returncode != 0 and f"{NAME} has no `nobody-set-this`" in gone.stderr and "Traceback" not in gone.stderr
+
+
+def test_the_rest_fetch_downloads_what_mlflow_downloads_without_importing_it(registered, tmp_path):
+    server, _, version = registered
+    env = {"MLFLOW_TRACKING_URI": server.uri}
+    answer = rest_fetch.fetch(NAME, None, "champion", str(tmp_path / "rest"), env)
+    assert answer is not None and answer["version"] == version and answer["allowed"] is True
+    mlflow.set_tracking_uri(server.uri)
+    reference = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}/{version}", dst_path=str(tmp_path / "mlflow")))
+    want = {p.relative_to(reference): p.read_bytes() for p in reference.rglob("*") if p.is_file()}
+    want.pop(Path("registered_model_meta"), None)  # MLflow's note of the name and version it downloaded
+    got = {p.relative_to(tmp_path / "rest"): p.read_bytes() for p in (tmp_path / "rest").rglob("*") if p.is_file()}
+    assert got == want and answer["sklearn"] == mlflow.models.Model.load(str(reference)).flavors["sklearn"]
+    assert rest_fetch.fetch(NAME, None, "nobody-set-this", str(tmp_path / "none"), env) == {"missing": True}
+    assert rest_fetch.fetch(NAME, "99", "champion", str(tmp_path / "none"), env) is None  # MLflow says what is wrong
+    for only_mlflow in ({"MLFLOW_TRACKING_INSECURE_TLS": "true"}, {"MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "maybe"}):
+        assert rest_fetch.fetch(NAME, None, "champion", str(tmp_path / "other"), {**env, **only_mlflow}) is None
+    assert rest_fetch.fetch(NAME, None, "champion", str(tmp_path / "off"),
+                            {**env, "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "False"})["allowed"] is False
+
+
+@pytest.mark.parametrize(("extra", "imports_mlflow"), [({}, False), ({"MLFLOW_TRACKING_INSECURE_TLS": "true"}, True)])
+def test_the_fetch_process_imports_mlflow_only_when_the_rest_fetch_does_not_apply(registered, tmp_path, extra,
+                                                                                   imports_mlflow):
+    server, _, version = registered
+    code = ("import json, sys; from ml.inference import fetch; fetch.main(sys.argv[1:]); "
+            "print(json.dumps({'mlflow': 'mlflow' in sys.modules}))")
+    proc = subprocess.run([sys.executable, "-c", code, NAME, "--alias", "champion", str(tmp_path / "dest")],
+                          cwd=fetch.PROJECT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "MLFLOW_TRACKING_URI": server.uri, **extra})
+    assert proc.returncode == 0, proc.stderr
+    answer, imported = (json.loads(line) for line in proc.stdout.strip().splitlines()[-2:])
+    assert answer["version"] == version and imported == {"mlflow": imports_mlflow}
+
+
+def test_artifact_paths_that_leave_the_model_dir_are_refused():
+    class Listing:
+        def get(self, endpoint, **query):
+            return {"files": [{"path": "../../outside", "is_dir": False}]}
+
+    with pytest.raises(rest_fetch.NotHere, match="artifact path"):
+        rest_fetch._files(Listing(), "1/models/m-1/artifacts")
+
+
+def test_credentials_go_as_mlflow_sends_them():
+    basic = rest_fetch.Api("http://127.0.0.1:1/", {"MLFLOW_TRACKING_USERNAME": "ci", "MLFLOW_TRACKING_PASSWORD": "pw"})
+    assert basic.base == "http://127.0.0.1:1" and basic.headers["Authorization"] == "Basic Y2k6cHc="
+    assert rest_fetch.Api("http://h", {"MLFLOW_TRACKING_TOKEN": "t"}).headers["Authorization"] == "Bearer t"
+    assert "Authorization" not in rest_fetch.Api("http://h", {}).headers
