@@ -84,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     pick.add_argument("--alias")
     args = ap.parse_args(argv)
     gc.disable()  # a short-lived process that mostly imports: the collector would find nothing (batch_score.main)
+    try:
+        return _fetch(args)
+    finally:
+        gc.enable()
+
+
+def _fetch(args) -> int:
     from ml.inference import rest_fetch
 
     answer = rest_fetch.fetch(args.name, args.version, args.alias, args.dest)
