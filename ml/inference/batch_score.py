@@ -67,11 +67,6 @@ def prediction_columns(uc: UseCase, ids, predicted: np.ndarray, threshold: float
     return {**columns, "scored_at": pd.Timestamp(dt.datetime.now(dt.UTC))}
 
 
-def predictions_frame(uc: UseCase, ids: np.ndarray, predicted: np.ndarray, threshold: float) -> pd.DataFrame:
-    """`prediction_columns` as a DataFrame."""
-    return pd.DataFrame(prediction_columns(uc, ids, predicted, threshold))
-
-
 def score_chunks(uc: UseCase, reader, scorer, threshold: float, model: tuple[str, str, str], part: Path,
                  threads: int = 1):
     """Score each chunk of `reader` with `scorer` (`stream.Scorer`; its row blocks on `threads`
@@ -92,7 +87,7 @@ def score_chunks(uc: UseCase, reader, scorer, threshold: float, model: tuple[str
 
 def score(args, ctx, uc: UseCase, params, name: str, source: Path, reader: stream.Reader, fetch: Fetch) -> int:
     """Load the model `fetch` resolved, score `reader`'s chunks, write one part of the predictions table."""
-    import skops.io  # noqa: F401  the long import (all of scikit-learn), while `fetch` imports MLflow
+    import skops.io  # noqa: F401  the long import (all of scikit-learn), while `fetch` downloads the model
 
     answer = fetch.result()
     if answer is None:

@@ -1,8 +1,8 @@
 """The batch job's model, resolved and downloaded by a second process while the job imports scikit-learn.
 
-At 1M rows the job's start-up is two long imports, one after the other on one core: MLflow
-(~2 s of CPU) to find and download the model, then skops, which imports all of scikit-learn
-and SciPy (~3 s) to load it (issue #16). `Fetch` starts
+At 1M rows the job's start-up is mostly skops importing all of scikit-learn and SciPy to load
+the model (~1.5 s of CPU); finding and downloading the model happens beside it, in a second
+process, so the two do not share one core and one GIL (issue #16). `Fetch` starts
 
     python -m ml.inference.fetch NAME (--version V | --alias A) DEST
 

@@ -24,6 +24,7 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 import yaml
@@ -39,7 +40,7 @@ class NotHere(Exception):
 
 
 class Api:
-    def __init__(self, base: str, env: dict[str, str]):
+    def __init__(self, base: str, env: Mapping[str, str]):
         self.base = base.rstrip("/")
         self.headers = {"User-Agent": "conveyor-batch-fetch"}
         if env.get("MLFLOW_TRACKING_USERNAME") and env.get("MLFLOW_TRACKING_PASSWORD"):
@@ -62,14 +63,15 @@ def _files(api: Api, root: str, under: str = "") -> list[str]:
     listing = api.get("mlflow-artifacts/artifacts", path=f"{root}/{under}".rstrip("/"))
     out = []
     for entry in listing.get("files", []):
-        rel = PurePosixPath(under, PurePosixPath(entry["path"]).name if under else entry["path"])
-        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+        name = PurePosixPath(entry["path"]).name  # a listing is one directory: its entries' last names
+        if name in ("", ".", "..") or entry["path"].startswith("/") or ".." in PurePosixPath(entry["path"]).parts:
             raise NotHere(f"artifact path {entry['path']!r}")
-        out += _files(api, root, str(rel)) if entry.get("is_dir") else [str(rel)]
+        rel = str(PurePosixPath(under, name))
+        out += _files(api, root, rel) if entry.get("is_dir") else [rel]
     return out
 
 
-def _pickle_allowed(env: dict[str, str]) -> bool:
+def _pickle_allowed(env: Mapping[str, str]) -> bool:
     """MLflow's `MLFLOW_ALLOW_PICKLE_DESERIALIZATION`, parsed as MLflow parses it (default on)."""
     value = env.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION")
     if value is None:
@@ -81,10 +83,10 @@ def _pickle_allowed(env: dict[str, str]) -> bool:
     raise NotHere("MLFLOW_ALLOW_PICKLE_DESERIALIZATION")  # MLflow's own message names what it takes
 
 
-def fetch(name: str, version: str | None, alias: str, dest: str, env: dict[str, str] | None = None) -> dict | None:
+def fetch(name: str, version: str | None, alias: str, dest: str, env: Mapping[str, str] | None = None) -> dict | None:
     """`ml.inference.fetch`'s answer for `name` at `version` (or the holder of `alias`), its
     files downloaded into `dest`; None when only MLflow's client can fetch it."""
-    env = dict(os.environ if env is None else env)
+    env = os.environ if env is None else env
     uri = env.get("MLFLOW_TRACKING_URI", "")
     if not uri.startswith(("http://", "https://")) or any(env.get(k) for k in MLFLOW_ONLY):
         return None

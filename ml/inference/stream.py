@@ -259,11 +259,11 @@ def scored(chunks: Iterator[Chunk], scorer: Scorer, threads: int = 1) -> Iterato
         def submit(features: pd.DataFrame) -> list:
             return [pool.submit(scorer.finish, b) for b in scorer.blocks(scorer.prepare(features))]
         try:
-            for chunk in chunks:
-                if pending or len(chunk.features) <= scorer.block:
-                    futures = submit(chunk.features)
-                else:  # the first chunk: the threads start on its first block while the rest is transformed
+            for n, chunk in enumerate(chunks):
+                if n == 0 and len(chunk.features) > scorer.block:  # the threads start on its first block
                     futures = submit(chunk.features.iloc[:scorer.block]) + submit(chunk.features.iloc[scorer.block:])
+                else:
+                    futures = submit(chunk.features)
                 pending.append((chunk, futures))
                 if len(pending) > 1:
                     done, futures = pending.popleft()

@@ -50,8 +50,8 @@ def streamed(uc, model, source, batch_size: int, tmp_path, threads: int = 1, blo
 
 def in_memory(uc, model, raw: pd.DataFrame) -> pd.DataFrame:
     """What the job wrote before it streamed: every row's features and score in one frame."""
-    out = batch_score.predictions_frame(uc, stream.chunk_ids(uc, raw, 0), predict(uc, model, uc.build_features(raw)),
-                                        THRESHOLD)
+    out = pd.DataFrame(batch_score.prediction_columns(uc, stream.chunk_ids(uc, raw, 0),
+                                                      predict(uc, model, uc.build_features(raw)), THRESHOLD))
     out["model_name"], out["model_version"], out["job_run_id"] = MODEL
     return out
 
